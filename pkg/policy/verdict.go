@@ -1,0 +1,65 @@
+// Package policy decides whether a container's image may run on this node:
+// the node's allow lists, the witnesses and security policies of the policy
+// bundle, and the verdicts they produce. It knows nothing of NRI or containerd.
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Subject is what is judged: one container about to be created (or running),
+// identified by the image the runtime will actually run.
+type Subject struct {
+	Namespace string // the pod's Kubernetes namespace
+	Pod       string
+	Container string
+	// ImageName is the reference the runtime reports. It is for messages only:
+	// names can be re-pointed, and decisions are made on digests.
+	ImageName string
+	// ConfigDigest is the image config digest (the CRI image ID): the one identity
+	// the runtime reports that fixes the root filesystem.
+	ConfigDigest string
+	// ImageDigests are the manifest and index digests found in the node's
+	// content store whose config is ConfigDigest. Any of them may carry the
+	// allow-list entry or the signatures that make the container trusted.
+	ImageDigests []string
+}
+
+// Decision is the outcome of a verdict.
+type Decision string
+
+const (
+	// Allow: the container may run (trusted, exempt, or not covered).
+	Allow Decision = "allow"
+	// Deny: the container must be refused.
+	Deny Decision = "deny"
+)
+
+// Verdict is the decision for one subject, with what an operator needs to
+// understand it.
+type Verdict struct {
+	Decision Decision
+	// Rule names what decided: "allowlist", "policy/<name>", "uncovered", ...
+	Rule string
+	// Digest is the image digest the decision is about (the one that matched, or
+	// the first candidate when none did).
+	Digest string
+	// Reason says why, in words an operator can act on.
+	Reason string
+}
+
+// Allowed reports whether the verdict lets the container run.
+func (v Verdict) Allowed() bool { return v.Decision == Allow }
+
+func (v Verdict) String() string {
+	return fmt.Sprintf("%s by %s: %s", v.Decision, v.Rule, v.Reason)
+}
+
+// digestsString renders candidate digests for messages.
+func digestsString(ds []string) string {
+	if len(ds) == 0 {
+		return "none found in the node's content store"
+	}
+	return strings.Join(ds, ", ")
+}
