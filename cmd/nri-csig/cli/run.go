@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/spf13/cobra"
+
+	"github.com/nri-csig/nri-csig/internal/version"
+	"github.com/nri-csig/nri-csig/pkg/imagestore"
+	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/plugin"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+)
+
+const defaultConfigPath = "/etc/nri-csig/config.yaml"
+
+type runOptions struct {
+	configPath          string
+	nriSocket           string
+	pluginName          string
+	pluginIndex         string
+	containerdAddress   string
+	containerdNamespace string
+	decisionTimeout     time.Duration
+	logFile             string
+}
+
+func newRunCmd() *cobra.Command {
+	o := runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node daemon: an NRI plugin that refuses untrusted containers",
+		Long: `Run the node daemon. It registers with containerd's NRI and judges every container
+the CRI creates, on the image digest the node will actually run (the config digest that
+containerd reports, and the manifests in containerd's content store that carry it). A
+container that is not trusted is refused in NRI's validation phase, which fails closed.
+
+Requirements:
+  - containerd >= 2.4 (older releases do not tell plugins which image a container runs;
+    the daemon refuses to start on them and says so).
+  - NRI enabled in containerd's config, and for fail-closed operation the plugin listed in
+    the default validator, so that no container starts while the daemon is absent:
+      [plugins.'io.containerd.nri.v1.nri'.default_validator]
+        enable = true
+        required_plugins = ['nri-csig']
+
+It runs as an external plugin (dials --nri-socket, reconnects when containerd restarts)
+or as a pre-installed plugin that containerd launches from its plugin_path
+(e.g. /opt/nri/plugins/50-nri-csig); then the connection and identity come from
+containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwise
+(containerd discards a pre-installed plugin's output).
+
+Node config file (--config):
+` + indent(nodeconfig.Example),
+		Example: `  # external plugin on a standard node
+  nri-csig run --config /etc/nri-csig/config.yaml
+
+  # a private containerd (tests, demos)
+  nri-csig run --nri-socket /tmp/lab/nri.sock --containerd-address /tmp/lab/containerd.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configPath, "config", defaultConfigPath, "node config file (cluster name, allow lists); a missing default file means no allow lists")
+	f.StringVar(&o.nriSocket, "nri-socket", "/var/run/nri/nri.sock", "NRI socket of containerd (external plugin)")
+	f.StringVar(&o.pluginName, "plugin-name", "nri-csig", "plugin name registered with NRI; list it in the default validator's required_plugins")
+	f.StringVar(&o.pluginIndex, "plugin-index", "50", "plugin index (two digits): the order among NRI plugins")
+	f.StringVar(&o.containerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's gRPC socket, to read images from its content store")
+	f.StringVar(&o.containerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
+	f.DurationVar(&o.decisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
+	f.StringVar(&o.logFile, "log-file", "", "write logs and audit records (JSON lines) to this file instead of stderr")
+	return cmd
+}
+
+func runDaemon(cmd *cobra.Command, o runOptions) error {
+	log, closeLog, err := openLog(o.logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	cfg, err := loadNodeConfig(cmd, o.configPath)
+	if err != nil {
+		log.Error("refusing to start", "error", err)
+		return err
+	}
+	client, err := containerd.New(o.containerdAddress, containerd.WithDefaultNamespace(o.containerdNamespace))
+	if err != nil {
+		return fmt.Errorf("connecting to containerd at %s: %w", o.containerdAddress, err)
+	}
+	defer client.Close()
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	p := plugin.New(&policy.Decider{Allowlists: cfg.Allowlists},
+		imagestore.New(client.ImageService(), client.ContentStore()),
+		log, plugin.Options{DecisionTimeout: o.decisionTimeout})
+	log.Info("nri-csig starting", "version", version.String(), "config", o.configPath,
+		"cluster", cfg.Cluster, "allowlisted_namespaces", len(cfg.Allowlists),
+		"pre_installed", plugin.PreInstalled(), "nri_socket", o.nriSocket, "containerd", o.containerdAddress)
+	err = p.Run(ctx, plugin.Connection{Name: o.pluginName, Index: o.pluginIndex, Socket: o.nriSocket})
+	if err != nil {
+		log.Error("nri-csig stopped", "error", err)
+		return err
+	}
+	log.Info("nri-csig stopped")
+	return nil
+}
+
+// loadNodeConfig reads the config; only the default path may be missing.
+func loadNodeConfig(cmd *cobra.Command, path string) (*nodeconfig.Config, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) && !cmd.Flags().Changed("config") {
+		return nodeconfig.Default(), nil
+	}
+	return nodeconfig.Load(path)
+}
+
+// openLog returns the daemon's logger: JSON lines, one per event, so that
+// operators can filter them (decision=deny, namespace=..., digest=...).
+func openLog(path string) (*slog.Logger, func(), error) {
+	var w io.Writer = os.Stderr
+	closer := func() {}
+	if path == "" && plugin.PreInstalled() {
+		// containerd discards a pre-installed plugin's output.
+		path = "/var/log/nri-csig.log"
+	}
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening log file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
