@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -39,8 +40,9 @@ type ImageLister interface {
 // Resolver maps config digests to image digests. Manifests are immutable (they
 // are addressed by digest), so what was read of them is cached for good.
 type Resolver struct {
-	images  ImageLister
-	content content.Provider
+	images    ImageLister
+	content   content.Provider
+	namespace string
 
 	mu     sync.Mutex
 	parsed map[string]blob // manifest or index digest -> what it says
@@ -52,16 +54,17 @@ type blob struct {
 	children []ocispec.Descriptor // for an index: its manifests and nested indexes
 }
 
-// New returns a resolver over containerd's image records and content store,
-// both in the namespace the CRI uses (k8s.io).
-func New(imgs ImageLister, cs content.Provider) *Resolver {
-	return &Resolver{images: imgs, content: cs, parsed: map[string]blob{}}
+// New returns a resolver over containerd's image records and content store in
+// a containerd namespace (the CRI uses k8s.io).
+func New(imgs ImageLister, cs content.Provider, namespace string) *Resolver {
+	return &Resolver{images: imgs, content: cs, namespace: namespace, parsed: map[string]blob{}}
 }
 
 // ImageDigests returns the manifest and index digests in the node's stores
 // whose config is configDigest, sorted. An empty result is not an error: the
 // image may have been removed, or imported without its manifest.
 func (r *Resolver) ImageDigests(ctx context.Context, configDigest string) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, r.namespace)
 	records, err := r.images.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing containerd images: %w", err)

@@ -102,7 +102,7 @@ func runDaemon(cmd *cobra.Command, o runOptions) error {
 	defer stop()
 
 	p := plugin.New(&policy.Decider{Allowlists: cfg.Allowlists},
-		imagestore.New(client.ImageService(), client.ContentStore()),
+		imagestore.New(client.ImageService(), client.ContentStore(), o.containerdNamespace),
 		log, plugin.Options{DecisionTimeout: o.decisionTimeout})
 	log.Info("nri-csig starting", "version", version.String(), "config", o.configPath,
 		"cluster", cfg.Cluster, "allowlisted_namespaces", len(cfg.Allowlists),
