@@ -65,8 +65,8 @@ func TestAllowedDigestRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the container's output: %v", err)
 	}
-	if n := daemon.Count(`"decision":"allow","rule":"allowlist"`); n == 0 {
-		t.Errorf("no allow audit record in the daemon's log:\n%s", daemon.Log())
+	if n := len(daemon.AuditRecords(map[string]string{"decision": "allow", "rule": "allowlist", "container": "allowed", "digest": env.Trusted.Digest})); n != 1 {
+		t.Errorf("%d allow audit records for the container, want 1; log:\n%s", n, daemon.Log())
 	}
 }
 
@@ -77,8 +77,8 @@ func TestNotAllowedDigestRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), env.Untrusted.Ref) {
 		t.Errorf("refusal does not name the image reference %s: %v", env.Untrusted.Ref, err)
 	}
-	if n := daemon.Count(`"decision":"deny"`); n == 0 {
-		t.Errorf("no deny audit record in the daemon's log")
+	if n := len(daemon.AuditRecords(map[string]string{"decision": "deny", "container": "refused", "namespace": enforcedNS, "digest": env.Untrusted.Digest})); n != 1 {
+		t.Errorf("%d deny audit records for the container, want 1", n)
 	}
 }
 
@@ -109,8 +109,8 @@ func TestUncoveredNamespaceAllowed(t *testing.T) {
 	if _, err := pod.Run(testbed.ContainerSpec{Name: "uncovered", Image: env.Untrusted.Ref}); err != nil {
 		t.Fatalf("image in a namespace no rule covers was refused: %v", err)
 	}
-	if n := daemon.Count(`"rule":"uncovered","namespace":"` + uncoveredNS + `"`); n == 0 {
-		t.Errorf("no audit record for the uncovered namespace")
+	if n := len(daemon.AuditRecords(map[string]string{"decision": "allow", "rule": "uncovered", "namespace": uncoveredNS, "container": "uncovered"})); n != 1 {
+		t.Errorf("%d audit records for the uncovered namespace, want 1", n)
 	}
 }
 

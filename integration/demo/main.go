@@ -4,7 +4,7 @@
 package main
 
 import (
-	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,7 +82,7 @@ func run() error {
 		return err
 	})
 	say("   ALLOWED: created and started; it printed: %q", strings.TrimSpace(out))
-	say("   audit record: %s", lastLine(d.LogPath, `"container":"trusted"`))
+	say("   audit record: %s", lastRecord(d, "trusted"))
 
 	say("\n5. The same pod, a container from the untrusted image, claiming to be the trusted one")
 	say("   (user_specified_image, which sets the io.kubernetes.cri.image-name annotation).")
@@ -91,7 +91,7 @@ func run() error {
 		return fmt.Errorf("the untrusted container was created: nri-csig did not refuse it")
 	}
 	say("   REFUSED. crictl create failed with the runtime's reason:\n     %s", reason(err))
-	say("   audit record: %s", lastLine(d.LogPath, `"container":"untrusted"`))
+	say("   audit record: %s", lastRecord(d, "untrusted"))
 	say("   nri-csig judged the digest containerd will run (from its content store),")
 	say("   not the name the caller gave, so the claim changed nothing.")
 	return nil
@@ -115,18 +115,13 @@ func reason(err error) string {
 	return msg
 }
 
-func lastLine(path, contains string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
+// lastRecord returns the daemon's last audit record about a container, as the
+// JSON line it wrote (journald gets the same fields as CSIG_*).
+func lastRecord(d *testbed.Daemon, container string) string {
+	recs := d.AuditRecords(map[string]string{"container": container})
+	if len(recs) == 0 {
+		return "(none)"
 	}
-	defer f.Close()
-	last := "(none)"
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), contains) && strings.Contains(sc.Text(), `"msg":"decision"`) {
-			last = sc.Text()
-		}
-	}
-	return last
+	b, _ := json.Marshal(recs[len(recs)-1])
+	return string(b)
 }

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +37,7 @@ func (c *Containerd) StartDaemon(config string, extra ...string) (*Daemon, error
 // LaunchDaemon starts "nri-csig run" without waiting for it to register.
 func (c *Containerd) LaunchDaemon(config string, extra ...string) (*Daemon, error) {
 	logPath := filepath.Join(c.Dir, fmt.Sprintf("nri-csig-%d.log", seq.Add(1)))
-	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath}
+	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath, "--audit", "json"}
 	if config != "" {
 		args = append(args, "--config", config)
 	}
@@ -112,4 +113,28 @@ func (d *Daemon) Wait(deadline time.Duration) error {
 	case <-time.After(deadline):
 		return fmt.Errorf("nri-csig still running after %s", deadline)
 	}
+}
+
+// AuditRecords returns the daemon's audit records (JSON lines with
+// "audit":true) whose fields include every key=value of match.
+func (d *Daemon) AuditRecords(match map[string]string) []map[string]any {
+	b, _ := os.ReadFile(d.LogPath)
+	var out []map[string]any
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil || rec["audit"] != true {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if fmt.Sprint(rec[k]) != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, rec)
+		}
+	}
+	return out
 }

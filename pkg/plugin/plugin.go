@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 
+	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -37,6 +38,8 @@ type ImageResolver interface {
 
 // Options tune the plugin.
 type Options struct {
+	// Audit receives one record per decision; nil means JSON lines on the log.
+	Audit audit.Sink
 	// DecisionTimeout bounds one decision. It is further capped at 3/4 of
 	// NRI's request timeout, so the plugin answers with a refusal before NRI
 	// gives up on it (a timed-out request is let through, and the plugin dropped).
@@ -64,6 +67,9 @@ type deciderBox struct{ Decider }
 func New(d Decider, images ImageResolver, log *slog.Logger, opts Options) *Plugin {
 	if opts.DecisionTimeout <= 0 {
 		opts.DecisionTimeout = time.Second
+	}
+	if opts.Audit == nil {
+		opts.Audit = audit.JSON{Log: log}
 	}
 	p := &Plugin{images: images, log: log, opts: opts}
 	p.SetDecider(d)
@@ -217,20 +223,17 @@ func orUnknown(s string) string {
 
 // audit writes the one record of a decision.
 func (p *Plugin) audit(s policy.Subject, v policy.Verdict, took time.Duration) {
-	level := slog.LevelInfo
-	if !v.Allowed() {
-		level = slog.LevelWarn
-	}
-	p.log.Log(context.Background(), level, "decision",
-		"decision", string(v.Decision),
-		"rule", v.Rule,
-		"namespace", s.Namespace,
-		"pod", s.Pod,
-		"container", s.Container,
-		"image", s.ImageName,
-		"digest", v.Digest,
-		"config_digest", s.ConfigDigest,
-		"reason", v.Reason,
-		"duration_ms", float64(took.Microseconds())/1000,
-	)
+	p.opts.Audit.Write(audit.Record{
+		Event:        "create",
+		Decision:     string(v.Decision),
+		Rule:         v.Rule,
+		Namespace:    s.Namespace,
+		Pod:          s.Pod,
+		Container:    s.Container,
+		Image:        s.ImageName,
+		Digest:       v.Digest,
+		ConfigDigest: s.ConfigDigest,
+		Reason:       v.Reason,
+		DurationMS:   float64(took.Microseconds()) / 1000,
+	})
 }

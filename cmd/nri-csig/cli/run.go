@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/internal/version"
+	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
@@ -31,6 +32,7 @@ type runOptions struct {
 	containerdNamespace string
 	decisionTimeout     time.Duration
 	logFile             string
+	auditSink           string
 }
 
 func newRunCmd() *cobra.Command {
@@ -76,7 +78,8 @@ Node config file (--config):
 	f.StringVar(&o.containerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's gRPC socket, to read images from its content store")
 	f.StringVar(&o.containerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
 	f.DurationVar(&o.decisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
-	f.StringVar(&o.logFile, "log-file", "", "write logs and audit records (JSON lines) to this file instead of stderr")
+	f.StringVar(&o.logFile, "log-file", "", "write logs (JSON lines) to this file instead of stderr")
+	f.StringVar(&o.auditSink, "audit", "auto", "where the one-record-per-decision audit trail goes: journald (fields CSIG_DECISION, CSIG_NAMESPACE, ...), json (JSON lines with the logs), or auto (journald when its socket exists)")
 	return cmd
 }
 
@@ -87,6 +90,10 @@ func runDaemon(cmd *cobra.Command, o runOptions) error {
 	}
 	defer closeLog()
 
+	sink, err := audit.Open(o.auditSink, log)
+	if err != nil {
+		return err
+	}
 	cfg, err := loadNodeConfig(cmd, o.configPath)
 	if err != nil {
 		log.Error("refusing to start", "error", err)
@@ -103,7 +110,7 @@ func runDaemon(cmd *cobra.Command, o runOptions) error {
 
 	p := plugin.New(&policy.Decider{Allowlists: cfg.Allowlists},
 		imagestore.New(client.ImageService(), client.ContentStore(), o.containerdNamespace),
-		log, plugin.Options{DecisionTimeout: o.decisionTimeout})
+		log, plugin.Options{DecisionTimeout: o.decisionTimeout, Audit: sink})
 	log.Info("nri-csig starting", "version", version.String(), "config", o.configPath,
 		"cluster", cfg.Cluster, "allowlisted_namespaces", len(cfg.Allowlists),
 		"pre_installed", plugin.PreInstalled(), "nri_socket", o.nriSocket, "containerd", o.containerdAddress)
