@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,17 @@ type Options struct {
 	// NRI's request timeout, so the plugin answers with a refusal before NRI
 	// gives up on it (a timed-out request is let through, and the plugin dropped).
 	DecisionTimeout time.Duration
+	// Stopper, when set, stops running containers found untrusted when they
+	// are judged again (at every (re)connection and on Rejudge).
+	Stopper Stopper
+	// Observe, when set, is told of every decision (for metrics).
+	Observe func(event string, v policy.Verdict, took time.Duration)
+}
+
+// Stopper stops a running container, e.g. through containerd's task API:
+// NRI's own eviction is not implemented by containerd (see NRI-FACTS.md).
+type Stopper interface {
+	Stop(ctx context.Context, containerID, reason string) error
 }
 
 // Plugin implements the NRI handlers nri-csig needs.
@@ -58,6 +70,22 @@ type Plugin struct {
 	// lastConfigureErr is why the runtime was refused, if it was.
 	lastConfigureErr atomic.Pointer[error]
 	stub             stub.Stub
+
+	// containers are the CRI containers NRI told us about, to judge again
+	// when the rules change; verdicts made at CreateContainer wait here for
+	// the validation phase.
+	mu         sync.Mutex
+	containers map[string]tracked
+
+	// background runs work that must not hold up an NRI request.
+	background func(func())
+}
+
+type tracked struct {
+	pod     *api.PodSandbox
+	ctr     *api.Container
+	verdict *policy.Verdict // set between CreateContainer and validation
+	subject policy.Subject
 }
 
 type deciderBox struct{ Decider }
@@ -71,7 +99,8 @@ func New(d Decider, images ImageResolver, log *slog.Logger, opts Options) *Plugi
 	if opts.Audit == nil {
 		opts.Audit = audit.JSON{Log: log}
 	}
-	p := &Plugin{images: images, log: log, opts: opts}
+	p := &Plugin{images: images, log: log, opts: opts, containers: map[string]tracked{},
+		background: func(f func()) { go f() }}
 	p.SetDecider(d)
 	return p
 }
@@ -94,7 +123,7 @@ func (p *Plugin) Configure(_ context.Context, _, runtime, version string) (api.E
 		p.requestTimeout.Store(int64(s.RequestTimeout()))
 	}
 	p.log.Info("connected to runtime", "runtime", runtime, "version", version)
-	return api.MustParseEventMask("ValidateContainerAdjustment"), nil
+	return api.MustParseEventMask("CreateContainer", "RemoveContainer", "ValidateContainerAdjustment"), nil
 }
 
 // checkRuntime requires containerd >= 2.4: older releases do not report the
@@ -122,27 +151,166 @@ func (p *Plugin) configureErr() error {
 }
 
 // Synchronize is called at every (re)connection with what already runs.
+// Those containers are judged again in the background (Synchronize must answer
+// within NRI's deadline): a container that slipped through while the plugin
+// was away is reported, and stopped when a Stopper is configured.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	byID := map[string]*api.PodSandbox{}
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	p.mu.Lock()
+	p.containers = map[string]tracked{}
+	for _, c := range ctrs {
+		p.containers[c.GetId()] = tracked{pod: byID[c.GetPodSandboxId()], ctr: c}
+	}
+	p.mu.Unlock()
 	p.log.Info("synchronized with runtime", "pods", len(pods), "containers", len(ctrs))
+	p.background(func() { p.Rejudge(context.Background(), "synchronize") })
 	return nil, nil
+}
+
+// Rejudge judges every known running container again, e.g. after the policy
+// bundle changed, and reports (and optionally stops) the untrusted ones.
+// It returns how many were found untrusted.
+func (p *Plugin) Rejudge(ctx context.Context, why string) int {
+	p.mu.Lock()
+	list := make([]tracked, 0, len(p.containers))
+	for _, t := range p.containers {
+		if t.verdict == nil { // not yet past validation
+			list = append(list, t)
+		}
+	}
+	p.mu.Unlock()
+	bad := 0
+	for _, t := range list {
+		st := t.ctr.GetState()
+		if st != api.ContainerState_CONTAINER_RUNNING && st != api.ContainerState_CONTAINER_CREATED && st != api.ContainerState_CONTAINER_UNKNOWN {
+			continue
+		}
+		start := time.Now()
+		v, s := p.decideWithin(ctx, t.pod, t.ctr)
+		if p.opts.Observe != nil {
+			p.opts.Observe("running", v, time.Since(start))
+		}
+		p.auditViolations("running", s, v, t.ctr.GetId())
+		if v.Allowed() {
+			continue
+		}
+		bad++
+		rec := p.record("running", s, v, time.Since(start))
+		rec.ContainerID = t.ctr.GetId()
+		rec.Reason = fmt.Sprintf("running container is not trusted (judged again at %s): %s", why, v.Reason)
+		if p.opts.Stopper != nil {
+			if err := p.opts.Stopper.Stop(ctx, t.ctr.GetId(), v.Reason); err != nil {
+				rec.Reason += fmt.Sprintf("; stopping it failed: %v", err)
+			} else {
+				rec.Decision = "stopped"
+				rec.Reason += "; stopped"
+			}
+		}
+		p.opts.Audit.Write(rec)
+	}
+	return bad
+}
+
+// CreateContainer decides early so that a trusted container can carry its
+// verdict as annotations ("Trusted Image", the witnesses). It never refuses:
+// a failure in this phase lets the container through in containerd <= 2.4
+// (fail-open), so the refusal is left to the validation phase.
+func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	start := time.Now()
+	v, s := p.decideWithin(ctx, pod, ctr)
+	p.mu.Lock()
+	p.containers[ctr.GetId()] = tracked{pod: pod, ctr: ctr, verdict: &v, subject: s}
+	p.mu.Unlock()
+	if p.opts.Observe != nil {
+		p.opts.Observe("create", v, time.Since(start))
+	}
+	if !v.Allowed() {
+		return nil, nil, nil
+	}
+	adj := &api.ContainerAdjustment{}
+	for k, val := range Annotations(v) {
+		adj.AddAnnotation(k, val)
+	}
+	return adj, nil, nil
+}
+
+// Annotation keys set on allowed containers ("crictl inspect" shows them).
+const (
+	AnnotationTrusted   = "nri-csig.io/trusted-image"
+	AnnotationVerdict   = "nri-csig.io/verdict"
+	AnnotationWitnesses = "nri-csig.io/witnesses"
+	AnnotationDigest    = "nri-csig.io/image-digest"
+)
+
+// Annotations renders an allowing verdict for the container's annotations.
+func Annotations(v policy.Verdict) map[string]string {
+	a := map[string]string{
+		AnnotationTrusted: fmt.Sprint(v.Trusted),
+		AnnotationVerdict: string(v.Decision) + " by " + v.Rule,
+	}
+	if len(v.Witnesses) > 0 {
+		a[AnnotationWitnesses] = strings.Join(v.Witnesses, ",")
+	}
+	if v.Digest != "" {
+		a[AnnotationDigest] = v.Digest
+	}
+	return a
+}
+
+// RemoveContainer forgets a removed container.
+func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	p.mu.Lock()
+	delete(p.containers, ctr.GetId())
+	p.mu.Unlock()
+	return nil
 }
 
 // Shutdown is called when the runtime shuts down.
 func (p *Plugin) Shutdown(context.Context) { p.log.Info("runtime is shutting down") }
 
 // ValidateContainerAdjustment refuses the container (by returning an error,
-// which the stub turns into a rejection) unless its image is trusted.
+// which the stub turns into a rejection) unless its image is trusted. It
+// reuses the verdict made at CreateContainer, or decides now.
 func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
-	v, s := p.judge(ctx, req.GetPod(), req.GetContainer())
+	start := time.Now()
+	ctr := req.GetContainer()
+	p.mu.Lock()
+	t, ok := p.containers[ctr.GetId()]
+	early := t.verdict
+	if ok && early != nil {
+		t.verdict = nil // from now on it is a created container, judged again on changes
+		p.containers[ctr.GetId()] = t
+	}
+	p.mu.Unlock()
+	var v policy.Verdict
+	var s policy.Subject
+	if early != nil && ctr.GetId() != "" {
+		v, s = *early, t.subject
+	} else {
+		v, s = p.decideWithin(ctx, req.GetPod(), ctr)
+		p.mu.Lock()
+		p.containers[ctr.GetId()] = tracked{pod: req.GetPod(), ctr: ctr}
+		p.mu.Unlock()
+	}
+	if p.opts.Observe != nil {
+		p.opts.Observe("validate", v, time.Since(start))
+	}
+	p.opts.Audit.Write(p.record("create", s, v, time.Since(start)))
+	p.auditViolations("create", s, v, ctr.GetId())
 	if v.Allowed() {
 		return nil
 	}
+	p.mu.Lock()
+	delete(p.containers, ctr.GetId())
+	p.mu.Unlock()
 	return errors.New(refusal(s, v))
 }
 
-// judge decides on one container within the plugin's own deadline.
-func (p *Plugin) judge(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (policy.Verdict, policy.Subject) {
-	start := time.Now()
+// decideWithin decides on one container within the plugin's own deadline.
+func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (policy.Verdict, policy.Subject) {
 	ctx, cancel := context.WithTimeout(ctx, p.budget())
 	defer cancel()
 
@@ -171,7 +339,6 @@ func (p *Plugin) judge(ctx context.Context, pod *api.PodSandbox, ctr *api.Contai
 		r = result{s: s, v: policy.Verdict{Decision: policy.Deny, Rule: "deadline",
 			Reason: fmt.Sprintf("the decision did not finish within %s; refusing rather than letting NRI time out (kubelet retries)", p.budget())}}
 	}
-	p.audit(r.s, r.v, time.Since(start))
 	return r.v, r.s
 }
 
@@ -221,12 +388,15 @@ func orUnknown(s string) string {
 	return s
 }
 
-// audit writes the one record of a decision.
-func (p *Plugin) audit(s policy.Subject, v policy.Verdict, took time.Duration) {
-	p.opts.Audit.Write(audit.Record{
-		Event:        "create",
+// record is the audit record of a decision.
+func (p *Plugin) record(event string, s policy.Subject, v policy.Verdict, took time.Duration) audit.Record {
+	return audit.Record{
+		Event:        event,
 		Decision:     string(v.Decision),
 		Rule:         v.Rule,
+		Policy:       strings.TrimPrefix(v.Rule, "policy/"),
+		Witness:      strings.Join(v.Witnesses, ","),
+		Mode:         v.Mode,
 		Namespace:    s.Namespace,
 		Pod:          s.Pod,
 		Container:    s.Container,
@@ -235,5 +405,18 @@ func (p *Plugin) audit(s policy.Subject, v policy.Verdict, took time.Duration) {
 		ConfigDigest: s.ConfigDigest,
 		Reason:       v.Reason,
 		DurationMS:   float64(took.Microseconds()) / 1000,
-	})
+	}
+}
+
+// auditViolations records each failing audit-mode policy: the container runs,
+// and the record says it would have been refused.
+func (p *Plugin) auditViolations(event string, s policy.Subject, v policy.Verdict, id string) {
+	for _, viol := range v.Violations {
+		p.opts.Audit.Write(audit.Record{
+			Event: event, Decision: "would-deny", Rule: "policy/" + viol.Policy, Policy: viol.Policy, Mode: "audit",
+			Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, ContainerID: id, Image: s.ImageName,
+			Digest: v.Digest, ConfigDigest: s.ConfigDigest,
+			Reason: "audit mode: the container runs, but policy " + viol.Policy + " would refuse it: " + viol.Reason,
+		})
+	}
 }
