@@ -37,7 +37,7 @@ func (c *Containerd) StartDaemon(config string, extra ...string) (*Daemon, error
 // LaunchDaemon starts "nri-csig run" without waiting for it to register.
 func (c *Containerd) LaunchDaemon(config string, extra ...string) (*Daemon, error) {
 	logPath := filepath.Join(c.Dir, fmt.Sprintf("nri-csig-%d.log", seq.Add(1)))
-	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath, "--audit", "json"}
+	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath, "--audit", "json", "--metrics-address", "127.0.0.1:0"}
 	if config != "" {
 		args = append(args, "--config", config)
 	}

@@ -77,6 +77,8 @@ type Plugin struct {
 	mu         sync.Mutex
 	containers map[string]tracked
 
+	// ready is true while the plugin is registered with NRI.
+	ready atomic.Bool
 	// background runs work that must not hold up an NRI request.
 	background func(func())
 }
@@ -165,10 +167,14 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		p.containers[c.GetId()] = tracked{pod: byID[c.GetPodSandboxId()], ctr: c}
 	}
 	p.mu.Unlock()
+	p.ready.Store(true)
 	p.log.Info("synchronized with runtime", "pods", len(pods), "containers", len(ctrs))
 	p.background(func() { p.Rejudge(context.Background(), "synchronize") })
 	return nil, nil
 }
+
+// Ready reports whether the plugin is registered with NRI now.
+func (p *Plugin) Ready() bool { return p.ready.Load() }
 
 // Rejudge judges every known running container again, e.g. after the policy
 // bundle changed, and reports (and optionally stops) the untrusted ones.

@@ -72,6 +72,7 @@ func (p *Plugin) serveOnce(ctx context.Context, c Connection) error {
 
 	started := time.Now()
 	err = s.Run(ctx)
+	p.ready.Store(false)
 	if errors.Is(p.configureErr(), ErrUnsupportedRuntime) {
 		return p.configureErr()
 	}

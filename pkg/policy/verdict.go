@@ -54,6 +54,9 @@ type Verdict struct {
 	Witnesses []string
 	// Mode is the mode of the policy that decided (enforce or audit), if any.
 	Mode string
+	// Fetched is true when signatures had to be fetched during the decision
+	// (a verdict-cache miss).
+	Fetched bool
 	// Violations are audit-mode policies the image fails: the container runs
 	// and each is recorded as "would-deny".
 	Violations []Violation

@@ -5,34 +5,23 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/spf13/cobra"
 
-	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
-	"github.com/nri-csig/nri-csig/pkg/imagestore"
+	"github.com/nri-csig/nri-csig/pkg/daemon"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
-	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
 const defaultConfigPath = "/etc/nri-csig/config.yaml"
 
 type runOptions struct {
-	configPath          string
-	nriSocket           string
-	pluginName          string
-	pluginIndex         string
-	containerdAddress   string
-	containerdNamespace string
-	decisionTimeout     time.Duration
-	logFile             string
-	auditSink           string
+	cfg       daemon.Config
+	logFile   string
+	auditSink string
 }
 
 func newRunCmd() *cobra.Command {
@@ -44,6 +33,8 @@ func newRunCmd() *cobra.Command {
 the CRI creates, on the image digest the node will actually run (the config digest that
 containerd reports, and the manifests in containerd's content store that carry it). A
 container that is not trusted is refused in NRI's validation phase, which fails closed.
+Every decision is one audit record (journald fields CSIG_DECISION, CSIG_NAMESPACE, ...):
+  journalctl -t nri-csig CSIG_DECISION=deny
 
 Requirements:
   - containerd >= 2.4 (older releases do not tell plugins which image a container runs;
@@ -60,6 +51,8 @@ or as a pre-installed plugin that containerd launches from its plugin_path
 containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwise
 (containerd discards a pre-installed plugin's output).
 
+SIGHUP reloads the node config: a malformed one is refused and the one in force stays.
+
 Node config file (--config):
 ` + indent(nodeconfig.Example),
 		Example: `  # external plugin on a standard node
@@ -68,16 +61,21 @@ Node config file (--config):
   # a private containerd (tests, demos)
   nri-csig run --nri-socket /tmp/lab/nri.sock --containerd-address /tmp/lab/containerd.sock`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon(cmd, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.cfg.ConfigOptional = !cmd.Flags().Changed("config")
+			return runDaemon(cmd, o)
+		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.configPath, "config", defaultConfigPath, "node config file (cluster name, allow lists); a missing default file means no allow lists")
-	f.StringVar(&o.nriSocket, "nri-socket", "/var/run/nri/nri.sock", "NRI socket of containerd (external plugin)")
-	f.StringVar(&o.pluginName, "plugin-name", "nri-csig", "plugin name registered with NRI; list it in the default validator's required_plugins")
-	f.StringVar(&o.pluginIndex, "plugin-index", "50", "plugin index (two digits): the order among NRI plugins")
-	f.StringVar(&o.containerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's gRPC socket, to read images from its content store")
-	f.StringVar(&o.containerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
-	f.DurationVar(&o.decisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
+	f.StringVar(&o.cfg.ConfigPath, "config", defaultConfigPath, "node config file (cluster name, allow lists); a missing default file means no allow lists")
+	f.StringVar(&o.cfg.Connection.Socket, "nri-socket", "/var/run/nri/nri.sock", "NRI socket of containerd (external plugin)")
+	f.StringVar(&o.cfg.Connection.Name, "plugin-name", "nri-csig", "plugin name registered with NRI; list it in the default validator's required_plugins")
+	f.StringVar(&o.cfg.Connection.Index, "plugin-index", "50", "plugin index (two digits): the order among NRI plugins")
+	f.StringVar(&o.cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's gRPC socket, to read images from its content store")
+	f.StringVar(&o.cfg.ContainerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
+	f.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
+	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
+	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
 	f.StringVar(&o.logFile, "log-file", "", "write logs (JSON lines) to this file instead of stderr")
 	f.StringVar(&o.auditSink, "audit", "auto", "where the one-record-per-decision audit trail goes: journald (fields CSIG_DECISION, CSIG_NAMESPACE, ...), json (JSON lines with the logs), or auto (journald when its socket exists)")
 	return cmd
@@ -89,50 +87,15 @@ func runDaemon(cmd *cobra.Command, o runOptions) error {
 		return err
 	}
 	defer closeLog()
-
 	sink, err := audit.Open(o.auditSink, log)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadNodeConfig(cmd, o.configPath)
-	if err != nil {
-		log.Error("refusing to start", "error", err)
-		return err
-	}
-	client, err := containerd.New(o.containerdAddress, containerd.WithDefaultNamespace(o.containerdNamespace))
-	if err != nil {
-		return fmt.Errorf("connecting to containerd at %s: %w", o.containerdAddress, err)
-	}
-	defer client.Close()
-
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	p := plugin.New(&policy.Decider{Allowlists: cfg.Allowlists},
-		imagestore.New(client.ImageService(), client.ContentStore(), o.containerdNamespace),
-		log, plugin.Options{DecisionTimeout: o.decisionTimeout, Audit: sink})
-	log.Info("nri-csig starting", "version", version.String(), "config", o.configPath,
-		"cluster", cfg.Cluster, "allowlisted_namespaces", len(cfg.Allowlists),
-		"pre_installed", plugin.PreInstalled(), "nri_socket", o.nriSocket, "containerd", o.containerdAddress)
-	err = p.Run(ctx, plugin.Connection{Name: o.pluginName, Index: o.pluginIndex, Socket: o.nriSocket})
-	if err != nil {
-		log.Error("nri-csig stopped", "error", err)
-		return err
-	}
-	log.Info("nri-csig stopped")
-	return nil
+	o.cfg.Log, o.cfg.Audit = log, sink
+	return daemon.Run(cmd.Context(), o.cfg)
 }
 
-// loadNodeConfig reads the config; only the default path may be missing.
-func loadNodeConfig(cmd *cobra.Command, path string) (*nodeconfig.Config, error) {
-	if _, err := os.Stat(path); os.IsNotExist(err) && !cmd.Flags().Changed("config") {
-		return nodeconfig.Default(), nil
-	}
-	return nodeconfig.Load(path)
-}
-
-// openLog returns the daemon's logger: JSON lines, one per event, so that
-// operators can filter them (decision=deny, namespace=..., digest=...).
+// openLog returns the daemon's logger: JSON lines, one per event.
 func openLog(path string) (*slog.Logger, func(), error) {
 	var w io.Writer = os.Stderr
 	closer := func() {}
