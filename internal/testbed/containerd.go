@@ -252,8 +252,12 @@ func (c *Containerd) Crictl(args ...string) (string, error) {
 }
 
 // Ctr runs ctr in the k8s.io namespace.
-func (c *Containerd) Ctr(args ...string) (string, error) {
-	cmd := exec.Command(c.Tools.Ctr, append([]string{"--address", c.Socket, "-n", "k8s.io"}, args...)...)
+func (c *Containerd) Ctr(args ...string) (string, error) { return c.CtrIn("k8s.io", args...) }
+
+// CtrIn runs ctr in a containerd namespace.
+func (c *Containerd) CtrIn(namespace string, args ...string) (string, error) {
+	cmd := exec.Command(c.Tools.Ctr, append([]string{"--address", c.Socket, "-n", namespace}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+c.Tools.BinDir+":"+os.Getenv("PATH"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
 	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/watch"
 )
 
 // Config is everything "nri-csig run" was told.
@@ -39,6 +40,9 @@ type Config struct {
 	DecisionTimeout     time.Duration
 	// MetricsAddress serves /metrics, /readyz and /healthz; empty: off.
 	MetricsAddress string
+	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
+	// containerd clients), which NRI never sees, when their tasks start.
+	WatchContainerd bool
 	// StopUntrusted stops running containers found untrusted when judged again.
 	StopUntrusted bool
 
@@ -90,6 +94,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer srv.Close()
 		d.log.Info("serving /metrics and /readyz", "address", addr.String())
+	}
+	if cfg.WatchContainerd {
+		w := watch.New(client, watch.Options{
+			CRINamespace: cfg.ContainerdNamespace,
+			KnownToNRI:   d.plugin.Known,
+			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
+			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
+		})
+		go w.Run(ctx)
 	}
 	go d.notifySystemd(ctx)
 	go d.reloadOnSIGHUP(ctx)

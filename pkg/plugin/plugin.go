@@ -78,7 +78,8 @@ type Plugin struct {
 	containers map[string]tracked
 
 	// ready is true while the plugin is registered with NRI.
-	ready atomic.Bool
+	ready  atomic.Bool
+	synced atomic.Bool
 	// background runs work that must not hold up an NRI request.
 	background func(func())
 }
@@ -168,10 +169,23 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	}
 	p.mu.Unlock()
 	p.ready.Store(true)
+	p.synced.Store(true)
 	p.log.Info("synchronized with runtime", "pods", len(pods), "containers", len(ctrs))
 	p.background(func() { p.Rejudge(context.Background(), "synchronize") })
 	return nil, nil
 }
+
+// Known reports whether NRI told the plugin about a container, and whether it
+// has synchronized with NRI at least once (before that, nothing is known).
+func (p *Plugin) Known(id string) (known, synced bool) {
+	p.mu.Lock()
+	_, known = p.containers[id]
+	p.mu.Unlock()
+	return known, p.synced.Load()
+}
+
+// CurrentDecider returns the decider in force.
+func (p *Plugin) CurrentDecider() Decider { return p.decider.Load().Decider }
 
 // Ready reports whether the plugin is registered with NRI now.
 func (p *Plugin) Ready() bool { return p.ready.Load() }
