@@ -29,8 +29,11 @@ integration:
 demo:
 	$(GO) run ./integration/demo
 
+# Unit benchmarks, then create latency with and without the plugin on the real
+# containerd (root) with nri-csig's decision latency percentiles.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

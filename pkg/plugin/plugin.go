@@ -89,6 +89,7 @@ type tracked struct {
 	ctr     *api.Container
 	verdict *policy.Verdict // set between CreateContainer and validation
 	subject policy.Subject
+	took    time.Duration // what deciding the early verdict took
 }
 
 type deciderBox struct{ Decider }
@@ -242,7 +243,7 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	start := time.Now()
 	v, s := p.decideWithin(ctx, pod, ctr)
 	p.mu.Lock()
-	p.containers[ctr.GetId()] = tracked{pod: pod, ctr: ctr, verdict: &v, subject: s}
+	p.containers[ctr.GetId()] = tracked{pod: pod, ctr: ctr, verdict: &v, subject: s, took: time.Since(start)}
 	p.mu.Unlock()
 	if p.opts.Observe != nil {
 		p.opts.Observe("create", v, time.Since(start))
@@ -309,6 +310,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	var s policy.Subject
 	if early != nil && ctr.GetId() != "" {
 		v, s = *early, t.subject
+		start = start.Add(-t.took) // the record counts the whole decision
 	} else {
 		v, s = p.decideWithin(ctx, req.GetPod(), ctr)
 		p.mu.Lock()
