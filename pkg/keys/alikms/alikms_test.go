@@ -395,3 +395,21 @@ func BenchmarkKMSSign(b *testing.B) {
 		})
 	}
 }
+
+// TestNoCredentials: an empty default chain is a clear ErrAuth, not a panic.
+func TestNoCredentials(t *testing.T) {
+	for _, env := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
+		"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_CREDENTIALS_FILE",
+		"ALIBABA_CLOUD_CONFIG_FILE", "ALIBABA_CLOUD_CREDENTIALS_URI", "ALIBABA_CLOUD_ECS_METADATA"} {
+		t.Setenv(env, "")
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	cfg := config(t, shared)
+	cfg.Credential = nil
+	_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	if !errors.Is(err, keys.ErrAuth) || !strings.Contains(err.Error(), "ALIBABA_CLOUD_ACCESS_KEY_ID") {
+		t.Fatalf("Open without credentials = %v; want ErrAuth naming ALIBABA_CLOUD_ACCESS_KEY_ID", err)
+	}
+	t.Log(err)
+}
