@@ -184,6 +184,27 @@ func TestBadCredentials(t *testing.T) {
 	}
 }
 
+func TestSTSToken(t *testing.T) {
+	sts := func(token string) credentials.Credential {
+		c, err := credentials.NewCredential(&credentials.Config{Type: ptr("sts"), AccessKeyId: ptr(kmsfake.AccessKeyID),
+			AccessKeySecret: ptr(kmsfake.AccessKeySecret), SecurityToken: ptr(token)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cfg := config(t, shared)
+	cfg.Credential = sts(kmsfake.SecurityToken)
+	if _, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg}); err != nil {
+		t.Fatalf("Open with STS token = %v", err)
+	}
+	cfg.Credential = sts("expired-token")
+	_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	if !errors.Is(err, keys.ErrAuth) || !strings.Contains(err.Error(), "STS token") {
+		t.Fatalf("Open with a bad STS token = %v; want ErrAuth about the STS token", err)
+	}
+}
+
 // TestDefaultCredentialChain checks that a nil Credential reads the AccessKey
 // from the environment through credentials-go's default chain.
 func TestDefaultCredentialChain(t *testing.T) {
@@ -380,9 +401,13 @@ func TestParseRef(t *testing.T) {
 }
 
 func BenchmarkKMSSign(b *testing.B) {
-	for _, alg := range []keys.Algorithm{keys.RSAPKCS1SHA256, keys.RSAPSSSHA256} {
-		b.Run(string(alg), func(b *testing.B) {
-			s, err := keys.Open(b.Context(), ref(kmsfake.KeyRSA), keys.Options{Algorithm: alg, KMS: config(b, shared)})
+	// ECDSA signing costs the fake ~30µs, so that case shows the SDK + HTTP overhead.
+	for _, tc := range []struct {
+		key string
+		alg keys.Algorithm
+	}{{kmsfake.KeyRSA, keys.RSAPKCS1SHA256}, {kmsfake.KeyRSA, keys.RSAPSSSHA256}, {kmsfake.KeyEC, keys.ECDSASHA256}} {
+		b.Run(string(tc.alg), func(b *testing.B) {
+			s, err := keys.Open(b.Context(), ref(tc.key), keys.Options{Algorithm: tc.alg, KMS: config(b, shared)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -40,6 +40,8 @@ import (
 const (
 	AccessKeyID     = "LTAI5tFakeTestAccessKey"
 	AccessKeySecret = "fake-test-secret-do-not-use"
+	// SecurityToken is the only STS token accepted when a request carries one.
+	SecurityToken = "fake-sts-token"
 )
 
 // Region the fake pretends to serve (any region in a reference is accepted).
@@ -301,6 +303,14 @@ func (s *Server) authenticate(r *http.Request, body []byte) *kmsError {
 	mac.Write([]byte("ACS3-HMAC-SHA256\n" + hex.EncodeToString(hc[:])))
 	if !hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(sig)) {
 		return &kmsError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
+	}
+	if tok := r.Header.Get("x-acs-security-token"); tok != "" || contains(names, "x-acs-security-token") {
+		if !contains(names, "x-acs-security-token") {
+			return &kmsError{400, "IncompleteSignature", "The request signature does not conform to Alibaba Cloud standards: header x-acs-security-token is not signed."}
+		}
+		if tok != SecurityToken {
+			return &kmsError{400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey."}
+		}
 	}
 	nonce := r.Header.Get("x-acs-signature-nonce")
 	s.mu.Lock()
