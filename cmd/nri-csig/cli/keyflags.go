@@ -24,9 +24,11 @@ Keys (--key):
                              ?version the key's primary version is used
 
 Alibaba Cloud KMS:
-  Endpoint: the shared gateway kms.REGION.aliyuncs.com unless --kms-endpoint names another,
-  e.g. a dedicated gateway KST-ID.cryptoservice.kms.aliyuncs.com with --kms-ca set to the
-  instance CA (PrivateKmsCA_kst-*.pem).
+  Endpoint: the shared gateway kms.REGION.aliyuncs.com unless --kms-endpoint names another:
+  the VPC endpoint kms-vpc.REGION.aliyuncs.com, or a dedicated gateway
+  KST-ID.cryptoservice.kms.aliyuncs.com with --kms-ca set to the instance CA
+  (PrivateKmsCA_kst-*.pem). HTTPS_PROXY/NO_PROXY are honoured (loopback is never proxied).
+  Every KMS call is bounded by --kms-connect-timeout plus --kms-timeout.
   Credentials are never flags; they come from credentials-go's default chain:
     ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET   AccessKey
     ALIBABA_CLOUD_SECURITY_TOKEN                                   + STS token

@@ -71,9 +71,12 @@ func TestPublicKeyKMS(t *testing.T) {
 	}
 	ref := "alikms://" + kmsfake.Region + "/" + kmsfake.AliasRSA
 
-	out, _, err := run(t, "public-key", "--key", ref, "--kms-endpoint", "http://"+fake.Endpoint, "--kms-timeout", "5s")
+	out, stderr, err := run(t, "public-key", "--key", ref, "--kms-endpoint", "http://"+fake.Endpoint, "--kms-timeout", "5s")
 	if err != nil || out != string(want) {
 		t.Fatalf("public-key --key %s = %q, %v; want %q", ref, out, err, want)
+	}
+	if !strings.Contains(stderr, "key "+kmsfake.KeyRSA+", version "+kmsfake.VersionRSA) {
+		t.Errorf("public-key stderr = %q; want the resolved key id and version", stderr)
 	}
 
 	// The same through the environment only.

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"crypto"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 )
 
 func newPublicKeyCmd() *cobra.Command {
@@ -27,8 +30,23 @@ and a description of the key go to stderr; --fingerprint prints only the fingerp
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			pub, err := ko.OpenPublic(ctx)
-			if err != nil {
+			var (
+				pub  crypto.PublicKey
+				desc = ko.Key
+				err  error
+			)
+			if strings.HasPrefix(ko.Key, alikms.Scheme+"://") {
+				// Open, not OpenPublic: witnesses need the resolved key id and version.
+				s, err := ko.Open(ctx)
+				if err != nil {
+					return err
+				}
+				if pub, err = s.PublicKey(ctx); err != nil {
+					return err
+				}
+				info := s.Info()
+				desc = fmt.Sprintf("%s (region %s, key %s, version %s, %s)", ko.Key, info.Region, info.KeyID, info.KeyVersionID, info.Algorithm)
+			} else if pub, err = ko.OpenPublic(ctx); err != nil {
 				return err
 			}
 			fp, err := keys.Fingerprint(pub)
@@ -55,7 +73,7 @@ and a description of the key go to stderr; --fingerprint prints only the fingerp
 			} else if _, err := cmd.OutOrStdout().Write(pemBytes); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s %s %s\n", fp, spec, ko.Key)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %s %s\n", fp, spec, desc)
 			return nil
 		},
 	}
