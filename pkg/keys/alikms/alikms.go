@@ -112,11 +112,11 @@ type Key struct {
 	pub      crypto.PublicKey // cached after the first GetPublicKey
 }
 
-// Open describes the key named by ref, fetches its public key and returns it ready
-// to sign with alg (empty:
-// RSA_PKCS1_SHA_256 for RSA, ECDSA_SHA_256 for EC). It refuses keys that cannot
-// sign images, with errors wrapping keys.ErrUnsupportedKey, ErrKeyDisabled or
-// ErrKeyNotFound, and saying which key to create.
+// Open describes the key named by ref, fetches its public key and returns it
+// ready to sign with alg (empty: RSA_PKCS1_SHA_256 for RSA, ECDSA_SHA_256 for EC).
+// It refuses keys that cannot sign images, with errors wrapping
+// keys.ErrUnsupportedKey, ErrKeyDisabled or ErrKeyNotFound that say which key to
+// create or what to change.
 func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*Key, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -153,8 +153,11 @@ func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*
 			keyinfo.ErrUnsupportedKey, k.info.KeyID, orUnknown(spec), orUnknown(usage))
 	}
 	if state != "Enabled" {
-		return nil, fmt.Errorf("%w: KMS key %s is %s: enable it (`aliyun kms EnableKey --KeyId %s`) or use another key",
-			keyinfo.ErrKeyDisabled, k.info.KeyID, orUnknown(state), k.info.KeyID)
+		fix := fmt.Sprintf("enable it (`aliyun kms EnableKey --KeyId %s`) or use another key", k.info.KeyID)
+		if state == "PendingDeletion" {
+			fix = fmt.Sprintf("cancel its deletion (`aliyun kms CancelKeyDeletion --KeyId %s`) or use another key", k.info.KeyID)
+		}
+		return nil, fmt.Errorf("%w: KMS key %s is %s: %s", keyinfo.ErrKeyDisabled, k.info.KeyID, orUnknown(state), fix)
 	}
 	k.info.KeySpec = spec
 	if k.info.Algorithm, err = keyinfo.Resolve(spec, alg); err != nil {
@@ -170,8 +173,13 @@ func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*
 	}
 	// Fetch the public key now: it proves the version exists and every signer
 	// needs it anyway (fingerprint, witness).
-	if _, err := k.PublicKey(ctx); err != nil {
+	pub, err := k.PublicKey(ctx)
+	if err != nil {
 		return nil, err
+	}
+	if got, err := keyinfo.Check(pub); err != nil || got != spec {
+		return nil, fmt.Errorf("%w: KMS key %s version %s: DescribeKey says %s but GetPublicKey returned a %s key",
+			keyinfo.ErrUnsupportedKey, k.info.KeyID, k.info.KeyVersionID, spec, orUnknown(got))
 	}
 	return k, nil
 }

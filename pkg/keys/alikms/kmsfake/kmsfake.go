@@ -108,15 +108,7 @@ func start(useTLS bool) (*Server, error) {
 		for i, v := range versions {
 			ver := &version{id: v, created: time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)}
 			var err error
-			switch spec {
-			case "RSA_2048":
-				ver.signer, err = rsa.GenerateKey(rand.Reader, 2048)
-			case "RSA_3072":
-				ver.signer, err = rsa.GenerateKey(rand.Reader, 3072)
-			case "EC_P256":
-				ver.signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			}
-			if err != nil {
+			if ver.signer, err = material(id+"/"+v, spec); err != nil {
 				return err
 			}
 			k.versions = append(k.versions, ver)
@@ -173,6 +165,35 @@ func (s *Server) PublicKey(keyID, versionID string) crypto.PublicKey {
 		}
 	}
 	return nil
+}
+
+// materials caches generated key pairs per key version for the whole test
+// binary: RSA generation dominates start-up, and fakes never share state otherwise.
+var materials sync.Map // "key/version" -> crypto.Signer (nil for symmetric keys)
+
+func material(name, spec string) (crypto.Signer, error) {
+	if m, ok := materials.Load(name); ok {
+		s, _ := m.(crypto.Signer)
+		return s, nil
+	}
+	var (
+		s   crypto.Signer
+		err error
+	)
+	switch spec {
+	case "RSA_2048":
+		s, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "RSA_3072":
+		s, err = rsa.GenerateKey(rand.Reader, 3072)
+	case "EC_P256":
+		s, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, _ := materials.LoadOrStore(name, s)
+	s, _ = m.(crypto.Signer)
+	return s, nil
 }
 
 // kmsError is the KMS error JSON.
