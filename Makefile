@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/nri-csig/nri-csig/internal/version.Version=$(VERSION)
 # Third-party tools (containerd, crictl, cosign) are built once into $(CACHE)/bin.
 export NRI_CSIG_CACHE := $(CACHE)
 
-.PHONY: build test unit integration demo bench lint clean
+.PHONY: build test unit integration demo bench lint clean package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/nri-csig ./cmd/nri-csig
@@ -39,6 +39,22 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
+
+# .deb and .rpm of the node daemon (binary, systemd units, example config,
+# containerd drop-in) into $(DIST)/, with nfpm built once into $(CACHE)/bin.
+# nfpm >= 2.46 needs modules the Go proxy refuses (go.digitalxero.dev).
+NFPM_VERSION ?= v2.45.2
+DIST         ?= dist
+GOARCH       ?= $(shell $(GO) env GOARCH)
+PKG_VERSION  ?= 0.1.0~git$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null || echo 0)
+package:
+	$(MAKE) build VERSION=$(PKG_VERSION)
+	@mkdir -p $(DIST)
+	$(GO) run ./internal/toolcache/cmd/toolcache-ensure github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	for p in deb rpm; do \
+	  GOARCH=$(GOARCH) PKG_VERSION=$(PKG_VERSION) $(CACHE)/bin/nfpm package --config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
+	done
+	@ls -l $(DIST)
 
 clean:
 	rm -rf bin dist

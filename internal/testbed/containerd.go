@@ -25,6 +25,9 @@ type ContainerdOptions struct {
 	SandboxImage string
 	// RequestTimeout is NRI's plugin_request_timeout (default 2s).
 	RequestTimeout time.Duration
+	// Imports are drop-in config files (or globs) containerd merges over the
+	// main config, e.g. packaging/containerd/50-nri-csig.toml.
+	Imports []string
 }
 
 // Containerd is a private containerd: its root, state, sockets and logs are
@@ -45,6 +48,7 @@ var configTemplate = template.Must(template.New("config").Parse(`version = 3
 root = '{{.Dir}}/root'
 state = '{{.Dir}}/state'
 temp = '{{.Dir}}/tmp'
+imports = [{{.Imports}}]
 
 [grpc]
   address = '{{.Socket}}'
@@ -127,16 +131,20 @@ func StartContainerd(t *Tools, opts ContainerdOptions) (*Containerd, error) {
 }
 
 func (c *Containerd) writeConfig() error {
-	quoted := make([]string, len(c.opts.RequiredPlugins))
-	for i, p := range c.opts.RequiredPlugins {
-		quoted[i] = "'" + p + "'"
+	quote := func(list []string) string {
+		quoted := make([]string, len(list))
+		for i, p := range list {
+			quoted[i] = "'" + p + "'"
+		}
+		return strings.Join(quoted, ", ")
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
 		"Dir": c.Dir, "Socket": c.Socket, "NRISocket": c.NRISocket, "PluginDir": c.PluginDir,
 		"SandboxImage": c.opts.SandboxImage, "Runc": c.Tools.Runc,
 		"RequestTimeout": c.opts.RequestTimeout.String(),
-		"ValidatorOn":    len(c.opts.RequiredPlugins) > 0, "Required": strings.Join(quoted, ", "),
+		"ValidatorOn":    len(c.opts.RequiredPlugins) > 0, "Required": quote(c.opts.RequiredPlugins),
+		"Imports": quote(c.opts.Imports),
 	})
 	if err != nil {
 		return err
@@ -232,6 +240,23 @@ func (c *Containerd) Close() error {
 	killShims(c.Socket)
 	unmountUnder(c.Dir)
 	return os.RemoveAll(c.Dir)
+}
+
+// ConfigPath is containerd's main config file.
+func (c *Containerd) ConfigPath() string { return filepath.Join(c.Dir, "config.toml") }
+
+// ConfigDump returns "containerd config dump": the config containerd runs
+// with, imports merged.
+func (c *Containerd) ConfigDump() (string, error) {
+	out, err := exec.Command(c.Tools.Containerd, "--config", c.ConfigPath(), "config", "dump").Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		return "", fmt.Errorf("containerd config dump: %v: %s", err, stderr)
+	}
+	return string(out), nil
 }
 
 // LogTail returns the last n lines of containerd's log.

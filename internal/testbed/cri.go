@@ -22,6 +22,11 @@ type Pod struct {
 
 // RunPod starts a host-network pod (no CNI needed) in namespace.
 func (c *Containerd) RunPod(name, namespace string) (*Pod, error) {
+	return c.RunPodWithAnnotations(name, namespace, nil)
+}
+
+// RunPodWithAnnotations starts a host-network pod with pod annotations.
+func (c *Containerd) RunPodWithAnnotations(name, namespace string, annotations map[string]string) (*Pod, error) {
 	n := seq.Add(1)
 	logDir := filepath.Join(c.Dir, "pods", fmt.Sprintf("%s-%d", name, n))
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -31,6 +36,9 @@ func (c *Containerd) RunPod(name, namespace string) (*Pod, error) {
 		"metadata":      map[string]any{"name": name, "namespace": namespace, "uid": fmt.Sprintf("%s-uid-%d", name, n), "attempt": 0},
 		"log_directory": logDir,
 		"linux":         map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}},
+	}
+	if len(annotations) > 0 {
+		spec["annotations"] = annotations
 	}
 	path := filepath.Join(logDir, "pod.json")
 	if err := writeJSON(path, spec); err != nil {

@@ -100,6 +100,10 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(string(bytes.TrimSpace(out))), nil
 }
 
+// EnsureDebianPackages apt-installs each package (key) whose command or
+// absolute file (value) is missing.
+func EnsureDebianPackages(want map[string]string) error { return ensureDebianPackages(want) }
+
 // ensureDebianPackages apt-installs each package whose command or file is missing.
 func ensureDebianPackages(want map[string]string) error {
 	var missing []string
