@@ -36,6 +36,7 @@ also when the container never went through the Kubernetes API server.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newRunCmd(),
+		newCheckConfigCmd(),
 		newPublicKeyCmd(),
 		newGenerateKeyCmd(),
 	)
