@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The methods in this file edit a bundle the way the console would, for the
+// CLI. A bundle a Store hands out must never be edited: edit one you parsed
+// yourself, then Marshal it and parse the result again, which validates it.
+
+// NewBundle returns an empty bundle at serial 0; the first edit makes it 1.
+func NewBundle(name string) *Bundle {
+	return &Bundle{Name: name}
+}
+
+// Touch raises the serial by one, so nodes accept the edited bundle as newer.
+func (b *Bundle) Touch() { b.Serial++ }
+
+// AddWitness adds a witness; its name must be new.
+func (b *Bundle) AddWitness(w *Witness) error {
+	if b.findWitness(w.Name) >= 0 {
+		return fmt.Errorf("witness %q already exists; delete it first or choose another name", w.Name)
+	}
+	if len(w.Keys) == 0 {
+		return fmt.Errorf("witness %q has no key; give one with --key", w.Name)
+	}
+	for _, k := range w.Keys {
+		for _, o := range b.Witnesses {
+			for _, ok := range o.Keys {
+				if ok.Fingerprint == k.Fingerprint {
+					return fmt.Errorf("key %s is already a key of witness %q; a key may belong to one witness only", k.Fingerprint, o.Name)
+				}
+			}
+		}
+	}
+	b.Witnesses = append(b.Witnesses, w)
+	b.reindex()
+	return nil
+}
+
+// DeleteWitness removes a witness, refusing while a policy names it.
+func (b *Bundle) DeleteWitness(name string) error {
+	i := b.findWitness(name)
+	if i < 0 {
+		return fmt.Errorf("witness %q not found; 'nri-csig witness list' shows the witnesses", name)
+	}
+	if users := b.PoliciesUsing(name); len(users) > 0 {
+		return fmt.Errorf("witness %q is used by security policies %s; remove it from them or delete them first",
+			name, strings.Join(users, ", "))
+	}
+	b.Witnesses = slices.Delete(b.Witnesses, i, i+1)
+	b.reindex()
+	return nil
+}
+
+// AddPolicy adds a security policy; its name must be new and its witnesses
+// must exist.
+func (b *Bundle) AddPolicy(p *SecurityPolicy) error {
+	if b.findPolicy(p.Name) >= 0 {
+		return fmt.Errorf("security policy %q already exists; delete it first or choose another name", p.Name)
+	}
+	for _, w := range p.Witnesses {
+		if b.findWitness(w) < 0 {
+			return fmt.Errorf("witness %q does not exist; create it with 'nri-csig witness create' first", w)
+		}
+	}
+	b.Policies = append(b.Policies, p)
+	b.reindex()
+	return nil
+}
+
+// SetPolicyEnabled switches a policy on or off.
+func (b *Bundle) SetPolicyEnabled(name string, enabled bool) error {
+	i := b.findPolicy(name)
+	if i < 0 {
+		return fmt.Errorf("security policy %q not found; 'nri-csig policy list' shows the policies", name)
+	}
+	b.Policies[i].Enabled = enabled
+	b.reindex()
+	return nil
+}
+
+// DeletePolicy removes a security policy.
+func (b *Bundle) DeletePolicy(name string) error {
+	i := b.findPolicy(name)
+	if i < 0 {
+		return fmt.Errorf("security policy %q not found; 'nri-csig policy list' shows the policies", name)
+	}
+	b.Policies = slices.Delete(b.Policies, i, i+1)
+	b.reindex()
+	return nil
+}
+
+func (b *Bundle) findWitness(name string) int {
+	return slices.IndexFunc(b.Witnesses, func(w *Witness) bool { return w.Name == name })
+}
+
+func (b *Bundle) findPolicy(name string) int {
+	return slices.IndexFunc(b.Policies, func(p *SecurityPolicy) bool { return p.Name == name })
+}
+
+// reindex rebuilds the lookup tables after an edit.
+func (b *Bundle) reindex() {
+	b.witnessByName = map[string]*Witness{}
+	b.keyByFP = map[string]*Key{}
+	for _, w := range b.Witnesses {
+		b.witnessByName[w.Name] = w
+		for _, k := range w.Keys {
+			b.keyByFP[k.Fingerprint] = k
+		}
+	}
+	b.policyByName = map[string]*SecurityPolicy{}
+	for _, p := range b.Policies {
+		b.policyByName[p.Name] = p
+	}
+	b.index = buildIndex(b.Policies)
+}

@@ -1,0 +1,236 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	before = time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC) // before the revocation and the exemption's expiry
+	after  = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC) // after the revocation, before the expiry
+	later  = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)  // after both
+)
+
+func subject(ns string, digests ...string) Subject {
+	return Subject{Namespace: ns, Pod: "web-1", ImageName: "registry.example/app:1", ConfigDigest: "sha256:" + strings.Repeat("f", 64), ImageDigests: digests}
+}
+
+// enable switches a policy on, optionally changing its mode.
+func enable(t *testing.T, b *Bundle, name string, mode Mode) {
+	t.Helper()
+	if err := b.SetPolicyEnabled(name, true); err != nil {
+		t.Fatal(err)
+	}
+	b.Policy(name).Mode = mode
+}
+
+func TestDecide(t *testing.T) {
+	testKeys(t)
+	fp := func(i int) string { return ecFP(t, i) }
+	rsaFP, _ := Fingerprint(&rsaKey.PublicKey)
+	tests := map[string]struct {
+		edit      func(*testing.T, *Bundle)
+		cluster   string
+		subject   Subject
+		signed    SignedBy
+		now       time.Time
+		uncovered Uncovered
+		decision  Decision
+		rule      string
+		reason    string // substring
+		violation string // policy expected in Violations
+	}{
+		"uncovered namespace runs": {
+			cluster: "c1", subject: subject("other", dA), now: before,
+			decision: Allow, rule: "uncovered", reason: `no enabled security policy covers namespace "other"`,
+		},
+		"other cluster is not covered": {
+			cluster: "c2", subject: subject("default", dA), now: before,
+			decision: Allow, rule: "uncovered",
+		},
+		"uncovered deny": {
+			cluster: "c1", subject: subject("other", dA), now: before, uncovered: UncoveredDeny,
+			decision: Deny, rule: "uncovered", reason: "refuses uncovered namespaces",
+		},
+		"all witnesses signed": {
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {fp(0), fp(2)}},
+			decision: Allow, rule: "policy/prod", reason: "signed by witness release, qa",
+		},
+		"signatures on different candidate digests count": {
+			cluster: "c1", subject: subject("default", dA, dC), now: before,
+			signed:   SignedBy{dA: {fp(0)}, dC: {fp(2)}},
+			decision: Allow, rule: "policy/prod",
+		},
+		"a missing witness refuses": {
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {fp(0)}},
+			decision: Deny, rule: "policy/prod", reason: "not signed by: qa (keys " + fp(2),
+		},
+		"no signature at all": {
+			cluster: "c1", subject: subject("payments", dA), now: before,
+			decision: Deny, rule: "policy/prod", reason: "signed by: none",
+		},
+		"signature on another digest does not count": {
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dC: {fp(0), fp(2)}},
+			decision: Deny, rule: "policy/prod",
+		},
+		"no image digest found": {
+			cluster: "c1", subject: subject("default"), now: before,
+			decision: Deny, rule: "policy/prod", reason: "no image digest with config",
+		},
+		"rotated key counts": {
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {fp(1), fp(2)}},
+			decision: Allow, rule: "policy/prod",
+		},
+		"revoked key no longer counts": {
+			cluster: "c1", subject: subject("default", dA), now: after,
+			signed:   SignedBy{dA: {fp(1), fp(2)}},
+			decision: Deny, rule: "policy/prod", reason: "not signed by: release",
+		},
+		"revoked digest refused even uncovered": {
+			cluster: "c1", subject: subject("other", dA, dB), now: after,
+			decision: Deny, rule: "revocation/leaked", reason: "is revoked since 2026-11-20T00:00:00Z (key leaked)",
+		},
+		"revoked digest before effective time": {
+			cluster: "c1", subject: subject("other", dB), now: before,
+			decision: Allow, rule: "uncovered",
+		},
+		"revocation beats exemption": {
+			edit: func(t *testing.T, b *Bundle) { b.Exemptions[0].ImageDigest = dB },
+			cluster: "c1", subject: subject("payments", dB), now: after,
+			decision: Deny, rule: "revocation/leaked",
+		},
+		"exemption lets an unsigned image run": {
+			cluster: "c1", subject: subject("payments", dC), now: after,
+			decision: Allow, rule: "exemption/hotfix", reason: "INC-42 hotfix",
+		},
+		"expired exemption is ignored": {
+			cluster: "c1", subject: subject("payments", dC), now: later,
+			decision: Deny, rule: "policy/prod",
+		},
+		"exemption is per namespace": {
+			cluster: "c1", subject: subject("default", dC), now: after,
+			decision: Deny, rule: "policy/prod",
+		},
+		"pod exemption, also under uncovered deny": {
+			edit: func(t *testing.T, b *Bundle) {
+				b.Exemptions[0].ImageDigest, b.Exemptions[0].Pod, b.Exemptions[0].Namespace = "", "web-1", "other"
+			},
+			cluster: "c1", subject: subject("other", dA), now: after, uncovered: UncoveredDeny,
+			decision: Allow, rule: "exemption/hotfix",
+		},
+		"disabled policy does nothing": {
+			cluster: "c9", subject: subject("kube-system", dA), now: before,
+			decision: Allow, rule: "uncovered",
+		},
+		"audit mode lets the container run and reports": {
+			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Audit) },
+			cluster: "c9", subject: subject("kube-system", dA), now: before,
+			decision: Allow, rule: "policy/anywhere", reason: "audit only", violation: "anywhere",
+		},
+		"threshold one of two": {
+			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Enforce) },
+			cluster: "c9", subject: subject("kube-system", dA), now: before,
+			signed:   SignedBy{dA: {rsaFP}},
+			decision: Allow, rule: "policy/anywhere", reason: "signed by witness legacy",
+		},
+		"threshold not met": {
+			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Enforce) },
+			cluster: "c9", subject: subject("kube-system", dA), now: before,
+			decision: Deny, rule: "policy/anywhere", reason: "needs 1 of witnesses release, legacy",
+		},
+		"every covering policy must pass": {
+			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Enforce) },
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {rsaFP}},
+			decision: Deny, rule: "policy/prod",
+		},
+		"every covering policy passes": {
+			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Enforce) },
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {fp(0), fp(2)}},
+			decision: Allow, rule: "policy/prod,anywhere",
+		},
+		"audit failure beside a passing enforce policy": {
+			edit: func(t *testing.T, b *Bundle) {
+				enable(t, b, "anywhere", Audit)
+				b.Policy("anywhere").Witnesses = []string{"legacy"}
+			},
+			cluster: "c1", subject: subject("default", dA), now: before,
+			signed:   SignedBy{dA: {fp(0), fp(2)}},
+			decision: Allow, rule: "policy/prod", violation: "anywhere",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b := mustParse(t, validBundle)
+			if tc.edit != nil {
+				tc.edit(t, b)
+			}
+			var sigs Signatures
+			if tc.signed != nil {
+				sigs = tc.signed
+			}
+			res := b.Decide(Request{Cluster: tc.cluster, Subject: tc.subject, Signatures: sigs, Now: tc.now, Uncovered: tc.uncovered})
+			v := res.Verdict
+			if v.Decision != tc.decision || v.Rule != tc.rule || !strings.Contains(v.Reason, tc.reason) {
+				t.Fatalf("Decide = %v\nwant %s by %s with reason containing %q", v, tc.decision, tc.rule, tc.reason)
+			}
+			var viol []string
+			for _, pr := range res.Violations {
+				viol = append(viol, pr.Policy)
+			}
+			if got := strings.Join(viol, ","); got != tc.violation {
+				t.Errorf("Violations = %q; want %q", got, tc.violation)
+			}
+		})
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	b := mustParse(t, validBundle)
+	names := func(ps []*SecurityPolicy) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, p.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	if got := names(b.Evaluate("c1", "default")); got != "prod" {
+		t.Errorf("Evaluate(c1, default) = %q; want prod", got)
+	}
+	if got := names(b.Evaluate("c1", "other")); got != "" {
+		t.Errorf("Evaluate(c1, other) = %q; want none (anywhere is disabled)", got)
+	}
+	enable(t, b, "anywhere", Audit)
+	if got := names(b.Evaluate("c1", "payments")); got != "prod,anywhere" {
+		t.Errorf("Evaluate(c1, payments) = %q; want prod,anywhere in bundle order", got)
+	}
+	// A policy reachable through both a name and the wildcard appears once.
+	b.Policy("prod").Clusters = []string{"c1", "*"}
+	b.reindex()
+	if got := names(b.Evaluate("c1", "default")); got != "prod,anywhere" {
+		t.Errorf("Evaluate(c1, default) = %q; want prod,anywhere once each", got)
+	}
+	if err := b.SetPolicyEnabled("prod", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(b.Evaluate("c1", "default")); got != "anywhere" {
+		t.Errorf("after disabling prod, Evaluate = %q; want anywhere", got)
+	}
+}
+
+func TestParseUncovered(t *testing.T) {
+	for in, want := range map[string]Uncovered{"": UncoveredAllow, "allow": UncoveredAllow, "deny": UncoveredDeny} {
+		if got, err := ParseUncovered(in); err != nil || got != want {
+			t.Errorf("ParseUncovered(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseUncovered("Deny"); err == nil {
+		t.Error("ParseUncovered(Deny) succeeded; want an error")
+	}
+}
