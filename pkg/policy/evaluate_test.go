@@ -100,7 +100,7 @@ func TestDecide(t *testing.T) {
 			decision: Allow, rule: "uncovered",
 		},
 		"revocation beats exemption": {
-			edit: func(t *testing.T, b *Bundle) { b.Exemptions[0].ImageDigest = dB },
+			edit:    func(t *testing.T, b *Bundle) { b.Exemptions[0].ImageDigest = dB },
 			cluster: "c1", subject: subject("payments", dB), now: after,
 			decision: Deny, rule: "revocation/leaked",
 		},
