@@ -3,6 +3,8 @@ package policy
 import (
 	"crypto"
 	"time"
+
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // APIVersion is the apiVersion of every document in a policy bundle.
@@ -34,13 +36,13 @@ const (
 
 // Algorithm names a signature algorithm, spelled as pkg/keys and Alibaba
 // Cloud KMS spell it.
-type Algorithm string
+type Algorithm = keys.Algorithm
 
 // Signature algorithms a witness key may use: all over SHA-256.
 const (
-	RSAPKCS1SHA256 Algorithm = "RSA_PKCS1_SHA_256"
-	RSAPSSSHA256   Algorithm = "RSA_PSS_SHA_256"
-	ECDSASHA256    Algorithm = "ECDSA_SHA_256"
+	RSAPKCS1SHA256 = keys.RSAPKCS1SHA256
+	RSAPSSSHA256   = keys.RSAPSSSHA256
+	ECDSASHA256    = keys.ECDSASHA256
 )
 
 // Bundle is a parsed, validated policy bundle: the witnesses, security
