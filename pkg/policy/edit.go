@@ -27,6 +27,7 @@ func (b *Bundle) AddWitness(w *Witness) error {
 		return fmt.Errorf("witness %q has no key; give one with --key", w.Name)
 	}
 	for _, k := range w.Keys {
+		k.Witness = w.Name
 		for _, o := range b.Witnesses {
 			for _, ok := range o.Keys {
 				if ok.Fingerprint == k.Fingerprint {
@@ -36,6 +37,21 @@ func (b *Bundle) AddWitness(w *Witness) error {
 		}
 	}
 	b.Witnesses = append(b.Witnesses, w)
+	b.reindex()
+	return nil
+}
+
+// AddKey adds a key to an existing witness, for rotation.
+func (b *Bundle) AddKey(witness string, k *Key) error {
+	i := b.findWitness(witness)
+	if i < 0 {
+		return fmt.Errorf("witness %q not found; create it with 'nri-csig witness create'", witness)
+	}
+	if o := b.keyByFP[k.Fingerprint]; o != nil {
+		return fmt.Errorf("key %s is already a key of witness %q; a key may belong to one witness only", k.Fingerprint, o.Witness)
+	}
+	k.Witness = witness
+	b.Witnesses[i].Keys = append(b.Witnesses[i].Keys, k)
 	b.reindex()
 	return nil
 }

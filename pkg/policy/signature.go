@@ -1,0 +1,4 @@
+package policy
+
+// SignatureSuffix is appended to a bundle file name to name its detached signature.
+const SignatureSuffix = ".sig"
