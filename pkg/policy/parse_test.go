@@ -72,7 +72,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 }
 
 // replace edits the valid bundle: every rule gets a one-line mutation.
-func mutate(t *testing.T, old, new string) string {
+func edited(t *testing.T, old, new string) string {
 	t.Helper()
 	if !strings.Contains(validBundle, old) {
 		t.Fatalf("test bug: %q not in validBundle", old)
@@ -85,50 +85,50 @@ func TestParseErrors(t *testing.T) {
 		text string
 		want string // substring of the error
 	}{
-		"unknown top field":      {mutate(t, "kind: PolicyBundle\n", "kind: PolicyBundle\nstatus: {}\n"), `bundle.yaml:3:1: status: unknown field`},
-		"unknown spec field":     {mutate(t, "  note: production\n", "  notes: production\n"), `bundle.yaml:{{LINE notes:}}:3: SecurityPolicy prod: spec.notes: unknown field`},
-		"unknown key field":      {mutate(t, "      keyId: key-1\n", "      keyID: key-1\n"), `spec.keys[0].keyID: unknown field`},
-		"duplicate field":        {mutate(t, "  enabled: true\n", "  enabled: true\n  enabled: false\n"), `spec.enabled: field given twice`},
-		"wrong apiVersion":       {mutate(t, "apiVersion: nri-csig.io/v1alpha1\nkind: Witness\nmetadata:\n  name: qa", "apiVersion: v1\nkind: Witness\nmetadata:\n  name: qa"), `apiVersion: "v1" is not supported`},
-		"unknown kind":           {mutate(t, "kind: Exemption", "kind: Exception"), `unknown kind "Exception"`},
-		"missing name":           {mutate(t, "  name: hotfix\n", "  other: x\n"), `metadata.other: unknown field`},
-		"bad name":               {mutate(t, "  name: hotfix\n", "  name: hot fix\n"), `"hot fix" is not a valid name`},
-		"duplicate witness":      {mutate(t, "  name: legacy\n", "  name: qa\n"), `Witness "qa" is already defined at line`},
-		"duplicate policy":       {mutate(t, "  name: anywhere\n", "  name: prod\n"), `SecurityPolicy "prod" is already defined`},
-		"dangling witness":       {mutate(t, "witnesses: [release, qa]", "witnesses: [release, qa2]"), `SecurityPolicy prod: spec.witnesses: witness "qa2" is not defined`},
-		"empty key list":         {mutate(t, "  keys:\n    - publicKey: |\n{{PEM2}}\n", "  keys: []\n"), `spec.keys: list must not be empty`},
-		"missing keys":           {mutate(t, "  keys:\n    - publicKey: |\n{{PEM2}}\n", "  description: x\n"), `Witness qa: spec.keys: required field is missing`},
-		"bad public key":         {mutate(t, "    - publicKey: |\n{{PEM2}}\n", "    - publicKey: nope\n"), `no PEM block found`},
-		"fingerprint mismatch":   {mutate(t, "fingerprint: {{FP0}}", "fingerprint: {{FP1}}"), `does not match the public key`},
-		"algorithm mismatch":     {mutate(t, "algorithm: RSA_PSS_SHA_256", "algorithm: ECDSA_SHA_256"), `does not fit an RSA key`},
-		"key in two witnesses":   {mutate(t, "{{PEM2}}", "{{PEM1}}"), `is already a key of witness "release"`},
-		"threshold too high":     {mutate(t, "threshold: 1", "threshold: 3"), `spec.threshold: 3 is more than the 2 witnesses`},
-		"threshold zero":         {mutate(t, "threshold: 1", "threshold: 0"), `spec.threshold: must be at least 1`},
-		"threshold not a number": {mutate(t, "threshold: 1", "threshold: one"), `spec.threshold: expected a whole number`},
-		"unknown mode":           {mutate(t, "mode: audit", "mode: warn"), `unknown mode "warn"; use enforce or audit`},
-		"enabled not bool":       {mutate(t, "enabled: true", "enabled: \"yes\""), `spec.enabled: expected true or false`},
-		"empty namespaces":       {mutate(t, "namespaces: [default, payments]", "namespaces: []"), `spec.namespaces: list must not be empty`},
-		"bad namespace":          {mutate(t, "namespaces: [default, payments]", "namespaces: [Default]"), `"Default" is not a Kubernetes namespace name`},
-		"duplicate namespace":    {mutate(t, "namespaces: [default, payments]", "namespaces: [default, default]"), `"default" is listed twice`},
-		"missing clusters":       {mutate(t, "  clusters: [c1]\n", ""), `SecurityPolicy prod: spec.clusters: required field is missing`},
-		"bad exemption digest":   {mutate(t, "imageDigest: sha256:cccc", "imageDigest: sha256:CCCC"), `is not a digest`},
-		"exemption no expiry":    {mutate(t, "  expires: 2026-12-01T00:00:00Z\n", ""), `spec.expires: required field is missing`},
-		"exemption bad expiry":   {mutate(t, "expires: 2026-12-01T00:00:00Z", "expires: tomorrow"), `is not an RFC 3339 time`},
-		"exemption both":         {mutate(t, "  reason: INC-42 hotfix\n", "  reason: INC-42 hotfix\n  pod: web-1\n"), `give imageDigest or pod, not both`},
-		"exemption no reason":    {mutate(t, "  reason: INC-42 hotfix\n", ""), `Exemption hotfix: spec.reason: required field is missing`},
-		"revocation bad fp":      {mutate(t, "keys: [{{FP1}}]", "keys: [abc]"), `"abc" is not a key fingerprint`},
-		"revocation bad digest":  {mutate(t, "imageDigests: [sha256:bbbb", "imageDigests: [md5:bbbb"), `is not a digest`},
-		"revocation empty":       {mutate(t, "  keys: [{{FP1}}]\n  imageDigests: [sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n", ""), `give keys (fingerprints) or imageDigests`},
-		"serial missing":         {mutate(t, "  serial: 7\n", ""), `PolicyBundle fleet: spec.serial: required field is missing`},
-		"serial zero":            {mutate(t, "serial: 7", "serial: 0"), `spec.serial: must be at least 1`},
-		"serial negative":        {mutate(t, "serial: 7", "serial: -1"), `spec.serial: expected a whole number`},
+		"unknown top field":      {edited(t, "kind: PolicyBundle\n", "kind: PolicyBundle\nstatus: {}\n"), `bundle.yaml:3:1: status: unknown field`},
+		"unknown spec field":     {edited(t, "  note: production\n", "  notes: production\n"), `bundle.yaml:{{LINE notes:}}:3: SecurityPolicy prod: spec.notes: unknown field`},
+		"unknown key field":      {edited(t, "      keyId: key-1\n", "      keyID: key-1\n"), `spec.keys[0].keyID: unknown field`},
+		"duplicate field":        {edited(t, "  enabled: true\n", "  enabled: true\n  enabled: false\n"), `spec.enabled: field given twice`},
+		"wrong apiVersion":       {edited(t, "apiVersion: nri-csig.io/v1alpha1\nkind: Witness\nmetadata:\n  name: qa", "apiVersion: v1\nkind: Witness\nmetadata:\n  name: qa"), `apiVersion: "v1" is not supported`},
+		"unknown kind":           {edited(t, "kind: Exemption", "kind: Exception"), `unknown kind "Exception"`},
+		"missing name":           {edited(t, "  name: hotfix\n", "  other: x\n"), `metadata.other: unknown field`},
+		"bad name":               {edited(t, "  name: hotfix\n", "  name: hot fix\n"), `"hot fix" is not a valid name`},
+		"duplicate witness":      {edited(t, "  name: legacy\n", "  name: qa\n"), `Witness "qa" is already defined at line`},
+		"duplicate policy":       {edited(t, "  name: anywhere\n", "  name: prod\n"), `SecurityPolicy "prod" is already defined`},
+		"dangling witness":       {edited(t, "witnesses: [release, qa]", "witnesses: [release, qa2]"), `SecurityPolicy prod: spec.witnesses: witness "qa2" is not defined`},
+		"empty key list":         {edited(t, "  keys:\n    - publicKey: |\n{{PEM2}}\n", "  keys: []\n"), `spec.keys: list must not be empty`},
+		"missing keys":           {edited(t, "  keys:\n    - publicKey: |\n{{PEM2}}\n", "  description: x\n"), `Witness qa: spec.keys: required field is missing`},
+		"bad public key":         {edited(t, "    - publicKey: |\n{{PEM2}}\n", "    - publicKey: nope\n"), `no PEM block found`},
+		"fingerprint mismatch":   {edited(t, "fingerprint: {{FP0}}", "fingerprint: {{FP1}}"), `does not match the public key`},
+		"algorithm mismatch":     {edited(t, "algorithm: RSA_PSS_SHA_256", "algorithm: ECDSA_SHA_256"), `does not fit an RSA key`},
+		"key in two witnesses":   {edited(t, "{{PEM2}}", "{{PEM1}}"), `is already a key of witness "release"`},
+		"threshold too high":     {edited(t, "threshold: 1", "threshold: 3"), `spec.threshold: 3 is more than the 2 witnesses`},
+		"threshold zero":         {edited(t, "threshold: 1", "threshold: 0"), `spec.threshold: must be at least 1`},
+		"threshold not a number": {edited(t, "threshold: 1", "threshold: one"), `spec.threshold: expected a whole number`},
+		"unknown mode":           {edited(t, "mode: audit", "mode: warn"), `unknown mode "warn"; use enforce or audit`},
+		"enabled not bool":       {edited(t, "enabled: true", "enabled: \"yes\""), `spec.enabled: expected true or false`},
+		"empty namespaces":       {edited(t, "namespaces: [default, payments]", "namespaces: []"), `spec.namespaces: list must not be empty`},
+		"bad namespace":          {edited(t, "namespaces: [default, payments]", "namespaces: [Default]"), `"Default" is not a Kubernetes namespace name`},
+		"duplicate namespace":    {edited(t, "namespaces: [default, payments]", "namespaces: [default, default]"), `"default" is listed twice`},
+		"missing clusters":       {edited(t, "  clusters: [c1]\n", ""), `SecurityPolicy prod: spec.clusters: required field is missing`},
+		"bad exemption digest":   {edited(t, "imageDigest: sha256:cccc", "imageDigest: sha256:CCCC"), `is not a digest`},
+		"exemption no expiry":    {edited(t, "  expires: 2026-12-01T00:00:00Z\n", ""), `spec.expires: required field is missing`},
+		"exemption bad expiry":   {edited(t, "expires: 2026-12-01T00:00:00Z", "expires: tomorrow"), `is not an RFC 3339 time`},
+		"exemption both":         {edited(t, "  reason: INC-42 hotfix\n", "  reason: INC-42 hotfix\n  pod: web-1\n"), `give imageDigest or pod, not both`},
+		"exemption no reason":    {edited(t, "  reason: INC-42 hotfix\n", ""), `Exemption hotfix: spec.reason: required field is missing`},
+		"revocation bad fp":      {edited(t, "keys: [{{FP1}}]", "keys: [abc]"), `"abc" is not a key fingerprint`},
+		"revocation bad digest":  {edited(t, "imageDigests: [sha256:bbbb", "imageDigests: [md5:bbbb"), `is not a digest`},
+		"revocation empty":       {edited(t, "  keys: [{{FP1}}]\n  imageDigests: [sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n", ""), `give keys (fingerprints) or imageDigests`},
+		"serial missing":         {edited(t, "  serial: 7\n", ""), `PolicyBundle fleet: spec.serial: required field is missing`},
+		"serial zero":            {edited(t, "serial: 7", "serial: 0"), `spec.serial: must be at least 1`},
+		"serial negative":        {edited(t, "serial: 7", "serial: -1"), `spec.serial: expected a whole number`},
 		"two bundle docs":        {validBundle + "---\napiVersion: nri-csig.io/v1alpha1\nkind: PolicyBundle\nmetadata: {name: x}\nspec: {serial: 1}\n", `a second PolicyBundle document`},
 		"no bundle doc":          {strings.SplitN(validBundle, "---\n", 2)[1], `no PolicyBundle document`},
-		"alias":                  {mutate(t, "  clusters: [c1]\n", "  clusters: &c [c1]\n  namespaces: *c\n"), `aliases are not allowed`},
+		"alias":                  {edited(t, "  clusters: [c1]\n", "  clusters: &c [c1]\n  namespaces: *c\n"), `aliases are not allowed`},
 		"not yaml":               {"a: [", `invalid YAML`},
 		"not a mapping":          {"- a\n- b\n", `expected a mapping`},
-		"int where string":       {mutate(t, "note: production", "note: 12"), `expected a string, found int "12"; quote the value`},
-		"missing spec":           {mutate(t, "spec:\n  namespace: payments", "sepc:\n  namespace: payments"), `sepc: unknown field`},
+		"int where string":       {edited(t, "note: production", "note: 12"), `expected a string, found int "12"; quote the value`},
+		"missing spec":           {edited(t, "spec:\n  namespace: payments", "sepc:\n  namespace: payments"), `sepc: unknown field`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -157,7 +157,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseErrorsAreCollected(t *testing.T) {
-	text := mutate(t, "mode: audit", "mode: warn")
+	text := edited(t, "mode: audit", "mode: warn")
 	text = strings.Replace(text, "threshold: 1", "threshold: 5", 1)
 	_, err := ParseBundle("b.yaml", []byte(fill(t, text)))
 	if err == nil || !strings.Contains(err.Error(), "unknown mode") || !strings.Contains(err.Error(), "threshold: 5 is more") {

@@ -25,6 +25,7 @@ also when the container never went through the Kubernetes API server.`,
 		newVersionCmd(),
 		newWitnessCmd(),
 		newPolicyCmd(),
+		newBundleCmd(),
 	)
 	return root
 }
