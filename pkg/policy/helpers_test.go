@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
 
 // Test keys are generated once per run; nothing secret is checked in.
@@ -175,4 +177,13 @@ func mustParse(t testing.TB, text string) *Bundle {
 		t.Fatalf("ParseBundle: %v", err)
 	}
 	return b
+}
+
+func mustLocal(t testing.TB, k *ecdsa.PrivateKey) *local.Key {
+	t.Helper()
+	s, err := local.New(k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -110,14 +110,14 @@ func TestSignAndVerifyBundle(t *testing.T) {
 		want      string
 		is        error
 	}{
-		"unsigned":     {data, nil, "not signed", ErrUnsigned},
-		"other key":    {data, rsig, "but the trusted bundle-signing key is", ErrBadSignature},
-		"edited":       {append([]byte("# comment\n"), data...), sig, "edited after signing", ErrBadSignature},
-		"garbage":      {data, []byte("{not json"), "cannot read the signature", ErrBadSignature},
-		"extra field":  {data, []byte(`{"apiVersion":"nri-csig.io/v1alpha1","kind":"BundleSignature","x":1}`), "unknown field", ErrBadSignature},
-		"bad sig":      {data, []byte(tampered), "does not match", ErrBadSignature},
-		"wrong kind":   {data, []byte(`{"apiVersion":"v1","kind":"Secret"}`), "want nri-csig.io/v1alpha1 BundleSignature", ErrBadSignature},
-		"not base64":   {data, []byte(strings.Replace(string(sig), `"signature": "`, `"signature": "!`, 1)), "not base64", ErrBadSignature},
+		"unsigned":    {data, nil, "not signed", ErrUnsigned},
+		"other key":   {data, rsig, "but the trusted bundle-signing key is", ErrBadSignature},
+		"edited":      {append([]byte("# comment\n"), data...), sig, "edited after signing", ErrBadSignature},
+		"garbage":     {data, []byte("{not json"), "cannot read the signature", ErrBadSignature},
+		"extra field": {data, []byte(`{"apiVersion":"nri-csig.io/v1alpha1","kind":"BundleSignature","x":1}`), "unknown field", ErrBadSignature},
+		"bad sig":     {data, []byte(tampered), "does not match", ErrBadSignature},
+		"wrong kind":  {data, []byte(`{"apiVersion":"v1","kind":"Secret"}`), "want nri-csig.io/v1alpha1 BundleSignature", ErrBadSignature},
+		"not base64":  {data, []byte(strings.Replace(string(sig), `"signature": "`, `"signature": "!`, 1)), "not base64", ErrBadSignature},
 	} {
 		_, err := VerifyBundle(tc.data, tc.sig, &ecKeys[3].PublicKey)
 		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
