@@ -7,34 +7,6 @@ import (
 	"time"
 )
 
-// Semantics of a bundle, as Decide applies them to one container:
-//
-//  1. Revocations first. An image whose digest (any candidate manifest or
-//     index digest, or its config digest) is revoked, from the revocation's
-//     effective time on, is refused in every namespace the node checks,
-//     covered or not, exemptions notwithstanding: a revocation says the
-//     content itself is bad. A revoked key's signatures count for nothing from
-//     the effective time on (a signature carries no trusted time, so one made
-//     before the revocation is not honoured either).
-//  2. Coverage. A policy covers (cluster, namespace) when one of its clusters
-//     is the node's cluster (or "*") and one of its namespaces is the pod's
-//     namespace (or "*"). Only enabled policies count; a disabled policy does
-//     nothing. A namespace no enabled policy covers is not checked: the
-//     container runs (rule "uncovered"), unless the node config says
-//     "uncovered: deny" (UncoveredDeny), in which case it is refused unless an
-//     exemption applies.
-//  3. Exemptions. An unexpired exemption for the pod's namespace that names
-//     one of the image's digests (or the pod) lets the container run without
-//     signatures. Expired exemptions are ignored. Pod names are chosen by
-//     whoever creates the pod: prefer image-digest exemptions.
-//  4. Policies. Every enabled policy that covers the namespace must pass. A
-//     policy passes when at least Threshold of its witnesses (all of them when
-//     the bundle gives no threshold) have signed one of the image's candidate
-//     digests; a witness has signed when pkg/verify verified a signature by
-//     one of its unrevoked keys. A failing policy in enforce mode refuses the
-//     container; one in audit mode lets it run and is reported in
-//     Result.Violations.
-
 // Uncovered is what happens to a container in a namespace no enabled policy
 // covers; the node config chooses it.
 type Uncovered int
@@ -180,8 +152,37 @@ func (b *Bundle) Evaluate(cluster, namespace string) []*SecurityPolicy {
 	return slices.Compact(out)
 }
 
-// Decide judges a container against the bundle; see the semantics above.
-// pkg/policy's node allow lists are the daemon's to apply before calling it.
+// Decide judges one container against the bundle. The semantics, also in
+// docs/POLICY.md:
+//
+//  1. Revocations first. An image whose digest (any candidate manifest or
+//     index digest, or its config digest) is revoked, from the revocation's
+//     effective time on, is refused in every namespace the node checks,
+//     covered or not, exemptions notwithstanding: a revocation says the
+//     content itself is bad. A revoked key's signatures count for nothing from
+//     the effective time on (a signature carries no trusted time, so one made
+//     before the revocation is not honoured either).
+//  2. Coverage. A policy covers (cluster, namespace) when one of its clusters
+//     is the node's cluster (or "*") and one of its namespaces is the pod's
+//     namespace (or "*"). Only enabled policies count; a disabled policy does
+//     nothing. A namespace no enabled policy covers is not checked: the
+//     container runs (rule "uncovered"), unless the node config says
+//     "uncovered: deny" (UncoveredDeny), in which case it is refused unless an
+//     exemption applies.
+//  3. Exemptions. An unexpired exemption for the pod's namespace that names
+//     one of the image's digests (or the pod) lets the container run without
+//     signatures. Expired exemptions are ignored. Pod names are chosen by
+//     whoever creates the pod: prefer image-digest exemptions.
+//  4. Policies. Every enabled policy that covers the namespace must pass. A
+//     policy passes when at least Threshold of its witnesses (all of them when
+//     the bundle gives no threshold) have signed one of the image's candidate
+//     digests; a witness has signed when pkg/verify verified a signature by
+//     one of its unrevoked keys. A failing policy in enforce mode refuses the
+//     container; one in audit mode lets it run and is reported in
+//     Result.Violations.
+//
+// The node config's allow lists (Allowlists) are the daemon's to apply
+// before calling Decide. Decide does no I/O and is safe for concurrent use.
 func (b *Bundle) Decide(r Request) Result {
 	s := r.Subject
 	if rv, d := b.revokedDigest(s, r.Now); rv != nil {

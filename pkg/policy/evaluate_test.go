@@ -28,7 +28,7 @@ func enable(t *testing.T, b *Bundle, name string, mode Mode) {
 func TestDecide(t *testing.T) {
 	testKeys(t)
 	fp := func(i int) string { return ecFP(t, i) }
-	rsaFP, _ := Fingerprint(&rsaKey.PublicKey)
+	rsaFP, _ := Fingerprint(&testRSAKey(t).PublicKey)
 	tests := map[string]struct {
 		edit      func(*testing.T, *Bundle)
 		cluster   string

@@ -16,6 +16,7 @@ import (
 var (
 	keysOnce sync.Once
 	ecKeys   []*ecdsa.PrivateKey
+	rsaOnce  sync.Once
 	rsaKey   *rsa.PrivateKey
 )
 
@@ -29,12 +30,20 @@ func testKeys(t testing.TB) {
 			}
 			ecKeys = append(ecKeys, k)
 		}
+	})
+	// RSA key generation is slow, very slow under fuzzing instrumentation:
+	// only tests that use {{RSA}} pay for it.
+}
+
+func testRSAKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	rsaOnce.Do(func() {
 		var err error
-		rsaKey, err = rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
+		if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 			panic(err)
 		}
 	})
+	return rsaKey
 }
 
 // ecPEM returns the public PEM of test EC key i, indented for a YAML block.
@@ -71,7 +80,10 @@ func fill(t testing.TB, s string) string {
 		s = strings.ReplaceAll(s, "{{PEM"+string(rune('0'+i))+"}}", ecPEM(t, i, "        "))
 		s = strings.ReplaceAll(s, "{{FP"+string(rune('0'+i))+"}}", ecFP(t, i))
 	}
-	return strings.ReplaceAll(s, "{{RSA}}", indentPEM(t, &rsaKey.PublicKey, "        "))
+	if strings.Contains(s, "{{RSA}}") {
+		s = strings.ReplaceAll(s, "{{RSA}}", indentPEM(t, &testRSAKey(t).PublicKey, "        "))
+	}
+	return s
 }
 
 const dA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

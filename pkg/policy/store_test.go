@@ -96,12 +96,12 @@ func TestSignAndVerifyBundle(t *testing.T) {
 	if _, err := VerifyBundle(data, sig, &ecKeys[3].PublicKey); err != nil {
 		t.Fatalf("VerifyBundle of a fresh signature: %v", err)
 	}
-	rk, _ := local.New(rsaKey, RSAPSSSHA256)
+	rk, _ := local.New(testRSAKey(t), RSAPSSSHA256)
 	rsig, err := SignBundle(t.Context(), data, rk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if doc, err := VerifyBundle(data, rsig, &rsaKey.PublicKey); err != nil || doc.Algorithm != RSAPSSSHA256 {
+	if doc, err := VerifyBundle(data, rsig, &testRSAKey(t).PublicKey); err != nil || doc.Algorithm != RSAPSSSHA256 {
 		t.Fatalf("VerifyBundle(RSA-PSS) = %+v, %v", doc, err)
 	}
 	tampered := strings.Replace(string(sig), `"signature": "`, `"signature": "AAAA`, 1)
