@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,33 @@ func TestParseUncovered(t *testing.T) {
 	}
 	if _, err := ParseUncovered("Deny"); err == nil {
 		t.Error("ParseUncovered(Deny) succeeded; want an error")
+	}
+}
+
+func TestExampleBundle(t *testing.T) {
+	data, err := os.ReadFile("../../examples/policy-bundle.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseBundle("examples/policy-bundle.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hotfix = "sha256:3f0e1b6c5d4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0"
+	const revoked = "sha256:0d1c2b3a49586776a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e"
+	for _, tc := range []struct {
+		ns, digest string
+		now        time.Time
+		want       string
+	}{
+		{"payments", hotfix, after, "allow by exemption/inc-4711-hotfix"},
+		{"payments", hotfix, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "deny by policy/production"},
+		{"kube-system", revoked, after, "deny by revocation/ci-runner-compromise"},
+		{"kube-system", dA, after, "allow by uncovered"},
+	} {
+		v := b.Decide(Request{Cluster: "prod-1", Subject: subject(tc.ns, tc.digest), Now: tc.now}).Verdict
+		if got := string(v.Decision) + " by " + v.Rule; got != tc.want {
+			t.Errorf("Decide(%s, %s, %s) = %s; want %s", tc.ns, tc.digest, tc.now, got, tc.want)
+		}
 	}
 }

@@ -81,7 +81,8 @@ from the bundle.`,
 
 // witnessKey reads the public half of ref, with where it came from.
 func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.Key, error) {
-	k := &policy.Key{Ref: ref, Provider: "local"}
+	// Local paths mean nothing on other machines: only KMS references are kept.
+	k := &policy.Key{Provider: "local"}
 	if strings.HasPrefix(ref, "alikms://") {
 		s, err := keys.Open(ctx, ref, keys.Options{Algorithm: alg})
 		if err != nil {
@@ -91,6 +92,7 @@ func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.
 			return nil, fmt.Errorf("witness key: %w", err)
 		}
 		info := s.Info()
+		k.Ref = ref
 		k.Provider, k.Region, k.KeyID, k.KeyVersionID, alg = info.Provider, info.Region, info.KeyID, info.KeyVersionID, info.Algorithm
 	} else {
 		pub, err := keys.OpenPublic(ctx, ref, keys.Options{})
