@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/nri-csig/nri-csig/internal/atomicfile"
-	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/spf13/cobra"
 )
@@ -105,7 +104,7 @@ than the bundle in force. The usual flow:
 }
 
 func newBundleSignCmd(file *bundleFile) *cobra.Command {
-	var ref, alg string
+	var ko keyOptions
 	cmd := &cobra.Command{
 		Use:   "sign --key REF",
 		Short: "Write a detached signature of the bundle file (FILE.sig)",
@@ -113,7 +112,8 @@ func newBundleSignCmd(file *bundleFile) *cobra.Command {
 write the signature document to FILE.sig. Nodes configured with the matching public
 key refuse bundles without a valid signature. The serial is not changed: every CLI
 edit already raised it; a bundle edited by hand needs a higher spec.serial before
-nodes accept it.`,
+nodes accept it.
+` + keyFlagsHelp,
 		Example: `  nri-csig bundle sign --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig bundle sign --key ./bundle-signing.key --bundle ./prod.yaml`,
 		Args: cobra.NoArgs,
@@ -126,7 +126,7 @@ nodes accept it.`,
 			if err != nil {
 				return fmt.Errorf("refusing to sign an invalid bundle: %w", err)
 			}
-			s, err := keys.Open(cmd.Context(), ref, keys.Options{Algorithm: policy.Algorithm(alg)})
+			s, err := ko.Open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -141,22 +141,23 @@ nodes accept it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ref, "key", "", "bundle-signing key: alikms://region/key-id[?version=v] or a PEM private key file")
-	cmd.Flags().StringVar(&alg, "algorithm", "", "signature algorithm (default: RSA_PKCS1_SHA_256 for RSA, ECDSA_SHA_256 for EC)")
-	_ = cmd.MarkFlagRequired("key")
+	ko.AddFlags(cmd)
 	return cmd
 }
 
 func newBundleVerifyCmd(file *bundleFile) *cobra.Command {
-	var ref string
+	var ko keyOptions
 	cmd := &cobra.Command{
 		Use:   "verify --key PUB",
 		Short: "Check the bundle file and its detached signature, as a node would",
+		Long: `Check the bundle file and its detached signature (FILE.sig) with the bundle-signing
+public key, as a node configured with that key would, and parse the bundle.
+` + keyFlagsHelp,
 		Example: `  nri-csig bundle verify --key ./bundle-signing.pub
   nri-csig bundle verify --key alikms://cn-hangzhou/key-4a3b...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, err := keys.OpenPublic(cmd.Context(), ref, keys.Options{})
+			pub, err := ko.OpenPublic(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -181,8 +182,7 @@ func newBundleVerifyCmd(file *bundleFile) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ref, "key", "", "bundle-signing public key: a PEM file, or the KMS key it came from")
-	_ = cmd.MarkFlagRequired("key")
+	ko.AddFlags(cmd)
 	return cmd
 }
 
@@ -224,14 +224,15 @@ the reference poll it and load newer serials. Credentials come from the Docker c
 func newBundlePullCmd(file *bundleFile) *cobra.Command {
 	var (
 		allowHTTP bool
-		keyRef    string
+		ko        keyOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull a bundle (and its signature) from an OCI registry into the bundle file",
 		Long: `Pull the bundle artifact at REF into the bundle file (and FILE.sig), e.g. to
 review or edit what the fleet enforces. With --key the signature is checked before
-anything is written.`,
+anything is written.
+` + keyFlagsHelp,
 		Example: `  nri-csig bundle pull registry.example/security/csig-bundle:prod --key ./bundle-signing.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -239,8 +240,11 @@ anything is written.`,
 			if err != nil {
 				return err
 			}
-			if keyRef != "" {
-				pub, err := keys.OpenPublic(cmd.Context(), keyRef, keys.Options{})
+			if err := ko.fromEnv(); err != nil {
+				return err
+			}
+			if ko.Key != "" {
+				pub, err := ko.OpenPublic(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -272,6 +276,7 @@ anything is written.`,
 		},
 	}
 	cmd.Flags().BoolVar(&allowHTTP, "allow-http-registry", false, "allow plain HTTP to a registry that is not on loopback")
-	cmd.Flags().StringVar(&keyRef, "key", "", "bundle-signing public key to check the signature with before writing")
+	ko.AddFlags(cmd)
+	cmd.Flags().Lookup("key").Usage = "bundle-signing public key to check the signature with before writing: PEM file or alikms://... ($NRI_CSIG_KEY)"
 	return cmd
 }

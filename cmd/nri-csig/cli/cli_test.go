@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,21 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 	"github.com/nri-csig/nri-csig/pkg/keys/local"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
-// run executes the CLI with args and returns stdout, stderr and the error.
-func run(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := New()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(t.Context())
-	return out.String(), errOut.String(), err
-}
+// run is defined in keys_test.go.
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
@@ -147,5 +137,45 @@ func TestWitnessCreateRefusesUnsupportedKeys(t *testing.T) {
 	_, _, err = run(t, "witness", "list", "--bundle", filepath.Join(dir, "none.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no bundle file at") {
 		t.Errorf("witness list on a missing file = %v", err)
+	}
+}
+
+func TestWitnessCreateKMS(t *testing.T) {
+	fake, err := kmsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", kmsfake.AccessKeyID)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", kmsfake.AccessKeySecret)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	bf := filepath.Join(t.TempDir(), "b.yaml")
+	kms := func(key string) []string {
+		return []string{"--key", "alikms://" + kmsfake.Region + "/" + key, "--kms-endpoint", "http://" + fake.Endpoint, "--kms-timeout", "5s"}
+	}
+	mustRun(t, append([]string{"witness", "create", "--bundle", bf, "--name", "release", "--description", "KMS"}, kms(kmsfake.AliasRSA)...)...)
+	data, _ := os.ReadFile(bf)
+	b, err := policy.ParseBundle(bf, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := b.Witness("release").Keys[0]
+	wantFP, _ := policy.Fingerprint(fake.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSA))
+	if k.Provider != "alikms" || k.KeyID != kmsfake.KeyRSA || k.KeyVersionID != kmsfake.VersionRSA || k.Region != kmsfake.Region ||
+		k.Fingerprint != wantFP || k.Algorithm != policy.RSAPKCS1SHA256 {
+		t.Errorf("witness key = %+v; want KMS key %s version %s, fingerprint %s", k, kmsfake.KeyRSA, kmsfake.VersionRSA, wantFP)
+	}
+	// Rotation: the older key version is a different key.
+	mustRun(t, append([]string{"witness", "add-key", "--bundle", bf, "release"},
+		append(kms(kmsfake.KeyRSA), "--key", "alikms://"+kmsfake.Region+"/"+kmsfake.KeyRSA+"?version="+kmsfake.VersionRSAOld)...)...)
+	for _, key := range []string{kmsfake.KeyAES, kmsfake.KeyDisabled} {
+		_, _, err := run(t, append([]string{"witness", "create", "--bundle", bf, "--name", "bad"}, kms(key)...)...)
+		if err == nil || !strings.Contains(err.Error(), "SIGN/VERIFY") && !strings.Contains(err.Error(), "not enabled") {
+			t.Errorf("witness create with %s = %v; want a refusal saying which key to use", key, err)
+		}
+	}
+	out := mustRun(t, "witness", "show", "--bundle", bf, "release")
+	if !strings.Contains(out, "KMS:          region "+kmsfake.Region+", key "+kmsfake.KeyRSA+", version "+kmsfake.VersionRSAOld) {
+		t.Errorf("witness show = %s", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/spf13/cobra"
 )
@@ -30,7 +31,10 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 }
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
-	var name, ref, desc, alg string
+	var (
+		name, desc string
+		ko         keyOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --key REF [--description TEXT]",
 		Short: "Add a witness whose public key is read from a KMS key or a PEM file",
@@ -45,13 +49,14 @@ fingerprint:
 Only asymmetric SIGN/VERIFY keys are accepted (RSA_2048 or larger, or EC_P256);
 anything else is refused with a message naming the key to create. To rotate a
 key, add the new one with "witness add-key", sign with it, then remove the old one
-from the bundle.`,
+from the bundle.
+` + keyFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := witnessKey(cmd.Context(), ref, policy.Algorithm(alg))
+			k, err := witnessKey(cmd.Context(), &ko)
 			if err != nil {
 				return err
 			}
@@ -70,21 +75,26 @@ from the bundle.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
-	cmd.Flags().StringVar(&ref, "key", "", "signing key: alikms://region/key-id[?version=v], or a PEM public or private key file")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
-	cmd.Flags().StringVar(&alg, "algorithm", "", "signature algorithm of the key: RSA_PKCS1_SHA_256 (default for RSA), RSA_PSS_SHA_256 or ECDSA_SHA_256")
+	ko.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
-	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagFilename("key")
 	return cmd
 }
 
-// witnessKey reads the public half of ref, with where it came from.
-func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.Key, error) {
+// witnessKey reads the public half of the key the flags name, with where it
+// came from.
+func witnessKey(ctx context.Context, ko *keyOptions) (*policy.Key, error) {
+	opts, err := ko.Options()
+	if err != nil {
+		return nil, err
+	}
+	alg := opts.Algorithm
 	// Local paths mean nothing on other machines: only KMS references are kept.
 	k := &policy.Key{Provider: "local"}
-	if strings.HasPrefix(ref, "alikms://") {
-		s, err := keys.Open(ctx, ref, keys.Options{Algorithm: alg})
+	if strings.HasPrefix(ko.Key, alikms.Scheme+"://") {
+		// Open, not OpenPublic: the witness records the resolved key id and version.
+		s, err := keys.Open(ctx, ko.Key, opts)
 		if err != nil {
 			return nil, fmt.Errorf("witness key: %w", err)
 		}
@@ -92,10 +102,10 @@ func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.
 			return nil, fmt.Errorf("witness key: %w", err)
 		}
 		info := s.Info()
-		k.Ref = ref
+		k.Ref = ko.Key
 		k.Provider, k.Region, k.KeyID, k.KeyVersionID, alg = info.Provider, info.Region, info.KeyID, info.KeyVersionID, info.Algorithm
 	} else {
-		pub, err := keys.OpenPublic(ctx, ref, keys.Options{})
+		pub, err := keys.OpenPublic(ctx, ko.Key, opts)
 		if err != nil {
 			return nil, fmt.Errorf("witness key: %w", err)
 		}
@@ -108,7 +118,7 @@ func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.
 	// Parse what will be written, so the checks are the bundle parser's own.
 	pub, spec, err := policy.ParsePublicKeyPEM([]byte(pemText))
 	if err != nil {
-		return nil, fmt.Errorf("witness key %s: %w", ref, err)
+		return nil, fmt.Errorf("witness key %s: %w", ko.Key, err)
 	}
 	k.PublicKey, k.PublicKeyPEM, k.KeySpec = pub, pemText, spec
 	if k.Fingerprint, err = policy.Fingerprint(pub); err != nil {
@@ -125,18 +135,19 @@ func witnessKey(ctx context.Context, ref string, alg policy.Algorithm) (*policy.
 }
 
 func newWitnessAddKeyCmd(file *bundleFile) *cobra.Command {
-	var ref, alg string
+	var ko keyOptions
 	cmd := &cobra.Command{
 		Use:   "add-key NAME --key REF",
 		Short: "Add another key to a witness (key rotation)",
 		Long: `Add another public key to an existing witness. A signature by any one of a
 witness's keys satisfies it, so images signed with the old or the new key are both
 trusted while the rotation lasts. Revoke the old key's fingerprint with a Revocation
-document when it must stop counting.`,
+document when it must stop counting.
+` + keyFlagsHelp,
 		Example: `  nri-csig witness add-key release --key alikms://cn-hangzhou/key-4a3b...?version=v2`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := witnessKey(cmd.Context(), ref, policy.Algorithm(alg))
+			k, err := witnessKey(cmd.Context(), &ko)
 			if err != nil {
 				return err
 			}
@@ -154,9 +165,7 @@ document when it must stop counting.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ref, "key", "", "signing key: alikms://region/key-id[?version=v], or a PEM public or private key file")
-	cmd.Flags().StringVar(&alg, "algorithm", "", "signature algorithm of the key (default: RSA_PKCS1_SHA_256 for RSA, ECDSA_SHA_256 for EC)")
-	_ = cmd.MarkFlagRequired("key")
+	ko.AddFlags(cmd)
 	return cmd
 }
 
