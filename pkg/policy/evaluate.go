@@ -61,7 +61,9 @@ type Request struct {
 	Subject Subject
 	// Signatures says which keys signed which digests; nil means none did.
 	Signatures Signatures
-	// Now is the time exemptions and revocations are judged at.
+	// Now is the time exemptions and revocations are judged at; the zero
+	// value means time.Now(), so that a forgotten field never makes
+	// exemptions eternal and revocations void.
 	Now       time.Time
 	Uncovered Uncovered
 }
@@ -184,6 +186,9 @@ func (b *Bundle) Evaluate(cluster, namespace string) []*SecurityPolicy {
 // The node config's allow lists (Allowlists) are the daemon's to apply
 // before calling Decide. Decide does no I/O and is safe for concurrent use.
 func (b *Bundle) Decide(r Request) Result {
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
 	s := r.Subject
 	if rv, d := b.revokedDigest(s, r.Now); rv != nil {
 		return Result{Verdict: Verdict{Decision: Deny, Rule: "revocation/" + rv.Name, Digest: d,

@@ -263,3 +263,16 @@ func TestExampleBundle(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideZeroNowIsNow(t *testing.T) {
+	b := mustParse(t, validBundle)
+	b.Revocations[0].Effective = time.Now().Add(-time.Hour)
+	b.Exemptions[0].Expires = time.Now().Add(-time.Hour)
+	// A zero Now must not void the revocation nor revive the expired exemption.
+	if v := b.Decide(Request{Cluster: "c1", Subject: subject("other", dB)}).Verdict; v.Rule != "revocation/leaked" {
+		t.Errorf("Decide(revoked digest) with zero Now = %v; want the revocation applied", v)
+	}
+	if v := b.Decide(Request{Cluster: "c1", Subject: subject("payments", dC)}).Verdict; v.Rule != "policy/prod" {
+		t.Errorf("Decide(exempt digest) with zero Now = %v; want the expired exemption ignored", v)
+	}
+}
