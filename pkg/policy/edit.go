@@ -133,3 +133,41 @@ func (b *Bundle) reindex() {
 	}
 	b.index = buildIndex(b.Policies)
 }
+
+// AddExemption adds an exemption; its name must be new.
+func (b *Bundle) AddExemption(e *Exemption) error {
+	if slices.ContainsFunc(b.Exemptions, func(o *Exemption) bool { return o.Name == e.Name }) {
+		return fmt.Errorf("exemption %q already exists; delete it first or choose another name", e.Name)
+	}
+	b.Exemptions = append(b.Exemptions, e)
+	return nil
+}
+
+// DeleteExemption removes an exemption.
+func (b *Bundle) DeleteExemption(name string) error {
+	i := slices.IndexFunc(b.Exemptions, func(e *Exemption) bool { return e.Name == name })
+	if i < 0 {
+		return fmt.Errorf("exemption %q not found; 'nri-csig exemption list' shows the exemptions", name)
+	}
+	b.Exemptions = slices.Delete(b.Exemptions, i, i+1)
+	return nil
+}
+
+// AddRevocation adds a revocation; its name must be new.
+func (b *Bundle) AddRevocation(r *Revocation) error {
+	if slices.ContainsFunc(b.Revocations, func(o *Revocation) bool { return o.Name == r.Name }) {
+		return fmt.Errorf("revocation %q already exists; choose another name", r.Name)
+	}
+	b.Revocations = append(b.Revocations, r)
+	return nil
+}
+
+// DeleteRevocation removes a revocation: what it revoked is trusted again.
+func (b *Bundle) DeleteRevocation(name string) error {
+	i := slices.IndexFunc(b.Revocations, func(r *Revocation) bool { return r.Name == name })
+	if i < 0 {
+		return fmt.Errorf("revocation %q not found; 'nri-csig revocation list' shows the revocations", name)
+	}
+	b.Revocations = slices.Delete(b.Revocations, i, i+1)
+	return nil
+}

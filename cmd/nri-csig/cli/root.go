@@ -26,6 +26,8 @@ also when the container never went through the Kubernetes API server.`,
 		newWitnessCmd(),
 		newPolicyCmd(),
 		newBundleCmd(),
+		newExemptionCmd(),
+		newRevocationCmd(),
 		newPublicKeyCmd(),
 		newGenerateKeyCmd(),
 	)
