@@ -192,6 +192,22 @@ func (s *Store) Current() *Bundle {
 	return nil
 }
 
+// Status describes the bundle in force, for health checks and metrics.
+type Status struct {
+	Serial uint64 // 0 when no bundle is in force
+	Digest string // sha256 of the bundle bytes
+	Source string // file path, reference@digest, or the state file
+}
+
+// Status returns what is in force now.
+func (s *Store) Status() Status {
+	c := s.current.Load()
+	if c == nil {
+		return Status{}
+	}
+	return Status{Serial: c.b.Serial, Digest: c.digest, Source: c.source}
+}
+
 // Load brings the store up at boot: it restores the last good bundle from
 // the state directory, then reads every source once. It returns an error
 // wrapping ErrNoBundle when no bundle is in force afterwards.

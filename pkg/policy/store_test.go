@@ -159,6 +159,9 @@ func TestStoreSignedBundles(t *testing.T) {
 	if b := s.Current(); b == nil || b.Serial != 7 {
 		t.Fatalf("Current = %v", b)
 	}
+	if st := s.Status(); st.Serial != 7 || st.Source != src || st.Digest != BundleDigest(bundleText(t, "7", true)) {
+		t.Errorf("Status = %+v", st)
+	}
 
 	// A signed bundle edited after signing is refused; 7 stays in force.
 	data := bundleText(t, "8", false)
