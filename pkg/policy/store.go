@@ -133,7 +133,7 @@ func WithSigningKey(pub crypto.PublicKey) StoreOption {
 	}
 }
 
-// WithStateDir keeps the last good bundle in dir, which must exist. Without
+// WithStateDir keeps the last good bundle in dir (created when missing). Without
 // it the node starts with no bundle when its sources are unavailable, and
 // rollback protection does not survive a restart.
 func WithStateDir(dir string) StoreOption {
@@ -343,6 +343,10 @@ func (s *Store) saveState(f *fetched) error {
 	}
 	data, err := json.Marshal(state{Source: f.name, SavedAt: s.o.clock.Now().UTC(), Bundle: string(f.data), Signature: string(f.sig)})
 	if err != nil {
+		return err
+	}
+	// The state directory is the node's own; a first boot may find it missing.
+	if err := os.MkdirAll(s.o.stateDir, 0o700); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(s.o.stateDir, StateFile), data, 0o600)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -182,7 +183,7 @@ func TestStoreSignedBundles(t *testing.T) {
 }
 
 func TestStoreNoRollbackAndHotReload(t *testing.T) {
-	dir, state := t.TempDir(), t.TempDir()
+	dir, state := t.TempDir(), filepath.Join(t.TempDir(), "created", "on", "first", "save")
 	src := filepath.Join(dir, "bundle.yaml")
 	ev := &events{}
 	publish(t, src, bundleText(t, "7", false), nil)
@@ -358,5 +359,43 @@ func TestNewStoreOptions(t *testing.T) {
 	}
 	if _, err := NewStore(WithFileSource("x"), WithSigningKey("not a key")); err == nil {
 		t.Error("WithSigningKey(string) accepted")
+	}
+}
+
+// Decisions read the bundle in force while reloads replace it (run with -race).
+func TestStoreConcurrentReads(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "bundle.yaml")
+	publish(t, src, bundleText(t, "1", false), nil)
+	s, err := NewStore(WithFileSource(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					b := s.Current()
+					b.Decide(Request{Cluster: "c1", Subject: subject("default", dA), Now: before})
+				}
+			}
+		})
+	}
+	for i := 2; i < 12; i++ {
+		publish(t, src, bundleText(t, strconv.Itoa(i), i%2 == 0), nil)
+		s.Reload(t.Context())
+	}
+	close(stop)
+	wg.Wait()
+	if s.Current().Serial != 11 {
+		t.Errorf("serial = %d; want 11", s.Current().Serial)
 	}
 }
