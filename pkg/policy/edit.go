@@ -171,3 +171,22 @@ func (b *Bundle) DeleteRevocation(name string) error {
 	b.Revocations = slices.Delete(b.Revocations, i, i+1)
 	return nil
 }
+
+// RemoveKey removes a key from a witness, refusing to remove its last one.
+func (b *Bundle) RemoveKey(witness, fingerprint string) error {
+	i := b.findWitness(witness)
+	if i < 0 {
+		return fmt.Errorf("witness %q not found; 'nri-csig witness list' shows the witnesses", witness)
+	}
+	w := b.Witnesses[i]
+	j := slices.IndexFunc(w.Keys, func(k *Key) bool { return k.Fingerprint == fingerprint })
+	if j < 0 {
+		return fmt.Errorf("witness %q has no key %s; 'nri-csig witness show %s' lists its keys", witness, fingerprint, witness)
+	}
+	if len(w.Keys) == 1 {
+		return fmt.Errorf("key %s is the last key of witness %q; add its successor first ('nri-csig witness add-key') or delete the witness", fingerprint, witness)
+	}
+	w.Keys = slices.Delete(w.Keys, j, j+1)
+	b.reindex()
+	return nil
+}

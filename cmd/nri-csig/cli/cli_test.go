@@ -178,4 +178,15 @@ func TestWitnessCreateKMS(t *testing.T) {
 	if !strings.Contains(out, "KMS:          region "+kmsfake.Region+", key "+kmsfake.KeyRSA+", version "+kmsfake.VersionRSAOld) {
 		t.Errorf("witness show = %s", out)
 	}
+	// End of the rotation: the new version's key goes, the old one stays; the last key cannot go.
+	mustRun(t, "witness", "remove-key", "--bundle", bf, "release", wantFP)
+	data, _ = os.ReadFile(bf)
+	b, _ = policy.ParseBundle(bf, data)
+	last := b.Witness("release").Keys
+	if len(last) != 1 || last[0].KeyVersionID != kmsfake.VersionRSAOld {
+		t.Fatalf("keys after remove-key = %+v", last)
+	}
+	if _, _, err := run(t, "witness", "remove-key", "--bundle", bf, "release", last[0].Fingerprint); err == nil || !strings.Contains(err.Error(), "last key") {
+		t.Errorf("removing the last key = %v; want a refusal", err)
+	}
 }

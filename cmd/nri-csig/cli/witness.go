@@ -26,7 +26,7 @@ and never need KMS credentials. Every edit raises the bundle's serial and drops 
 now stale signature file: run "nri-csig bundle sign" before publishing.`,
 	}
 	file.addFlags(cmd)
-	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
+	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessRemoveKeyCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
 	return cmd
 }
 
@@ -46,10 +46,10 @@ fingerprint:
   ./release.pub                                            PEM public key file
   ./release.key                                            PEM private key file (public half only is stored)
 
-Only asymmetric SIGN/VERIFY keys are accepted (RSA_2048 or larger, or EC_P256);
-anything else is refused with a message naming the key to create. To rotate a
-key, add the new one with "witness add-key", sign with it, then remove the old one
-from the bundle.
+Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048 or EC_P256; PEM files:
+RSA of 2048 bits or more, or EC P-256); anything else is refused with a message naming
+the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
+"witness remove-key" the old one (or revoke it, when it must stop counting at once).
 ` + keyFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
@@ -167,6 +167,32 @@ document when it must stop counting.
 	}
 	ko.AddFlags(cmd)
 	return cmd
+}
+
+func newWitnessRemoveKeyCmd(file *bundleFile) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-key NAME FINGERPRINT",
+		Short: "Remove a key from a witness (the end of a rotation)",
+		Long: `Remove a key from a witness once images are signed with its successor. Images
+signed only by the removed key stop satisfying the witness when nodes load the new
+bundle. A witness keeps at least one key.`,
+		Example: `  nri-csig witness remove-key release sha256:2c18cc40...`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := file.load()
+			if err != nil {
+				return err
+			}
+			if err := b.RemoveKey(args[0], args[1]); err != nil {
+				return err
+			}
+			if err := file.save(cmd, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key %s removed from witness %q\n", args[1], args[0])
+			return nil
+		},
+	}
 }
 
 func newWitnessListCmd(file *bundleFile) *cobra.Command {
