@@ -154,6 +154,30 @@ func (b *Bundle) Evaluate(cluster, namespace string) []*SecurityPolicy {
 	return slices.Compact(out)
 }
 
+// KeysFor returns the unrevoked keys of the witnesses that the enabled
+// policies covering (cluster, namespace) name, each once: what pkg/verify
+// must check an image's signatures against for a container there. Each key
+// carries its public key, algorithm, fingerprint and witness; the policies'
+// thresholds are in Evaluate's result.
+func (b *Bundle) KeysFor(cluster, namespace string, now time.Time) []*Key {
+	var ks []*Key
+	seen := map[string]bool{}
+	for _, p := range b.Evaluate(cluster, namespace) {
+		for _, wn := range p.Witnesses {
+			if seen[wn] {
+				continue
+			}
+			seen[wn] = true
+			for _, k := range b.witnessByName[wn].Keys {
+				if b.keyRevoked(k.Fingerprint, now) == nil {
+					ks = append(ks, k)
+				}
+			}
+		}
+	}
+	return ks
+}
+
 // Decide judges one container against the bundle. The semantics, also in
 // docs/POLICY.md:
 //

@@ -276,3 +276,25 @@ func TestDecideZeroNowIsNow(t *testing.T) {
 		t.Errorf("Decide(exempt digest) with zero Now = %v; want the expired exemption ignored", v)
 	}
 }
+
+func TestKeysFor(t *testing.T) {
+	b := mustParse(t, validBundle)
+	fps := func(ks []*Key) string {
+		var s []string
+		for _, k := range ks {
+			s = append(s, k.Witness+"="+k.Fingerprint[:15])
+		}
+		return strings.Join(s, ",")
+	}
+	want := "release=" + ecFP(t, 0)[:15] + ",release=" + ecFP(t, 1)[:15] + ",qa=" + ecFP(t, 2)[:15]
+	if got := fps(b.KeysFor("c1", "default", before)); got != want {
+		t.Errorf("KeysFor(before the revocation) = %s; want %s", got, want)
+	}
+	want = "release=" + ecFP(t, 0)[:15] + ",qa=" + ecFP(t, 2)[:15]
+	if got := fps(b.KeysFor("c1", "default", after)); got != want {
+		t.Errorf("KeysFor(after the revocation) = %s; want %s", got, want)
+	}
+	if got := b.KeysFor("c1", "other", after); len(got) != 0 {
+		t.Errorf("KeysFor(uncovered) = %v; want none", got)
+	}
+}
