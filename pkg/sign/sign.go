@@ -99,4 +99,3 @@ func Attach(ctx context.Context, sig *Signature, opts ...remote.Option) error {
 	}
 	return nil
 }
-
