@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
@@ -32,10 +33,9 @@ type Key struct {
 	Name string
 	// Public is an *rsa.PublicKey or *ecdsa.PublicKey.
 	Public crypto.PublicKey
-	// Algorithm is the keys.Algorithm the signatures use ("RSA_PKCS1_SHA_256",
-	// "RSA_PSS_SHA_256", "ECDSA_SHA_256"); empty means by key type, RSA
-	// PKCS#1 v1.5 or ECDSA, which is what cosign signs with.
-	Algorithm string
+	// Algorithm is the algorithm the signatures use; empty means by key
+	// type, RSA PKCS#1 v1.5 or ECDSA, which is what cosign signs with.
+	Algorithm keys.Algorithm
 }
 
 // Format names the signature formats.
@@ -110,7 +110,7 @@ func (r *Result) Err() error {
 // Verify judges the signature manifests found for image digest against
 // keys. It is pure and bounded: manifests are parsed with the limits of
 // package signature, and each layer costs at most one signature check per key.
-func Verify(digest string, manifests []signature.Manifest, keys []Key) Result {
+func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 	res := Result{Digest: digest}
 	if err := signature.ValidateDigest(digest); err != nil {
 		res.Failures = append(res.Failures, Failure{Source: "input", Layer: -1, Err: err})
@@ -139,9 +139,9 @@ func Verify(digest string, manifests []signature.Manifest, keys []Key) Result {
 			var covers string
 			switch l.MediaType {
 			case signature.SimpleSigningMediaType:
-				match, covers, err = verifyLegacy(digest, l, blob, keys)
+				match, covers, err = verifyLegacy(digest, l, blob, ks)
 			case signature.BundleMediaType:
-				match, covers, err = verifyBundle(digest, blob, keys)
+				match, covers, err = verifyBundle(digest, blob, ks)
 			default:
 				// Other artifacts (SBOMs, attestations) can share a referrers
 				// index; they are not signatures, so they are skipped silently.
@@ -160,7 +160,7 @@ func Verify(digest string, manifests []signature.Manifest, keys []Key) Result {
 
 // verifyLegacy checks a cosign simple-signing layer: signature first (over
 // sha256 of the payload bytes), then the payload it authenticates.
-func verifyLegacy(digest string, l signature.Descriptor, payload []byte, keys []Key) (Match, string, error) {
+func verifyLegacy(digest string, l signature.Descriptor, payload []byte, ks []Key) (Match, string, error) {
 	m := Match{Format: FormatLegacy}
 	b64, ok := l.Annotations[signature.SignatureAnnotation]
 	if !ok {
@@ -171,7 +171,7 @@ func verifyLegacy(digest string, l signature.Descriptor, payload []byte, keys []
 		return m, "", fmt.Errorf("signature annotation: %w", err)
 	}
 	sum := sha256.Sum256(payload)
-	key, err := findKey(keys, sum[:], sig)
+	key, err := findKey(ks, sum[:], sig)
 	if err != nil {
 		return m, "", err
 	}
@@ -190,7 +190,7 @@ func verifyLegacy(digest string, l signature.Descriptor, payload []byte, keys []
 // verifyBundle checks a cosign v3 bundle: the DSSE signature over the PAE,
 // then the in-toto statement's subject. Tlog entries and timestamps are not
 // consulted: verification is key-based and offline.
-func verifyBundle(digest string, blob []byte, keys []Key) (Match, string, error) {
+func verifyBundle(digest string, blob []byte, ks []Key) (Match, string, error) {
 	m := Match{Format: FormatBundle}
 	b, err := signature.ParseBundle(blob)
 	if err != nil {
@@ -200,7 +200,7 @@ func verifyBundle(digest string, blob []byte, keys []Key) (Match, string, error)
 	sum := sha256.Sum256(signature.PAE(env.PayloadType, env.Payload))
 	var key string
 	for _, sig := range env.Signatures {
-		if key, err = findKey(keys, sum[:], sig); err == nil {
+		if key, err = findKey(ks, sum[:], sig); err == nil {
 			break
 		}
 	}
@@ -233,17 +233,17 @@ func verifyBundle(digest string, blob []byte, keys []Key) (Match, string, error)
 
 // findKey returns the name of the first key under which sig is a valid
 // signature of the SHA-256 digest.
-func findKey(keys []Key, digest, sig []byte) (string, error) {
-	if len(keys) == 0 {
+func findKey(ks []Key, digest, sig []byte) (string, error) {
+	if len(ks) == 0 {
 		return "", fmt.Errorf("%w: no keys given", ErrBadSignature)
 	}
-	for _, k := range keys {
-		if verifyDigest(k.Public, k.Algorithm, digest, sig) == nil {
+	for _, k := range ks {
+		if keys.VerifyDigest(k.Public, k.Algorithm, digest, sig) == nil {
 			return k.Name, nil
 		}
 	}
-	names := make([]string, len(keys))
-	for i, k := range keys {
+	names := make([]string, len(ks))
+	for i, k := range ks {
 		names[i] = k.Name
 	}
 	return "", fmt.Errorf("%w (tried %s)", ErrBadSignature, strings.Join(names, ", "))
