@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -247,4 +248,13 @@ func findKey(ks []Key, digest, sig []byte) (string, error) {
 		names[i] = k.Name
 	}
 	return "", fmt.Errorf("%w (tried %s)", ErrBadSignature, strings.Join(names, ", "))
+}
+
+// MarshalJSON adds the reason text, since errors do not marshal.
+func (f Failure) MarshalJSON() ([]byte, error) {
+	type plain Failure
+	return json.Marshal(struct {
+		plain
+		Reason string `json:"reason"`
+	}{plain(f), f.Reason()})
 }

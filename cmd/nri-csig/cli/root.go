@@ -23,6 +23,8 @@ also when the container never went through the Kubernetes API server.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }
