@@ -4,7 +4,9 @@ go 1.26.6
 
 require (
 	github.com/google/go-containerregistry v0.22.1
+	github.com/sigstore/protobuf-specs v0.5.1
 	github.com/spf13/cobra v1.10.2
+	google.golang.org/protobuf v1.36.11
 )
 
 require (
@@ -18,5 +20,7 @@ require (
 	github.com/spf13/pflag v1.0.10 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
+	google.golang.org/genproto v0.0.0-20230706204954-ccb25ca9f130 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20230726155614-23370e0ffb3e // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )

@@ -5,15 +5,21 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// The Sigstore bundle is parsed by hand rather than with
-// github.com/sigstore/sigstore-go or protobuf-specs: a node reads only the
-// key-based, offline subset (a DSSE envelope and the in-toto statement in
-// it), and those libraries would add several MB of protobuf, TUF, Rekor and
-// x509 code to the daemon for fields it must ignore anyway (no tlog, no
-// Fulcio). The subset below follows protobuf-specs sigstore_bundle.proto
-// v0.3 in its protojson form.
+// The Sigstore bundle is decoded with the generated types of
+// github.com/sigstore/protobuf-specs (protojson, strict: unknown fields and
+// duplicates are refused), not with github.com/sigstore/sigstore-go.
+// Measured on the nri-csig binary (CGO_ENABLED=0, -trimpath): 11.8 MB
+// without either; +5.5 MB for the protobuf runtime alone, which the daemon
+// carries anyway for NRI; +0.6 MB more for protobuf-specs' bundle types;
+// sigstore-go's bundle and verify packages add about +10 MB on top (TUF,
+// Rekor, x509 and timestamp code a key-based offline verifier must not use).
+// The in-toto statement inside the envelope is parsed by hand: three fields,
+// not worth the in-toto attestation module.
 
 // InTotoPayloadType is the DSSE payload type of an in-toto statement.
 const InTotoPayloadType = "application/vnd.in-toto+json"
@@ -24,85 +30,71 @@ const (
 	InTotoStatementV01 = "https://in-toto.io/Statement/v0.1"
 )
 
-// maxSubjects bounds the subjects read from one statement.
-const maxSubjects = 64
-
-// Bundle is the key-based subset of a Sigstore bundle.
+// Bundle is the key-based subset of a Sigstore bundle: a DSSE envelope.
 type Bundle struct {
-	MediaType            string               `json:"mediaType"`
-	VerificationMaterial VerificationMaterial `json:"verificationMaterial"`
-	DSSEEnvelope         *Envelope            `json:"dsseEnvelope"`
-	MessageSignature     *struct{}            `json:"messageSignature"`
+	MediaType string
+	// KeyHint is verificationMaterial.publicKey.hint, if any (informational).
+	KeyHint      string
+	DSSEEnvelope *Envelope
 }
 
-// VerificationMaterial is read only for its key hint; tlog entries and
-// timestamps are ignored (offline, key-based verification).
-type VerificationMaterial struct {
-	PublicKey *struct {
-		Hint string `json:"hint"`
-	} `json:"publicKey"`
-}
-
-// Envelope is a DSSE envelope with its base64 fields decoded.
+// Envelope is a DSSE envelope.
 type Envelope struct {
 	Payload     []byte
 	PayloadType string
 	Signatures  [][]byte
 }
 
-type rawEnvelope struct {
-	Payload     string `json:"payload"`
-	PayloadType string `json:"payloadType"`
-	Signatures  []struct {
-		Sig   string `json:"sig"`
-		KeyID string `json:"keyid"`
-	} `json:"signatures"`
-}
-
-// UnmarshalJSON decodes the envelope's base64 fields strictly.
-func (e *Envelope) UnmarshalJSON(b []byte) error {
-	var r rawEnvelope
-	if err := decodeLoose(b, MaxBundleSize, &r); err != nil {
-		return err
-	}
-	p, err := DecodeBase64(r.Payload)
-	if err != nil {
-		return fmt.Errorf("dsseEnvelope.payload: %w", err)
-	}
-	if len(r.Signatures) == 0 || len(r.Signatures) > maxSubjects {
-		return fmt.Errorf("%w: dsseEnvelope has %d signatures, want 1 to %d", ErrMalformed, len(r.Signatures), maxSubjects)
-	}
-	e.Payload, e.PayloadType = p, r.PayloadType
-	for i, s := range r.Signatures {
-		sig, err := DecodeBase64(s.Sig)
-		if err != nil {
-			return fmt.Errorf("dsseEnvelope.signatures[%d]: %w", i, err)
-		}
-		e.Signatures = append(e.Signatures, sig)
-	}
-	return nil
-}
+// maxSignatures bounds the signatures of one DSSE envelope; maxSubjects the
+// subjects of one statement.
+const (
+	maxSignatures = 16
+	maxSubjects   = 64
+)
 
 // ParseBundle parses an untrusted Sigstore bundle of media type
-// BundleMediaType that carries a DSSE envelope.
+// BundleMediaType that carries a DSSE envelope. Transparency-log entries
+// and timestamps are parsed for well-formedness but not used.
 func ParseBundle(b []byte) (*Bundle, error) {
-	var bu Bundle
-	if err := decodeLoose(b, MaxBundleSize, &bu); err != nil {
+	if err := checkJSON(b, MaxBundleSize); err != nil {
 		return nil, fmt.Errorf("sigstore bundle: %w", err)
 	}
-	if bu.MediaType != BundleMediaType {
-		return nil, fmt.Errorf("sigstore bundle: %w: mediaType %q, want %q", ErrWrongType, bu.MediaType, BundleMediaType)
+	var pb protobundle.Bundle
+	if err := protojson.Unmarshal(b, &pb); err != nil {
+		return nil, fmt.Errorf("sigstore bundle: %w: %v", ErrMalformed, err)
 	}
-	if bu.DSSEEnvelope == nil {
-		if bu.MessageSignature != nil {
+	if pb.GetMediaType() != BundleMediaType {
+		return nil, fmt.Errorf("sigstore bundle: %w: mediaType %q, want %q", ErrWrongType, pb.GetMediaType(), BundleMediaType)
+	}
+	env := pb.GetDsseEnvelope()
+	if env == nil {
+		if pb.GetMessageSignature() != nil {
 			return nil, fmt.Errorf("sigstore bundle: %w: a messageSignature signs a blob, not an image; sign the image with cosign sign", ErrWrongType)
 		}
 		return nil, fmt.Errorf("sigstore bundle: %w: no dsseEnvelope", ErrMalformed)
 	}
-	if bu.DSSEEnvelope.PayloadType != InTotoPayloadType {
-		return nil, fmt.Errorf("sigstore bundle: %w: DSSE payloadType %q, want %q", ErrWrongType, bu.DSSEEnvelope.PayloadType, InTotoPayloadType)
+	if env.GetPayloadType() != InTotoPayloadType {
+		return nil, fmt.Errorf("sigstore bundle: %w: DSSE payloadType %q, want %q", ErrWrongType, env.GetPayloadType(), InTotoPayloadType)
 	}
-	return &bu, nil
+	if len(env.GetPayload()) == 0 {
+		return nil, fmt.Errorf("sigstore bundle: %w: empty DSSE payload", ErrMalformed)
+	}
+	sigs := env.GetSignatures()
+	if len(sigs) == 0 || len(sigs) > maxSignatures {
+		return nil, fmt.Errorf("sigstore bundle: %w: dsseEnvelope has %d signatures, want 1 to %d", ErrMalformed, len(sigs), maxSignatures)
+	}
+	out := &Bundle{
+		MediaType:    pb.GetMediaType(),
+		KeyHint:      pb.GetVerificationMaterial().GetPublicKey().GetHint(),
+		DSSEEnvelope: &Envelope{Payload: env.GetPayload(), PayloadType: env.GetPayloadType()},
+	}
+	for i, s := range sigs {
+		if len(s.GetSig()) == 0 {
+			return nil, fmt.Errorf("sigstore bundle: %w: empty DSSE signature %d", ErrMalformed, i)
+		}
+		out.DSSEEnvelope.Signatures = append(out.DSSEEnvelope.Signatures, s.GetSig())
+	}
+	return out, nil
 }
 
 // PAE is the DSSE pre-authentication encoding: the bytes a DSSE signature covers.
