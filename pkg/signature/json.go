@@ -81,6 +81,9 @@ func checkJSON(b []byte, limit int) error {
 	if first {
 		return fmt.Errorf("%w: empty document", ErrMalformed)
 	}
+	if len(stack) > 0 {
+		return fmt.Errorf("%w: invalid JSON: truncated", ErrMalformed)
+	}
 	return nil
 }
 
@@ -93,7 +96,7 @@ func decodeStrict(b []byte, limit int, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: invalid JSON: %v", ErrMalformed, err)
 	}
 	return nil
 }
@@ -105,7 +108,7 @@ func decodeLoose(b []byte, limit int, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: invalid JSON: %v", ErrMalformed, err)
 	}
 	return nil
 }

@@ -234,7 +234,8 @@ func printReport(w io.Writer, rep *verifyReport) {
 	if rep.Verified {
 		fmt.Fprintf(w, "Verified %s: signed by %v\n", rep.Digest, rep.Result.Keys())
 	} else {
-		fmt.Fprintf(w, "NOT verified %s: %v\n", rep.Digest, rep.Result.Err())
+		n := len(rep.Result.Failures)
+		fmt.Fprintf(w, "NOT verified %s: %d signature(s) found, none valid for the keys\n", rep.Digest, n)
 	}
 }
 
