@@ -175,11 +175,16 @@ func DecodeBase64(s string) ([]byte, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty base64", ErrMalformed)
 	}
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-		return b, nil
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.URLEncoding.DecodeString(s)
 	}
-	if b, err := base64.URLEncoding.DecodeString(s); err == nil {
-		return b, nil
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: corrupt base64", ErrMalformed)
+	case len(b) == 0:
+		// The decoders skip newlines: "\n" decodes to nothing.
+		return nil, fmt.Errorf("%w: empty base64", ErrMalformed)
 	}
-	return nil, fmt.Errorf("%w: corrupt base64", ErrMalformed)
+	return b, nil
 }

@@ -22,7 +22,7 @@ import (
 
 type rawManifest []byte
 
-func (r rawManifest) RawManifest() ([]byte, error)       { return r, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // putSig writes a hand-made cosign signature manifest for digest: layers
