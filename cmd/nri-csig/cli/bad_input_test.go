@@ -80,7 +80,7 @@ func TestVerifyBadInput(t *testing.T) {
 	}
 	otherTag := host + "/other:v1"
 	otherDigest := push(t, otherTag, randomImage(t))
-	if out, code := run(t, "sign", "--key", priv, otherTag); code != 0 {
+	if out, code := runCLI(t, "sign", "--key", priv, otherTag); code != 0 {
 		t.Fatalf("sign: %s", out)
 	}
 
@@ -137,7 +137,7 @@ func TestVerifyBadInput(t *testing.T) {
 		"signed by another key": {
 			setup: func(repo name.Repository, digest string) {
 				otherPriv, _ := genKey(t, "other")
-				if out, code := run(t, "sign", "--key", otherPriv, repo.Digest(digest).String()); code != 0 {
+				if out, code := runCLI(t, "sign", "--key", otherPriv, repo.Digest(digest).String()); code != 0 {
 					t.Fatalf("sign: %s", out)
 				}
 			},
@@ -151,7 +151,7 @@ func TestVerifyBadInput(t *testing.T) {
 			digest := push(t, tag, randomImage(t))
 			r, _ := nameRepo(tag)
 			tc.setup(r, digest)
-			out, code := run(t, "verify", "--key", pub, tag)
+			out, code := runCLI(t, "verify", "--key", pub, tag)
 			if code != 1 || !strings.Contains(out, tc.want) || strings.Contains(out, "Verified") {
 				t.Fatalf("verify = %d, %q; want exit 1 and %q", code, out, tc.want)
 			}

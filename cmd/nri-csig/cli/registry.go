@@ -28,13 +28,13 @@ func (f *registryFlags) context(cmd *cobra.Command) (context.Context, context.Ca
 	return context.WithTimeout(cmd.Context(), f.timeout)
 }
 
-// algorithmFlag validates --signing-algorithm.
+// algorithmFlag validates --signature-algorithm.
 func algorithmFlag(s string) (keys.Algorithm, error) {
 	switch a := keys.Algorithm(s); a {
 	case "", keys.RSAPKCS1SHA256, keys.RSAPSSSHA256, keys.ECDSASHA256:
 		return a, nil
 	default:
-		return "", fmt.Errorf("--signing-algorithm %q: use %s, %s or %s", s, keys.RSAPKCS1SHA256, keys.RSAPSSSHA256, keys.ECDSASHA256)
+		return "", fmt.Errorf("--signature-algorithm %q: use %s, %s or %s", s, keys.RSAPKCS1SHA256, keys.RSAPSSSHA256, keys.ECDSASHA256)
 	}
 }
 

@@ -25,6 +25,8 @@ also when the container never went through the Kubernetes API server.`,
 		newVersionCmd(),
 		newSignCmd(),
 		newVerifyCmd(),
+		newPublicKeyCmd(),
+		newGenerateKeyCmd(),
 	)
 	return root
 }

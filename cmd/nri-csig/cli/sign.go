@@ -16,8 +16,7 @@ import (
 )
 
 type signOptions struct {
-	key         string
-	algorithm   string
+	key         keyOptions
 	annotations []string
 	platform    string
 	registry    registryFlags
@@ -34,17 +33,16 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
-"cosign verify --key".`,
+"cosign verify --key".
+` + keyFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
   nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
 	}
-	cmd.Flags().StringVar(&o.key, "key", "", "signing key: PEM private key file or alikms://<region>/<key-id>[?version=<id>]")
-	cmd.Flags().StringVar(&o.algorithm, "signing-algorithm", "", "RSA_PKCS1_SHA_256 (default for RSA, what cosign verifies), RSA_PSS_SHA_256 or ECDSA_SHA_256")
+	o.key.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.annotations, "annotation", "a", nil, "extra key=value annotation in the signed payload (repeatable)")
 	cmd.Flags().StringVar(&o.platform, "platform", "", "sign the manifest of this platform (os/arch[/variant]) of an index instead of the index")
-	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
 	return cmd
@@ -53,10 +51,6 @@ one platform manifest instead. Signatures made here verify with
 func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	ctx, cancel := o.registry.context(cmd)
 	defer cancel()
-	alg, err := algorithmFlag(o.algorithm)
-	if err != nil {
-		return err
-	}
 	ann := map[string]string{}
 	for _, a := range o.annotations {
 		k, v, ok := strings.Cut(a, "=")
@@ -73,7 +67,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
-	signer, err := keys.Open(ctx, o.key, keys.Options{Algorithm: alg})
+	signer, err := o.key.Open(ctx)
 	if err != nil {
 		return err
 	}

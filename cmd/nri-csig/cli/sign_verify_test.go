@@ -24,7 +24,7 @@ import (
 )
 
 // run runs the CLI with args and returns stdout+stderr and the exit code.
-func run(t *testing.T, args ...string) (string, int) {
+func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	cmd := New()
 	var out bytes.Buffer
@@ -84,25 +84,25 @@ func TestSignVerify(t *testing.T) {
 	image := host + "/app:v1"
 	digest := push(t, image, randomImage(t))
 
-	out, code := run(t, "sign", "--key", priv, "--annotation", "ci=build-42", image)
+	out, code := runCLI(t, "sign", "--key", priv, "--annotation", "ci=build-42", image)
 	if code != 0 || !strings.Contains(out, "Signed manifest "+digest) {
 		t.Fatalf("sign = %d, %q; want 0 and the signed digest %s", code, out, digest)
 	}
-	out, code = run(t, "verify", "--key", pub, image)
+	out, code = runCLI(t, "verify", "--key", pub, image)
 	if code != 0 || !strings.Contains(out, "Verified "+digest) {
 		t.Fatalf("verify = %d, %q; want 0 and Verified", code, out)
 	}
-	out, code = run(t, "verify", "--key", pub, "-o", "json", host+"/app@"+digest)
+	out, code = runCLI(t, "verify", "--key", pub, "-o", "json", host+"/app@"+digest)
 	var rep verifyReport
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "error:", 2)[0]), &rep); err != nil || code != 0 || !rep.Verified || rep.Result.Verified[0].Annotations["ci"] != "build-42" {
 		t.Fatalf("verify -o json = %d, %q, %v; want verified with annotation ci", code, out, err)
 	}
-	if out, code := run(t, "verify", "--key", otherPub, image); code != 1 || strings.Contains(out, "Verified") {
+	if out, code := runCLI(t, "verify", "--key", otherPub, image); code != 1 || strings.Contains(out, "Verified") {
 		t.Fatalf("verify (other key) = %d, %q; want exit 1", code, out)
 	}
 	unsigned := host + "/unsigned:v1"
 	push(t, unsigned, randomImage(t))
-	if out, code := run(t, "verify", "--key", pub, unsigned); code != 1 || !strings.Contains(out, "no signatures") {
+	if out, code := runCLI(t, "verify", "--key", pub, unsigned); code != 1 || !strings.Contains(out, "no signatures") {
 		t.Fatalf("verify (unsigned) = %d, %q; want exit 1, no signatures", code, out)
 	}
 }
@@ -125,7 +125,7 @@ func TestVerifyErrors(t *testing.T) {
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, code := run(t, args...)
+			out, code := runCLI(t, args...)
 			if code != 2 || strings.Contains(out, "Verified") {
 				t.Fatalf("%v = %d, %q; want exit 2", args, code, out)
 			}
@@ -149,22 +149,22 @@ func TestSignVerifyMultiPlatform(t *testing.T) {
 	armDigest, _ := arm.Digest()
 	image := ref.String()
 
-	if out, code := run(t, "sign", "--key", priv, "--platform", "linux/arm64", image); code != 0 || !strings.Contains(out, "Signed linux/arm64 manifest "+armDigest.String()) {
+	if out, code := runCLI(t, "sign", "--key", priv, "--platform", "linux/arm64", image); code != 0 || !strings.Contains(out, "Signed linux/arm64 manifest "+armDigest.String()) {
 		t.Fatalf("sign --platform = %d, %q", code, out)
 	}
 	// Only the arm64 manifest is signed: the index is not verified, and the
 	// report says which digest the signature covers.
-	out, code := run(t, "verify", "--key", pub, image)
+	out, code := runCLI(t, "verify", "--key", pub, image)
 	if code != 1 || !strings.Contains(out, "platform linux/arm64:\n  "+armDigest.String()+": verified") {
 		t.Fatalf("verify (platform signed) = %d, %q; want exit 1 and arm64 verified", code, out)
 	}
-	if out, code := run(t, "verify", "--key", pub, host+"/multi@"+armDigest.String()); code != 0 {
+	if out, code := runCLI(t, "verify", "--key", pub, host+"/multi@"+armDigest.String()); code != 0 {
 		t.Fatalf("verify arm64 digest = %d, %q; want 0", code, out)
 	}
-	if out, code := run(t, "sign", "--key", priv, image); code != 0 || !strings.Contains(out, "Signed index "+idxDigest.String()) {
+	if out, code := runCLI(t, "sign", "--key", priv, image); code != 0 || !strings.Contains(out, "Signed index "+idxDigest.String()) {
 		t.Fatalf("sign index = %d, %q", code, out)
 	}
-	out, code = run(t, "verify", "--key", pub, "-o", "json", image)
+	out, code = runCLI(t, "verify", "--key", pub, "-o", "json", image)
 	var rep verifyReport
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "error:", 2)[0]), &rep); err != nil || code != 0 {
 		t.Fatalf("verify index = %d, %q, %v", code, out, err)

@@ -62,7 +62,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	cmd.Flags().StringArrayVar(&o.keys, "key", nil, "verification key: PEM public or private key file, or alikms://<region>/<key-id> (repeatable: any key verifies)")
-	cmd.Flags().StringVar(&o.algorithm, "signing-algorithm", "", "RSA_PSS_SHA_256 for witness keys that sign with PSS; default by key type (RSA PKCS#1 v1.5 or ECDSA)")
+	cmd.Flags().StringVar(&o.algorithm, "signature-algorithm", "", "RSA_PSS_SHA_256 for witness keys that sign with PSS; default by key type (RSA PKCS#1 v1.5 or ECDSA)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&o.dir, "signature-dir", "", "read signatures from this local OCI layout instead of the registry (IMAGE must name a digest)")
 	_ = cmd.MarkFlagFilename("key")

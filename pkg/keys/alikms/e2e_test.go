@@ -1,0 +1,54 @@
+//go:build e2e && alikms
+
+// Real Alibaba Cloud KMS. Run with:
+//
+//	NRI_CSIG_TEST_KMS_KEY=alikms://cn-hangzhou/alias/... ALIBABA_CLOUD_ACCESS_KEY_ID=... \
+//	ALIBABA_CLOUD_ACCESS_KEY_SECRET=... go test -tags 'e2e alikms' -run E2E ./pkg/keys/alikms/
+//
+// NRI_CSIG_TEST_KMS_ENDPOINT and NRI_CSIG_TEST_KMS_CA select a dedicated gateway.
+package alikms_test
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"os"
+	"testing"
+
+	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
+)
+
+func TestE2ERealKMS(t *testing.T) {
+	ref := os.Getenv("NRI_CSIG_TEST_KMS_KEY")
+	if ref == "" {
+		t.Skip("NRI_CSIG_TEST_KMS_KEY is not set")
+	}
+	cfg := alikms.Config{Endpoint: os.Getenv("NRI_CSIG_TEST_KMS_ENDPOINT"), CAFile: os.Getenv("NRI_CSIG_TEST_KMS_CA")}
+	for _, alg := range []keys.Algorithm{keys.RSAPKCS1SHA256, keys.RSAPSSSHA256} {
+		t.Run(string(alg), func(t *testing.T) {
+			s, err := keys.Open(t.Context(), ref, keys.Options{Algorithm: alg, KMS: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", s.Info())
+			d := sha256.Sum256([]byte("nri-csig e2e"))
+			sig, err := s.SignDigest(t.Context(), d[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := s.PublicKey(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := keys.VerifyDigest(pub, alg, d[:], sig); err != nil {
+				t.Fatal(err)
+			}
+			if alg == keys.RSAPSSSHA256 {
+				// KMS does not document its PSS salt length; record what it is.
+				err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+				t.Logf("PSS salt length == hash length (32): %v", err == nil)
+			}
+		})
+	}
+}
