@@ -75,4 +75,3 @@ func pemOnly(out string) string {
 	}
 	return out[i:j+len(end)] + "\n"
 }
-
