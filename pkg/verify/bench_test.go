@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
-// benchManifest returns a legacy signature manifest with one signature of
+// legacyManifest returns a legacy signature manifest with one signature of
 // digest by s, the way Registry.Fetch returns it.
-func benchManifest(b *testing.B, s *testSigner, digest string) signature.Manifest {
+func legacyManifest(b testing.TB, s *testSigner, digest string) signature.Manifest {
 	p, _ := signature.NewPayload(digest, "reg/app", nil)
 	payload, _ := p.Marshal()
 	sum := sha256.Sum256(payload)
@@ -36,7 +38,7 @@ func BenchmarkVerify(b *testing.B) {
 	digest := "sha256:" + "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
 	for _, s := range []*testSigner{newRSA(b, "rsa-a"), newECDSA(b, "ecdsa-p256")} {
 		b.Run(s.name, func(b *testing.B) {
-			ms := []signature.Manifest{benchManifest(b, s, digest)}
+			ms := []signature.Manifest{legacyManifest(b, s, digest)}
 			keys := []Key{s.Key()}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -46,5 +48,28 @@ func BenchmarkVerify(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
 		})
+	}
+}
+
+// BenchmarkVerifierCacheHit measures a decision answered from the cache.
+func BenchmarkVerifierCacheHit(b *testing.B) {
+	s := newRSA(b, "rsa-a")
+	digest := "sha256:" + "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
+	image, err := name.NewDigest("reg.example/app@" + digest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := NewCache()
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := NewVerifier(&countingFetcher{ms: []signature.Manifest{legacyManifest(b, s, digest)}}, cache)
+	keys := []Key{s.Key()}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res, _, err := v.Verify(ctx, image, keys); err != nil || !res.OK() {
+			b.Fatal(res.Err(), err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,11 +90,6 @@ type platformReport struct {
 	Result   verify.Result `json:"result"`
 }
 
-// fetcher is what verify needs from a signature store.
-type fetcher interface {
-	Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error)
-}
-
 func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	if len(o.keys) == 0 {
 		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file`))
@@ -133,7 +127,7 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	var (
 		digest   name.Digest
 		children []platformDigestRef
-		store    fetcher = reg
+		store    verify.SignatureFetcher = reg
 	)
 	if o.dir != "" {
 		d, ok := ref.(name.Digest)
