@@ -155,7 +155,7 @@ func TestSignVerifyMultiPlatform(t *testing.T) {
 	// Only the arm64 manifest is signed: the index is not verified, and the
 	// report says which digest the signature covers.
 	out, code := runCLI(t, "verify", "--key", pub, image)
-	if code != 1 || !strings.Contains(out, "platform linux/arm64:\n  "+armDigest.String()+": verified") {
+	if code != 1 || !strings.Contains(out, "platform linux/arm64 "+armDigest.String()+"\n  verified") {
 		t.Fatalf("verify (platform signed) = %d, %q; want exit 1 and arm64 verified", code, out)
 	}
 	if out, code := runCLI(t, "verify", "--key", pub, host+"/multi@"+armDigest.String()); code != 0 {

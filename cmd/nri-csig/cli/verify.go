@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
@@ -220,27 +221,27 @@ func indexChildren(raw []byte, repo name.Repository) ([]platformDigestRef, error
 }
 
 func printReport(w io.Writer, rep *verifyReport) {
-	printResult(w, "", rep.Digest, &rep.Result)
+	fmt.Fprintf(w, "image %s\ndigest %s\n", rep.Image, rep.Digest)
+	printResult(w, &rep.Result)
 	for _, p := range rep.Platform {
-		fmt.Fprintf(w, "platform %s:\n", p.Platform)
-		printResult(w, "  ", p.Result.Digest, &p.Result)
+		fmt.Fprintf(w, "platform %s %s\n", p.Platform, p.Result.Digest)
+		printResult(w, &p.Result)
 	}
 	if rep.Verified {
-		fmt.Fprintf(w, "Verified %s: signed by %v\n", rep.Digest, rep.Result.Keys())
+		fmt.Fprintf(w, "Verified %s: signed by %s\n", rep.Digest, strings.Join(rep.Result.Keys(), ", "))
 	} else {
-		n := len(rep.Result.Failures)
-		fmt.Fprintf(w, "NOT verified %s: %d signature(s) found, none valid for the keys\n", rep.Digest, n)
+		fmt.Fprintf(w, "NOT verified %s: %d signature(s) found, none valid for the keys\n", rep.Digest, len(rep.Result.Failures))
 	}
 }
 
-func printResult(w io.Writer, indent, digest string, r *verify.Result) {
+func printResult(w io.Writer, r *verify.Result) {
 	if len(r.Verified) == 0 && len(r.Failures) == 0 {
-		fmt.Fprintf(w, "%s%s: no signatures\n", indent, digest)
+		fmt.Fprintf(w, "  no signatures\n")
 	}
 	for _, m := range r.Verified {
-		fmt.Fprintf(w, "%s%s: verified by key %s (%s, covers %s, %s layer %d)\n", indent, digest, m.Key, m.Format, m.Digest, m.Source, m.Layer)
+		fmt.Fprintf(w, "  verified: key %s, covers %s (%s, %s layer %d)\n", m.Key, m.Digest, m.Format, m.Source, m.Layer)
 	}
 	for _, f := range r.Failures {
-		fmt.Fprintf(w, "%s%s: not verified: %s (%s layer %d)\n", indent, digest, f.Reason(), f.Source, f.Layer)
+		fmt.Fprintf(w, "  NOT verified: %s (%s layer %d)\n", f.Reason(), f.Source, f.Layer)
 	}
 }
