@@ -108,6 +108,9 @@ type Manifest struct {
 	// Blobs maps layer digests to their content. Layers over the size caps or
 	// that failed to download are absent and reported as such.
 	Blobs map[string][]byte
+	// Err, when set, is why discovery did not read the manifest (e.g. it is
+	// over MaxManifestSize); Verify reports it as this manifest's failure.
+	Err error
 }
 
 // DigestOf returns the sha256 digest string of b.

@@ -135,8 +135,8 @@ func (r *Registry) Fetch(ctx context.Context, image name.Digest) ([]signature.Ma
 func (r *Registry) fetchManifest(ref name.Reference, opts []remote.Option) (signature.Manifest, error) {
 	sm := signature.Manifest{Source: ref.String(), Blobs: map[string][]byte{}}
 	if d, err := remote.Head(ref, opts...); err == nil && d.Size > signature.MaxManifestSize {
-		// Do not download what ParseManifest will refuse.
-		sm.Raw = []byte(fmt.Sprintf(`{"size":%d}`, d.Size))
+		// Do not download what ParseManifest would refuse.
+		sm.Err = fmt.Errorf("signature manifest: %w: %d bytes, more than the %d read", signature.ErrMalformed, d.Size, signature.MaxManifestSize)
 		return sm, nil
 	}
 	desc, err := remote.Get(ref, opts...)

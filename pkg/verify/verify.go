@@ -112,12 +112,16 @@ func (r *Result) Err() error {
 // keys. It is pure and bounded: manifests are parsed with the limits of
 // package signature, and each layer costs at most one signature check per key.
 func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
-	res := Result{Digest: digest}
+	res := Result{Digest: digest, Verified: []Match{}, Failures: []Failure{}}
 	if err := signature.ValidateDigest(digest); err != nil {
 		res.Failures = append(res.Failures, Failure{Source: "input", Layer: -1, Err: err})
 		return res
 	}
 	for _, sm := range manifests {
+		if sm.Err != nil {
+			res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: -1, Err: sm.Err})
+			continue
+		}
 		m, err := signature.ParseManifest(sm.Raw)
 		if err != nil {
 			res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: -1, Err: err})
@@ -126,6 +130,15 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 		for i, l := range m.Layers {
 			fail := func(key string, err error) {
 				res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: i, Key: key, Err: err})
+			}
+			if l.MediaType != signature.SimpleSigningMediaType && l.MediaType != signature.BundleMediaType {
+				// Other artifacts (SBOMs, attestations) can share a referrers
+				// index; they are not signatures, so they are skipped silently.
+				continue
+			}
+			if max := signature.MaxBlobSize(l.MediaType); l.Size > max {
+				fail("", fmt.Errorf("%w: layer %s declares %d bytes, more than the %d read", signature.ErrMalformed, l.Digest, l.Size, max))
+				continue
 			}
 			blob, ok := sm.Blobs[l.Digest]
 			if !ok {
@@ -138,15 +151,10 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 			}
 			var match Match
 			var covers string
-			switch l.MediaType {
-			case signature.SimpleSigningMediaType:
-				match, covers, err = verifyLegacy(digest, l, blob, ks)
-			case signature.BundleMediaType:
+			if l.MediaType == signature.BundleMediaType {
 				match, covers, err = verifyBundle(digest, blob, ks)
-			default:
-				// Other artifacts (SBOMs, attestations) can share a referrers
-				// index; they are not signatures, so they are skipped silently.
-				continue
+			} else {
+				match, covers, err = verifyLegacy(digest, l, blob, ks)
 			}
 			if err != nil {
 				res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: i, Key: match.Key, Covers: covers, Err: err})

@@ -310,3 +310,30 @@ func TestDirStore(t *testing.T) {
 		t.Fatalf("Fetch(unsigned) = %d manifests, %v; want none", len(ms), err)
 	}
 }
+
+func TestOversizedManifestAndLayer(t *testing.T) {
+	host := testRegistry(t)
+	image := pushRandom(t, host, "app")
+	key := newRSA(t, "rsa-a")
+	// A signature manifest over MaxManifestSize is not downloaded.
+	big := `{"schemaVersion":2,"config":{},"layers":[],"annotations":{"pad":"` + strings.Repeat("x", signature.MaxManifestSize) + `"}}`
+	tag := image.Context().Tag(signature.SignatureTag(image.DigestStr()))
+	if err := remote.Put(tag, rawManifest{raw: []byte(big), mt: types.OCIManifestSchema1}, remoteOpts()...); err != nil {
+		t.Fatal(err)
+	}
+	res := Verify(image.DigestStr(), fetch(t, image), []Key{key.Key()})
+	if err := res.Err(); res.OK() || !errors.Is(err, signature.ErrMalformed) || !strings.Contains(err.Error(), "bytes, more than") {
+		t.Fatalf("Verify(oversized manifest) = %v; want a size refusal", err)
+	}
+	// A layer that declares more than the payload cap is refused by size.
+	p, _ := signature.NewPayload(image.DigestStr(), "x", nil)
+	b, _ := p.Marshal()
+	d := signature.DigestOf(b)
+	raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "config": map[string]any{}, "layers": []any{map[string]any{
+		"mediaType": signature.SimpleSigningMediaType, "digest": d, "size": 1 << 30,
+		"annotations": map[string]string{signature.SignatureAnnotation: "AAAA"}}}})
+	res = Verify(image.DigestStr(), []signature.Manifest{{Source: "t", Raw: raw, Blobs: map[string][]byte{d: b}}}, []Key{key.Key()})
+	if err := res.Err(); !errors.Is(err, signature.ErrMalformed) || !strings.Contains(err.Error(), "declares") {
+		t.Fatalf("Verify(oversized layer) = %v; want a size refusal", err)
+	}
+}
