@@ -2,6 +2,7 @@ package signature
 
 import (
 	"encoding/base64"
+	"os"
 	"testing"
 )
 
@@ -48,6 +49,9 @@ func FuzzParseManifest(f *testing.F) {
 
 func FuzzParseBundle(f *testing.F) {
 	f.Add([]byte(testBundle))
+	if b, err := os.ReadFile("testdata/cosign-v3.1.3-bundle.json"); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		bu, err := ParseBundle(b)
 		if err != nil {
