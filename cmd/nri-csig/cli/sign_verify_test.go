@@ -97,6 +97,17 @@ func TestSignVerify(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "error:", 2)[0]), &rep); err != nil || code != 0 || !rep.Verified || rep.Result.Verified[0].Annotations["ci"] != "build-42" {
 		t.Fatalf("verify -o json = %d, %q, %v; want verified with annotation ci", code, out, err)
 	}
+	// Air-gapped: save the signatures, then verify from the directory alone.
+	dir := filepath.Join(t.TempDir(), "sigs")
+	if out, code := runCLI(t, "verify", "--key", pub, "--save-signature-dir", dir, image); code != 0 {
+		t.Fatalf("verify --save-signature-dir = %d, %q", code, out)
+	}
+	if out, code := runCLI(t, "verify", "--key", pub, "--signature-dir", dir, "offline.example/app@"+digest); code != 0 || !strings.Contains(out, "Verified "+digest) {
+		t.Fatalf("verify --signature-dir = %d, %q; want verified", code, out)
+	}
+	if out, code := runCLI(t, "verify", "--key", pub, "--signature-dir", dir, "offline.example/app:v1"); code != 2 {
+		t.Fatalf("verify --signature-dir with a tag = %d, %q; want 2", code, out)
+	}
 	if out, code := runCLI(t, "verify", "--key", otherPub, image); code != 1 || strings.Contains(out, "Verified") {
 		t.Fatalf("verify (other key) = %d, %q; want exit 1", code, out)
 	}

@@ -24,6 +24,7 @@ type verifyOptions struct {
 	algorithm string
 	output    string
 	dir       string
+	saveDir   string
 	registry  registryFlags
 }
 
@@ -65,6 +66,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	cmd.Flags().StringVar(&o.algorithm, "signature-algorithm", "", "RSA_PSS_SHA_256 for witness keys that sign with PSS; default by key type (RSA PKCS#1 v1.5 or ECDSA)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&o.dir, "signature-dir", "", "read signatures from this local OCI layout instead of the registry (IMAGE must name a digest)")
+	cmd.Flags().StringVar(&o.saveDir, "save-signature-dir", "", "also store the signatures read from the registry in this local OCI layout, for --signature-dir on air-gapped nodes")
 	_ = cmd.MarkFlagFilename("key")
 	_ = cmd.MarkFlagDirname("signature-dir")
 	o.registry.addFlags(cmd)
@@ -131,6 +133,9 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		store    verify.SignatureFetcher = reg
 	)
 	if o.dir != "" {
+		if o.saveDir != "" {
+			return usageError(errors.New("--save-signature-dir reads from the registry; it cannot be combined with --signature-dir"))
+		}
 		d, ok := ref.(name.Digest)
 		if !ok {
 			return usageError(fmt.Errorf("--signature-dir: %s names a tag; name the digest (IMAGE@sha256:...), there is no registry to resolve it", image))
@@ -156,10 +161,25 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	}
 	rep.Result = verify.Verify(digest.DigestStr(), ms, ks)
 	rep.Verified = rep.Result.OK()
+	save := func(d name.Digest, ms []signature.Manifest) error {
+		if o.saveDir == "" || len(ms) == 0 {
+			return nil
+		}
+		if err := verify.NewDir(o.saveDir).Put(d, ms); err != nil {
+			return fmt.Errorf("--save-signature-dir: %w", err)
+		}
+		return nil
+	}
+	if err := save(digest, ms); err != nil {
+		return err
+	}
 	for _, c := range children {
 		ms, err := store.Fetch(ctx, c.digest)
 		if err != nil {
 			return fmt.Errorf("fetching signatures of %s: %w", c.digest, err)
+		}
+		if err := save(c.digest, ms); err != nil {
+			return err
 		}
 		rep.Platform = append(rep.Platform, platformReport{Platform: c.platform, Result: verify.Verify(c.digest.DigestStr(), ms, ks)})
 	}
