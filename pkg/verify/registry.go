@@ -108,8 +108,8 @@ func (r *Registry) Fetch(ctx context.Context, image name.Digest) ([]signature.Ma
 	}
 	x, err := signature.ParseIndex(raw)
 	if err != nil {
-		// Reported as a manifest failure so the verdict says why.
-		out = append(out, signature.Manifest{Source: "referrers of " + image.String(), Raw: raw})
+		// Reported as a failure of this source so the verdict says why.
+		out = append(out, signature.Manifest{Source: "referrers of " + image.String(), Err: err})
 		return out, nil
 	}
 	for _, d := range x.Manifests {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
 
@@ -182,5 +185,50 @@ func TestSignVerifyMultiPlatform(t *testing.T) {
 	}
 	if rep.Digest != idxDigest.String() || rep.Result.Verified[0].Digest != idxDigest.String() || len(rep.Platform) != 2 {
 		t.Fatalf("verify index report = %+v", rep)
+	}
+}
+
+// TestSignVerifyKMS signs through the KMS provider (real SDK, fake KMS on
+// 127.0.0.1) and verifies with the KMS key reference as well as its PEM.
+func TestSignVerifyKMS(t *testing.T) {
+	fake, err := kmsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", kmsfake.AccessKeyID)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", kmsfake.AccessKeySecret)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	host := startRegistry(t)
+	image := host + "/kms:v1"
+	digest := push(t, image, randomImage(t))
+	ref := "alikms://" + kmsfake.Region + "/" + kmsfake.AliasRSA
+	endpoint := "http://" + fake.Endpoint
+
+	if out, code := runCLI(t, "sign", "--key", ref, "--kms-endpoint", endpoint, image); code != 0 || !strings.Contains(out, digest) {
+		t.Fatalf("sign (KMS) = %d, %q", code, out)
+	}
+	if out, code := runCLI(t, "verify", "--key", ref, "--kms-endpoint", endpoint, image); code != 0 {
+		t.Fatalf("verify --key %s = %d, %q; want 0", ref, code, out)
+	}
+	pem, err := keys.MarshalPublicKeyPEM(fake.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(t.TempDir(), "kms.pub")
+	if err := os.WriteFile(pub, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "verify", "--key", pub, image); code != 0 {
+		t.Fatalf("verify --key kms.pub = %d, %q; want 0", code, out)
+	}
+	// The old key version did not sign it.
+	oldPEM, _ := keys.MarshalPublicKeyPEM(fake.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSAOld))
+	old := filepath.Join(t.TempDir(), "old.pub")
+	if err := os.WriteFile(old, oldPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "verify", "--key", old, image); code != 1 {
+		t.Fatalf("verify --key old-version.pub = %d, %q; want 1", code, out)
 	}
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -25,7 +28,11 @@ type verifyOptions struct {
 	output    string
 	dir       string
 	saveDir   string
-	registry  registryFlags
+	// kms carries the shared KMS flags (endpoint, CA, timeouts) for
+	// alikms:// keys; --key itself is repeatable here, so it is not used.
+	kms      keyOptions
+	kmsCmd   *cobra.Command
+	registry registryFlags
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -70,7 +77,28 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	_ = cmd.MarkFlagFilename("key")
 	_ = cmd.MarkFlagDirname("signature-dir")
 	o.registry.addFlags(cmd)
+	// Borrow the KMS flags of the shared key options, without their single
+	// --key and --signature-algorithm.
+	o.kmsCmd = &cobra.Command{}
+	o.kms.AddFlags(o.kmsCmd)
+	o.kmsCmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "key" && f.Name != "signature-algorithm" {
+			cmd.Flags().AddFlag(f)
+		}
+	})
 	return cmd
+}
+
+// openPublic opens one verification key with the KMS flags.
+func (o *verifyOptions) openPublic(ctx context.Context, ref string, alg keys.Algorithm) (crypto.PublicKey, error) {
+	// Setting the flag marks it changed, so that NRI_CSIG_KEY does not override it.
+	if err := o.kmsCmd.Flags().Set("key", ref); err != nil {
+		return nil, err
+	}
+	if err := o.kmsCmd.Flags().Set("signature-algorithm", string(alg)); err != nil {
+		return nil, err
+	}
+	return o.kms.OpenPublic(ctx)
 }
 
 // verifyReport is the -o json document.
@@ -110,7 +138,7 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	var ks []verify.Key
 	rep := verifyReport{Image: image}
 	for _, ref := range o.keys {
-		pub, err := keys.OpenPublic(ctx, ref, keys.Options{Algorithm: alg})
+		pub, err := o.openPublic(ctx, ref, alg)
 		if err != nil {
 			return fmt.Errorf("key %s: %w", ref, err)
 		}
