@@ -105,7 +105,7 @@ func TestVerifyBadInput(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: "covers another image digest",
+			want: "covers another image digest: payload names " + otherDigest,
 		},
 		"payload digest mismatch": {
 			setup: func(repo name.Repository, digest string) {

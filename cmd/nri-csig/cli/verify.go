@@ -290,6 +290,10 @@ func printResult(w io.Writer, r *verify.Result) {
 		fmt.Fprintf(w, "  verified: key %s, covers %s (%s, %s layer %d)\n", m.Key, m.Digest, m.Format, m.Source, m.Layer)
 	}
 	for _, f := range r.Failures {
-		fmt.Fprintf(w, "  NOT verified: %s (%s layer %d)\n", f.Reason(), f.Source, f.Layer)
+		by := ""
+		if f.Key != "" {
+			by = ", signed by key " + f.Key
+		}
+		fmt.Fprintf(w, "  NOT verified: %s (%s layer %d%s)\n", f.Reason(), f.Source, f.Layer, by)
 	}
 }
