@@ -36,6 +36,8 @@ also when the container never went through the Kubernetes API server.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newRunCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
 		newPublicKeyCmd(),
 		newGenerateKeyCmd(),
 	)
