@@ -10,7 +10,9 @@ import (
 )
 
 func main() {
-	if err := cli.New().Execute(); err != nil {
+	root := cli.New()
+	root.SetArgs(cli.Args(os.Args[1:]))
+	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "nri-csig: %v\n", err)
 		os.Exit(cli.ExitCode(err))
 	}

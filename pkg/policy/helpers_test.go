@@ -86,8 +86,7 @@ func fill(t testing.TB, s string) string {
 	return s
 }
 
-const dA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-const dB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+// dA and dB are declared in allowlist_test.go.
 const dC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 
 // validBundle has witnesses release (keys 0 and 1: rotation), qa (key 2) and

@@ -47,6 +47,25 @@ type Verdict struct {
 	Digest string
 	// Reason says why, in words an operator can act on.
 	Reason string
+	// Trusted is true when witnesses' signatures made the image trusted (the
+	// product's "Trusted Image" label), not an allow list or an exemption.
+	Trusted bool
+	// Witnesses are the witnesses whose verified signatures count for the verdict.
+	Witnesses []string
+	// Mode is the mode of the policy that decided (enforce or audit), if any.
+	Mode string
+	// Fetched is true when signatures had to be fetched during the decision
+	// (a verdict-cache miss).
+	Fetched bool
+	// Violations are audit-mode policies the image fails: the container runs
+	// and each is recorded as "would-deny".
+	Violations []Violation
+}
+
+// Violation is a failing audit-mode policy.
+type Violation struct {
+	Policy string
+	Reason string
 }
 
 // Allowed reports whether the verdict lets the container run.

@@ -5,7 +5,19 @@ import (
 	"errors"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nri-csig/nri-csig/pkg/plugin"
 )
+
+// Args returns the command line to execute. containerd launches a
+// pre-installed plugin (a file named like 50-nri-csig in its plugin_path)
+// without arguments: that means "run".
+func Args(argv []string) []string {
+	if len(argv) == 0 && plugin.PreInstalled() {
+		return []string{"run"}
+	}
+	return argv
+}
 
 // New returns the root command with every subcommand attached.
 func New() *cobra.Command {
@@ -23,6 +35,9 @@ also when the container never went through the Kubernetes API server.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newRunCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
 		newWitnessCmd(),
 		newPolicyCmd(),
 		newBundleCmd(),

@@ -239,7 +239,7 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 				if k.KeyID != "" {
 					fmt.Fprintf(out, "  KMS:          region %s, key %s, version %s\n", k.Region, k.KeyID, k.KeyVersionID)
 				}
-				fmt.Fprintf(out, "%s", indent(k.PublicKeyPEM, "  "))
+				fmt.Fprintf(out, "%s", indent(k.PublicKeyPEM))
 			}
 			return nil
 		},
@@ -273,15 +273,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func indent(s, prefix string) string {
-	lines := strings.SplitAfter(s, "\n")
-	var b strings.Builder
-	for _, l := range lines {
-		if l != "" {
-			b.WriteString(prefix + l)
-		}
-	}
-	return b.String()
 }

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/daemon"
+	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/plugin"
+)
+
+const defaultConfigPath = "/etc/nri-csig/config.yaml"
+
+type runOptions struct {
+	cfg       daemon.Config
+	logFile   string
+	auditSink string
+}
+
+func newRunCmd() *cobra.Command {
+	o := runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node daemon: an NRI plugin that refuses untrusted containers",
+		Long: `Run the node daemon. It registers with containerd's NRI and judges every container
+the CRI creates, on the image digest the node will actually run (the config digest that
+containerd reports, and the manifests in containerd's content store that carry it). A
+container that is not trusted is refused in NRI's validation phase, which fails closed.
+Every decision is one audit record (journald fields CSIG_DECISION, CSIG_NAMESPACE, ...):
+  journalctl -t nri-csig CSIG_DECISION=deny
+
+Requirements:
+  - containerd >= 2.4 (older releases do not tell plugins which image a container runs;
+    the daemon refuses to start on them and says so).
+  - NRI enabled in containerd's config, and for fail-closed operation the plugin listed in
+    the default validator, so that no container starts while the daemon is absent:
+      [plugins.'io.containerd.nri.v1.nri'.default_validator]
+        enable = true
+        required_plugins = ['nri-csig']
+
+It runs as an external plugin (dials --nri-socket, reconnects when containerd restarts)
+or as a pre-installed plugin that containerd launches from its plugin_path
+(e.g. /opt/nri/plugins/50-nri-csig); then the connection and identity come from
+containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwise
+(containerd discards a pre-installed plugin's output).
+
+SIGHUP reloads the node config: a malformed one is refused and the one in force stays.
+
+Node config file (--config):
+` + indent(nodeconfig.Example),
+		Example: `  # external plugin on a standard node
+  nri-csig run --config /etc/nri-csig/config.yaml
+
+  # a private containerd (tests, demos)
+  nri-csig run --nri-socket /tmp/lab/nri.sock --containerd-address /tmp/lab/containerd.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.cfg.ConfigOptional = !cmd.Flags().Changed("config")
+			return runDaemon(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.ConfigPath, "config", defaultConfigPath, "node config file (cluster name, allow lists); a missing default file means no allow lists")
+	f.StringVar(&o.cfg.Connection.Socket, "nri-socket", "/var/run/nri/nri.sock", "NRI socket of containerd (external plugin)")
+	f.StringVar(&o.cfg.Connection.Name, "plugin-name", "nri-csig", "plugin name registered with NRI; list it in the default validator's required_plugins")
+	f.StringVar(&o.cfg.Connection.Index, "plugin-index", "50", "plugin index (two digits): the order among NRI plugins")
+	f.StringVar(&o.cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's gRPC socket, to read images from its content store")
+	f.StringVar(&o.cfg.ContainerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
+	f.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
+	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
+	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
+	f.BoolVar(&o.cfg.WatchContainerd, "watch-containerd", true, "also judge containers created outside the CRI (ctr, nerdctl, containerd clients), which NRI never sees, when their tasks start; they have no Kubernetes namespace, so only policies covering namespace \"*\" apply to them")
+	f.StringVar(&o.logFile, "log-file", "", "write logs (JSON lines) to this file instead of stderr")
+	f.StringVar(&o.auditSink, "audit", "auto", "where the one-record-per-decision audit trail goes: journald (fields CSIG_DECISION, CSIG_NAMESPACE, ...), json (JSON lines with the logs), or auto (journald when its socket exists)")
+	return cmd
+}
+
+func runDaemon(cmd *cobra.Command, o runOptions) error {
+	log, closeLog, err := openLog(o.logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	sink, err := audit.Open(o.auditSink, log)
+	if err != nil {
+		return err
+	}
+	o.cfg.Log, o.cfg.Audit = log, sink
+	return daemon.Run(cmd.Context(), o.cfg)
+}
+
+// openLog returns the daemon's logger: JSON lines, one per event.
+func openLog(path string) (*slog.Logger, func(), error) {
+	var w io.Writer = os.Stderr
+	closer := func() {}
+	if path == "" && plugin.PreInstalled() {
+		// containerd discards a pre-installed plugin's output.
+		path = "/var/log/nri-csig.log"
+	}
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening log file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}

@@ -1,0 +1,140 @@
+package testbed
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Daemon is an nri-csig process connected to a Containerd as an external
+// NRI plugin.
+type Daemon struct {
+	LogPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	err     error
+}
+
+// StartDaemon runs "nri-csig run" against c with the given node config file
+// (empty: none) and extra flags, and waits until it has registered with NRI.
+func (c *Containerd) StartDaemon(config string, extra ...string) (*Daemon, error) {
+	d, err := c.LaunchDaemon(config, extra...)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.WaitRegistered(1, 15*time.Second); err != nil {
+		d.Kill()
+		return nil, err
+	}
+	return d, nil
+}
+
+// LaunchDaemon starts "nri-csig run" without waiting for it to register.
+func (c *Containerd) LaunchDaemon(config string, extra ...string) (*Daemon, error) {
+	logPath := filepath.Join(c.Dir, fmt.Sprintf("nri-csig-%d.log", seq.Add(1)))
+	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath, "--audit", "json", "--metrics-address", "127.0.0.1:0"}
+	if config != "" {
+		args = append(args, "--config", config)
+	}
+	cmd := exec.Command(c.Tools.NRICsig, append(args, extra...)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{LogPath: logPath, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		d.err = cmd.Wait()
+		if stderr.Len() > 0 {
+			d.err = fmt.Errorf("%v: %s", d.err, stderr.String())
+		}
+		close(d.exited)
+	}()
+	return d, nil
+}
+
+// WaitRegistered waits until the daemon has synchronized with NRI n times in
+// all (one per connection).
+func (d *Daemon) WaitRegistered(n int, deadline time.Duration) error {
+	return Poll(deadline, func() error {
+		select {
+		case <-d.exited:
+			return Permanent(fmt.Errorf("nri-csig exited: %v\n%s", d.err, tail(d.LogPath, 20)))
+		default:
+		}
+		if got := d.Count(`"msg":"synchronized with runtime"`); got < n {
+			return fmt.Errorf("nri-csig synchronized %d times, want %d; log:\n%s", got, n, tail(d.LogPath, 10))
+		}
+		return nil
+	})
+}
+
+// Count returns how many log lines contain s.
+func (d *Daemon) Count(s string) int {
+	b, _ := os.ReadFile(d.LogPath)
+	return bytes.Count(b, []byte(s))
+}
+
+// Log returns the daemon's log.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+// Kill kills the daemon with SIGKILL, as a crash would.
+func (d *Daemon) Kill() {
+	d.cmd.Process.Kill()
+	<-d.exited
+}
+
+// Stop asks the daemon to stop (SIGTERM) and waits.
+func (d *Daemon) Stop() error {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		d.Kill()
+		return fmt.Errorf("nri-csig did not stop within 10s of SIGTERM")
+	}
+}
+
+// Wait waits for the daemon to exit and returns its error and stderr.
+func (d *Daemon) Wait(deadline time.Duration) error {
+	select {
+	case <-d.exited:
+		return d.err
+	case <-time.After(deadline):
+		return fmt.Errorf("nri-csig still running after %s", deadline)
+	}
+}
+
+// AuditRecords returns the daemon's audit records (JSON lines with
+// "audit":true) whose fields include every key=value of match.
+func (d *Daemon) AuditRecords(match map[string]string) []map[string]any {
+	b, _ := os.ReadFile(d.LogPath)
+	var out []map[string]any
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil || rec["audit"] != true {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if fmt.Sprint(rec[k]) != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, rec)
+		}
+	}
+	return out
+}

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nri-csig/nri-csig/pkg/policy"
+)
+
+// metrics are the daemon's Prometheus metrics, on their own registry so that
+// only nri-csig's series (and Go's) are exported.
+type metrics struct {
+	reg          *prometheus.Registry
+	decisions    *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	untrusted    prometheus.Counter
+	bundleSerial prometheus.Gauge
+	reloadOK     prometheus.Gauge
+	reloads      *prometheus.CounterVec
+	connected    prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nri_csig_decisions_total",
+			Help: "Decisions by phase (create = a container being created, running = judged again), result and the rule or policy that decided.",
+		}, []string{"event", "decision", "rule"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nri_csig_decision_duration_seconds",
+			Help:    "Time to decide on one container, by phase and whether signatures had to be fetched (cache miss).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
+		}, []string{"event", "cache"}),
+		untrusted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nri_csig_running_untrusted_total",
+			Help: "Running containers found untrusted when judged again (reconnection, bundle change, containers outside the CRI).",
+		}),
+		bundleSerial: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nri_csig_bundle_serial",
+			Help: "Serial of the policy bundle in force (0: none).",
+		}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nri_csig_bundle_last_reload_success",
+			Help: "1 when the last policy bundle or node config reload was accepted, 0 when it was refused.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nri_csig_bundle_reloads_total",
+			Help: "Policy bundle and node config reloads by result (accepted, refused).",
+		}, []string{"result"}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nri_csig_nri_registered",
+			Help: "1 while the plugin is registered with containerd's NRI.",
+		}),
+	}
+	m.reg.MustRegister(m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reloadOK.Set(1)
+	return m
+}
+
+// observe counts one decision.
+func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
+	if event == "validate" {
+		return // counted once, at create
+	}
+	m.decisions.WithLabelValues(event, string(v.Decision), v.Rule).Inc()
+	cache := "hit"
+	if v.Fetched {
+		cache = "miss"
+	}
+	m.latency.WithLabelValues(event, cache).Observe(took.Seconds())
+}
+
+// serve exposes /metrics and /readyz (200 only while registered with NRI).
+func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready() {
+			m.connected.Set(1)
+			w.Write([]byte("ok: registered with NRI\n"))
+			return
+		}
+		m.connected.Set(0)
+		http.Error(w, "not registered with NRI", http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, ln.Addr(), nil
+}

@@ -1,0 +1,174 @@
+// Package imagestore finds, in containerd's own image and content stores, the
+// image digests (manifests and the indexes that list them) that carry a given
+// image config digest.
+//
+// NRI reports a container's image by name, digest and config digest, but only
+// the config digest is stable: the name and digest are the first reference of
+// the image record, not necessarily what the pod asked for (see
+// ../../docs/ARCHITECTURE.md). The config fixes the root filesystem, so a
+// container is judged on every manifest in the node's content store whose
+// config is the container's, and on every index that lists such a manifest.
+package imagestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// maxManifestSize bounds what is read of a manifest or index: the registry
+// protocol caps manifests at 4 MiB.
+const maxManifestSize = 4 << 20
+
+// maxDepth bounds nested indexes.
+const maxDepth = 4
+
+// ImageLister lists containerd image records (images.Store has this method).
+type ImageLister interface {
+	List(ctx context.Context, filters ...string) ([]images.Image, error)
+}
+
+// Resolver maps config digests to image digests. Manifests are immutable (they
+// are addressed by digest), so what was read of them is cached for good.
+type Resolver struct {
+	images    ImageLister
+	content   content.Provider
+	namespace string
+
+	mu     sync.Mutex
+	parsed map[string]blob // manifest or index digest -> what it says
+}
+
+type blob struct {
+	isIndex  bool
+	config   string               // for a manifest: its config digest
+	children []ocispec.Descriptor // for an index: its manifests and nested indexes
+}
+
+// New returns a resolver over containerd's image records and content store in
+// a containerd namespace (the CRI uses k8s.io).
+func New(imgs ImageLister, cs content.Provider, namespace string) *Resolver {
+	return &Resolver{images: imgs, content: cs, namespace: namespace, parsed: map[string]blob{}}
+}
+
+// ImageDigests returns the manifest and index digests in the node's stores
+// whose config is configDigest, sorted. An empty result is not an error: the
+// image may have been removed, or imported without its manifest.
+func (r *Resolver) ImageDigests(ctx context.Context, configDigest string) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, r.namespace)
+	records, err := r.images.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing containerd images: %w", err)
+	}
+	var found []string
+	for _, rec := range records {
+		ds, err := r.walk(ctx, rec.Target, configDigest, 0)
+		if err != nil {
+			return nil, fmt.Errorf("reading image %s (%s): %w", rec.Name, rec.Target.Digest, err)
+		}
+		found = append(found, ds...)
+	}
+	slices.Sort(found)
+	return slices.Compact(found), nil
+}
+
+// walk returns desc itself when it is a manifest with that config, or desc and
+// the matching manifests below it when it is an index.
+func (r *Resolver) walk(ctx context.Context, desc ocispec.Descriptor, configDigest string, depth int) ([]string, error) {
+	if depth > maxDepth {
+		return nil, nil
+	}
+	if !images.IsManifestType(desc.MediaType) && !images.IsIndexType(desc.MediaType) {
+		return nil, nil // e.g. an attestation or a config: not an image
+	}
+	b, err := r.read(ctx, desc)
+	if errdefs.IsNotFound(err) {
+		// Indexes list every platform, but only the node's platform is pulled.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !b.isIndex {
+		if b.config == configDigest {
+			return []string{desc.Digest.String()}, nil
+		}
+		return nil, nil
+	}
+	var found []string
+	for _, child := range b.children {
+		ds, err := r.walk(ctx, child, configDigest, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, ds...)
+	}
+	if len(found) > 0 {
+		found = append(found, desc.Digest.String())
+	}
+	return found, nil
+}
+
+// read parses a manifest or index, from the cache when it was read before.
+func (r *Resolver) read(ctx context.Context, desc ocispec.Descriptor) (blob, error) {
+	key := desc.Digest.String()
+	r.mu.Lock()
+	b, ok := r.parsed[key]
+	r.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	if desc.Size > maxManifestSize {
+		return blob{}, fmt.Errorf("%s is %d bytes, larger than a manifest may be", key, desc.Size)
+	}
+	data, err := content.ReadBlob(ctx, r.content, desc)
+	if err != nil {
+		return blob{}, err
+	}
+	// The content store verified the digest on write; check it again since the
+	// verdict rests on it.
+	if desc.Digest.Validate() != nil || desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
+		return blob{}, fmt.Errorf("content of %s does not match its digest", key)
+	}
+	b, err = parse(desc.MediaType, data)
+	if err != nil {
+		return blob{}, fmt.Errorf("parsing %s: %w", key, err)
+	}
+	r.mu.Lock()
+	r.parsed[key] = b
+	r.mu.Unlock()
+	return b, nil
+}
+
+// parse reads what matters of a manifest or index. The media type of the
+// bytes themselves wins over the descriptor's when they disagree.
+func parse(mediaType string, data []byte) (blob, error) {
+	var m struct {
+		MediaType string               `json:"mediaType"`
+		Config    *ocispec.Descriptor  `json:"config"`
+		Manifests []ocispec.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return blob{}, err
+	}
+	if m.MediaType != "" {
+		mediaType = m.MediaType
+	}
+	switch {
+	case images.IsIndexType(mediaType) || (m.Config == nil && m.Manifests != nil):
+		return blob{isIndex: true, children: m.Manifests}, nil
+	case m.Config != nil:
+		return blob{config: m.Config.Digest.String()}, nil
+	default:
+		return blob{}, errors.New("neither a manifest (no config) nor an index (no manifests)")
+	}
+}
