@@ -89,7 +89,7 @@ type Result struct {
 	// (none when a revocation or exemption decided first).
 	Policies []PolicyResult
 	// Violations are the failing audit-mode policies: the container runs, and
-	// the daemon records each.
+	// the daemon records each. Verdict.Violations carries the same, briefly.
 	Violations []PolicyResult
 }
 
@@ -249,25 +249,38 @@ func (b *Bundle) Decide(r Request) Result {
 			}
 		}
 	}
+	var viols []Violation
+	for _, v := range res.Violations {
+		viols = append(viols, Violation{Policy: v.Policy, Reason: v.Reason})
+	}
 	if denied != nil {
-		res.Verdict = Verdict{Decision: Deny, Rule: "policy/" + denied.Policy, Digest: firstDigest(s), Reason: denied.Reason}
+		res.Verdict = Verdict{Decision: Deny, Rule: "policy/" + denied.Policy, Digest: firstDigest(s), Reason: denied.Reason,
+			Mode: string(Enforce), Violations: viols}
 		return res
 	}
-	var names, why []string
+	var names, why, witnesses []string
 	for _, pr := range res.Policies {
 		if pr.Passed {
 			names = append(names, pr.Policy)
 			why = append(why, pr.Reason)
+			for _, w := range pr.Signed {
+				if !slices.Contains(witnesses, w) {
+					witnesses = append(witnesses, w)
+				}
+			}
 		}
 	}
 	for _, v := range res.Violations {
 		why = append(why, "audit only: "+v.Reason)
 	}
-	rule := "policy/" + strings.Join(names, ",")
+	rule, mode := "policy/"+strings.Join(names, ","), Enforce
 	if len(names) == 0 {
-		rule = "policy/" + res.Violations[0].Policy
+		rule, mode = "policy/"+res.Violations[0].Policy, Audit
 	}
-	res.Verdict = Verdict{Decision: Allow, Rule: rule, Digest: firstDigest(s), Reason: strings.Join(why, "; ")}
+	res.Verdict = Verdict{Decision: Allow, Rule: rule, Digest: firstDigest(s), Reason: strings.Join(why, "; "),
+		// Trusted only when signatures carried every policy: an allow that
+		// rests on an audit-mode failure is not the product's "Trusted Image".
+		Trusted: len(viols) == 0, Witnesses: witnesses, Mode: string(mode), Violations: viols}
 	return res
 }
 

@@ -41,6 +41,7 @@ func TestDecide(t *testing.T) {
 		rule      string
 		reason    string // substring
 		violation string // policy expected in Violations
+		witnesses string // expected Verdict.Witnesses, when set
 	}{
 		"uncovered namespace runs": {
 			cluster: "c1", subject: subject("other", dA), now: before,
@@ -154,7 +155,7 @@ func TestDecide(t *testing.T) {
 			edit:    func(t *testing.T, b *Bundle) { enable(t, b, "anywhere", Enforce) },
 			cluster: "c1", subject: subject("default", dA), now: before,
 			signed:   SignedBy{dA: {fp(0), fp(2)}},
-			decision: Allow, rule: "policy/prod,anywhere",
+			decision: Allow, rule: "policy/prod,anywhere", witnesses: "release,qa",
 		},
 		"audit failure beside a passing enforce policy": {
 			edit: func(t *testing.T, b *Bundle) {
@@ -181,12 +182,23 @@ func TestDecide(t *testing.T) {
 			if v.Decision != tc.decision || v.Rule != tc.rule || !strings.Contains(v.Reason, tc.reason) {
 				t.Fatalf("Decide = %v\nwant %s by %s with reason containing %q", v, tc.decision, tc.rule, tc.reason)
 			}
-			var viol []string
+			var viol, vviol []string
 			for _, pr := range res.Violations {
 				viol = append(viol, pr.Policy)
 			}
-			if got := strings.Join(viol, ","); got != tc.violation {
-				t.Errorf("Violations = %q; want %q", got, tc.violation)
+			for _, vv := range v.Violations {
+				vviol = append(vviol, vv.Policy)
+			}
+			if got := strings.Join(viol, ","); got != tc.violation || strings.Join(vviol, ",") != got {
+				t.Errorf("Violations = %q, Verdict.Violations = %q; want %q", got, vviol, tc.violation)
+			}
+			// Trusted: allowed by signatures alone, with no audit-mode failure.
+			wantTrusted := v.Allowed() && strings.HasPrefix(v.Rule, "policy/") && tc.violation == ""
+			if v.Trusted != wantTrusted {
+				t.Errorf("Trusted = %v; want %v", v.Trusted, wantTrusted)
+			}
+			if tc.witnesses != "" && strings.Join(v.Witnesses, ",") != tc.witnesses {
+				t.Errorf("Witnesses = %v; want %s", v.Witnesses, tc.witnesses)
 			}
 		})
 	}
