@@ -10,9 +10,10 @@ import (
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
-// The daemon's wiring: a store over a bundle directory (or an OCI reference),
-// a bundle-signing key, a state directory, and a hook for the audit record of
-// every reload; then one decision for a container.
+// The daemon's wiring, from the node config (pkg/nodeconfig): bundle.file,
+// bundle.oci, bundle.signingKey, bundle.interval, stateDir,
+// signatures.insecureRegistries and uncovered; a hook writes the audit record
+// of every reload and drops cached verdicts. Then one decision for a container.
 func Example() {
 	ctx := context.Background()
 	pub, err := keys.OpenPublic(ctx, "../../examples/bundle-signing.pub", keys.Options{})
@@ -24,7 +25,7 @@ func Example() {
 
 	store, err := policy.NewStore(
 		policy.WithFileSource("../../examples/policy-bundle.yaml"),
-		// policy.WithOCISource("registry.example/security/csig-bundle:prod"),
+		// policy.WithOCISource(cfg.Bundle.OCI, policy.WithInsecureRegistries(cfg.Signatures.InsecureRegistries...)),
 		policy.WithSigningKey(pub),
 		policy.WithStateDir(state),
 		policy.WithInterval(30*time.Second),
@@ -50,7 +51,7 @@ func Example() {
 		Subject:    policy.Subject{Namespace: "payments", Pod: "api-0", ImageDigests: []string{"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},
 		Signatures: policy.SignedBy{}, // from pkg/verify's cache
 		Now:        time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC),
-		Uncovered:  policy.UncoveredAllow,
+		Uncovered:  policy.UncoveredAllow, // policy.UncoveredDeny when cfg.UncoveredDeny
 	})
 	fmt.Println(res.Verdict.Decision, res.Verdict.Rule)
 	// Output:

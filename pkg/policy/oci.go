@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -37,6 +38,7 @@ type RegistryOption func(*registryOptions)
 
 type registryOptions struct {
 	allowHTTP bool
+	httpHosts []string // registries (host[:port]) that may be reached over plain HTTP
 	keychain  authn.Keychain
 	transport http.RoundTripper
 }
@@ -47,6 +49,12 @@ type registryOptions struct {
 // go-containerregistry would otherwise reach over HTTP.
 func WithAllowHTTP(allow bool) RegistryOption {
 	return func(o *registryOptions) { o.allowHTTP = allow }
+}
+
+// WithInsecureRegistries allows plain HTTP to the named registries
+// (host[:port], as in the node config's insecureRegistries), and only to them.
+func WithInsecureRegistries(hosts ...string) RegistryOption {
+	return func(o *registryOptions) { o.httpHosts = append(o.httpHosts, hosts...) }
 }
 
 // WithKeychain sets the registry credentials. The default is
@@ -67,29 +75,33 @@ func makeRegistryOptions(ctx context.Context, opts []RegistryOption) (registryOp
 	}
 	t := o.transport
 	if !o.allowHTTP {
-		t = httpGuard{next: t}
+		t = httpGuard{next: t, hosts: o.httpHosts}
 	}
 	return o, []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(t)}
 }
 
 func parseRef(ref string, o registryOptions) (name.Reference, error) {
-	var nopts []name.Option
-	if o.allowHTTP {
-		nopts = append(nopts, name.Insecure)
-	}
-	r, err := name.ParseReference(ref, nopts...)
+	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("bundle reference %q: %w; use registry/repository:tag or @sha256:...", ref, err)
+	}
+	if o.allowHTTP || slices.Contains(o.httpHosts, r.Context().RegistryStr()) {
+		// name.Insecure lets go-containerregistry fall back to plain HTTP.
+		return name.ParseReference(ref, name.Insecure)
 	}
 	return r, nil
 }
 
-// httpGuard refuses plain HTTP to registries that are not on loopback.
-type httpGuard struct{ next http.RoundTripper }
+// httpGuard refuses plain HTTP to registries that are neither on loopback
+// nor listed.
+type httpGuard struct {
+	next  http.RoundTripper
+	hosts []string
+}
 
 func (g httpGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !isLoopback(r.URL.Hostname()) {
-		return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries are reached without TLS; serve it over HTTPS or allow HTTP explicitly (--allow-http-registry)", r.URL.Host)
+	if r.URL.Scheme == "http" && !isLoopback(r.URL.Hostname()) && !slices.Contains(g.hosts, r.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries are reached without TLS; serve it over HTTPS or allow HTTP explicitly (--allow-http-registry, or the node config's insecureRegistries)", r.URL.Host)
 	}
 	return g.next.RoundTrip(r)
 }

@@ -88,6 +88,13 @@ func TestHTTPGuard(t *testing.T) {
 			t.Errorf("RoundTrip(%s) = %v; want it to say how to allow HTTP", url, err)
 		}
 	}
+	listed := httpGuard{next: okTransport{}, hosts: []string{"registry.local:5000"}}
+	for url, ok := range map[string]bool{"http://registry.local:5000/v2/": true, "http://registry.local/v2/": false, "http://10.0.0.1:5000/v2/": false} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if _, err := listed.RoundTrip(req); (err == nil) != ok {
+			t.Errorf("with insecure registry registry.local:5000, RoundTrip(%s) = %v; want allowed %v", url, err, ok)
+		}
+	}
 }
 
 func TestStoreOCISource(t *testing.T) {
