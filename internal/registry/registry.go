@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,9 @@ type Options struct {
 	Keychain authn.Keychain
 	// Transport is the base transport; the default is http.DefaultTransport.
 	Transport http.RoundTripper
+	// InsecureHosts (host[:port]) may be reached over plain HTTP, and only them
+	// besides loopback (the node config's signatures.insecureRegistries).
+	InsecureHosts []string
 }
 
 // NameOptions are the options to parse references with.
@@ -58,7 +62,7 @@ func (o Options) RemoteOptions() []remote.Option {
 	}
 	return []remote.Option{
 		remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(&httpGuard{next: base, insecure: o.Insecure}),
+		remote.WithTransport(&httpGuard{next: base, insecure: o.Insecure, hosts: o.InsecureHosts}),
 	}
 }
 
@@ -68,10 +72,11 @@ func (o Options) RemoteOptions() []remote.Option {
 type httpGuard struct {
 	next     http.RoundTripper
 	insecure bool
+	hosts    []string
 }
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !g.insecure && !IsLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme == "http" && !g.insecure && !IsLoopback(req.URL.Hostname()) && !slices.Contains(g.hosts, req.URL.Host) {
 		return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries may use HTTP; pass --allow-insecure-registry to allow it", req.URL.Host)
 	}
 	return g.next.RoundTrip(req)

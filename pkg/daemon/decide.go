@@ -24,6 +24,9 @@ const prefetchTimeout = 30 * time.Second
 type decider struct {
 	node   *nodeconfig.Config
 	bundle *policy.Bundle // nil: no bundle configured or none valid yet
+	// bundleMissing: a bundle source is configured but no bundle is in force;
+	// then only allow-listed images run (fail closed).
+	bundleMissing bool
 	sigs   *verify.Store
 	fetch  *prefetcher
 	now    func() time.Time
@@ -47,6 +50,10 @@ func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
 	if listed && av.Allowed() {
 		return av
 	}
+	if d.bundleMissing {
+		return policy.Verdict{Decision: policy.Deny, Rule: "no-bundle", Digest: firstDigest(s),
+			Reason: "no policy bundle is in force on this node (see the daemon's log: the source is unreachable or its bundles were refused); only allow-listed images run until one is"}
+	}
 	if d.bundle == nil {
 		if listed {
 			return av
@@ -69,11 +76,15 @@ func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
 	return v
 }
 
-func (d *decider) uncovered(s policy.Subject) policy.Verdict {
-	digest := s.ConfigDigest
+func firstDigest(s policy.Subject) string {
 	if len(s.ImageDigests) > 0 {
-		digest = s.ImageDigests[0]
+		return s.ImageDigests[0]
 	}
+	return s.ConfigDigest
+}
+
+func (d *decider) uncovered(s policy.Subject) policy.Verdict {
+	digest := firstDigest(s)
 	if d.node.UncoveredDeny {
 		return policy.Verdict{Decision: policy.Deny, Rule: "uncovered", Digest: digest,
 			Reason: fmt.Sprintf("no allow list or policy covers namespace %q and the node config says uncovered: deny", s.Namespace)}
@@ -137,9 +148,10 @@ func (d *decider) describe(s policy.Subject, pending []string) string {
 // prefetcher runs one signature discovery per digest at a time, detached
 // from the request that asked for it.
 type prefetcher struct {
-	sigs *verify.Store
-	mu   sync.Mutex
-	busy map[string]chan struct{}
+	sigs    *verify.Store
+	onError func(digest string, err error)
+	mu      sync.Mutex
+	busy    map[string]chan struct{}
 }
 
 func newPrefetcher(s *verify.Store) *prefetcher {
@@ -159,7 +171,9 @@ func (p *prefetcher) start(digest string, repos []string) <-chan struct{} {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 		defer cancel()
-		p.sigs.Prefetch(ctx, digest, repos)
+		if err := p.sigs.Prefetch(ctx, digest, repos); err != nil && p.onError != nil {
+			p.onError(digest, err)
+		}
 		p.mu.Lock()
 		delete(p.busy, digest)
 		p.mu.Unlock()

@@ -112,6 +112,20 @@ func Repository(recordName string) string {
 	return ref.Context().Name()
 }
 
+// Names returns the names of the image records.
+func (r *Resolver) Names(ctx context.Context) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, r.namespace)
+	records, err := r.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(records))
+	for _, rec := range records {
+		names = append(names, rec.Name)
+	}
+	return names, nil
+}
+
 // Record returns the digests an image record leads to (its target and, for an
 // index, the manifests of it that are on the node) and its repository, for
 // verifying signatures as soon as an image lands.

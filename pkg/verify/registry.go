@@ -37,6 +37,11 @@ func WithInsecure(insecure bool) RegistryOption {
 	return func(o *registry.Options) { o.Insecure = insecure }
 }
 
+// WithInsecureHosts allows plain HTTP to these registries (host[:port]) only.
+func WithInsecureHosts(hosts ...string) RegistryOption {
+	return func(o *registry.Options) { o.InsecureHosts = append(o.InsecureHosts, hosts...) }
+}
+
 // WithKeychain sets the credentials source. The default is the docker config
 // files (authn.DefaultKeychain).
 func WithKeychain(kc authn.Keychain) RegistryOption {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ type Store struct {
 	sources []SignatureFetcher // registry and/or an operator's signature directory
 	persist *Dir               // nil: memory only
 	now     func() time.Time
+	// Insecure are registries (host[:port]) reached over plain HTTP.
+	Insecure []string
 
 	mu      sync.RWMutex
 	keys    []Key // Name = key fingerprint
@@ -140,7 +143,11 @@ func (s *Store) Load(ctx context.Context, digest string) bool {
 func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) error {
 	refs := make([]name.Digest, 0, len(repos))
 	for _, r := range repos {
-		ref, err := name.NewDigest(r+"@"+digest, name.WeakValidation)
+		opts := []name.Option{name.WeakValidation}
+		if host, _, _ := strings.Cut(r, "/"); slices.Contains(s.Insecure, host) {
+			opts = append(opts, name.Insecure)
+		}
+		ref, err := name.NewDigest(r+"@"+digest, opts...)
 		if err != nil {
 			continue
 		}
