@@ -96,10 +96,10 @@ func (s *Store) Status(digest string) string {
 	defer s.mu.RUnlock()
 	if e, ok := s.entries[digest]; ok {
 		if len(e.verified) > 0 {
-			return fmt.Sprintf("%d signature(s) verified", len(e.result.Verified))
+			return fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
 		}
 		if err := e.result.Err(); err != nil {
-			return err.Error()
+			return strings.TrimPrefix(err.Error(), digest+": ")
 		}
 		return "no signature verified"
 	}
