@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -21,9 +22,11 @@ import (
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
 	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/verify"
 	"github.com/nri-csig/nri-csig/pkg/watch"
 )
 
@@ -57,6 +60,10 @@ type daemon struct {
 	audit   audit.Sink
 	metrics *metrics
 	plugin  *plugin.Plugin
+	sigs    *verify.Store
+	fetch   *prefetcher
+	bundles *policy.Store // nil: no bundle configured
+	images  *imagestore.Resolver
 
 	mu   sync.Mutex
 	node *nodeconfig.Config
@@ -78,14 +85,39 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer client.Close()
 
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	d.sigs = newSignatureStore(node)
+	d.fetch = newPrefetcher(d.sigs)
+	d.fetch.onError = func(digest string, err error) {
+		d.metrics.registryErrors.Inc()
+		d.log.Warn("signature discovery failed", "digest", digest, "error", err)
+	}
+	if node.Bundle.Configured() {
+		if d.bundles, err = d.openBundleStore(ctx, node); err != nil {
+			d.log.Error("refusing to start", "error", err)
+			return err
+		}
+		if err := d.bundles.Load(ctx); err != nil {
+			// Fail closed: until a bundle is in force, only allow-listed images run.
+			d.log.Error("no policy bundle can be put in force; refusing every container that is not on an allow list until one is",
+				"bundle_file", node.Bundle.File, "bundle_oci", node.Bundle.OCI, "error", err)
+		}
+		d.applyBundleKeys()
+	}
+
+	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace)
 	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
-	d.plugin = plugin.New(d.decider(node), imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace), cfg.Log, opts)
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
+	if d.bundles != nil {
+		go d.bundles.Run(ctx)
+	}
+	go d.prefetchAll(ctx)
+	d.metrics.watchStore(d.sigs)
 
 	if cfg.MetricsAddress != "" {
 		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, d.plugin.Ready)
@@ -101,6 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 			KnownToNRI:   d.plugin.Known,
 			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
 			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
+			OnImage:      d.onImage,
 		})
 		go w.Run(ctx)
 	}
@@ -127,9 +160,152 @@ func (d *daemon) loadNodeConfig() (*nodeconfig.Config, error) {
 	return nodeconfig.Load(d.cfg.ConfigPath)
 }
 
-// decider builds the decision sources of a node config.
+// decider builds the decision of a node config and the bundle in force.
 func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
-	return &policy.Decider{Allowlists: node.Allowlists}
+	dc := &decider{node: node, sigs: d.sigs, fetch: d.fetch, now: time.Now}
+	if d.bundles != nil {
+		dc.bundle = d.bundles.Current()
+		dc.bundleMissing = dc.bundle == nil
+	}
+	return dc
+}
+
+// newSignatureStore returns where the node finds and keeps signatures.
+func newSignatureStore(node *nodeconfig.Config) *verify.Store {
+	var sources []verify.SignatureFetcher
+	if node.Signatures.Registry {
+		sources = append(sources, verify.NewRegistry(verify.WithInsecureHosts(node.Signatures.InsecureRegistries...)))
+	}
+	if node.Signatures.Dir != "" {
+		sources = append(sources, verify.NewDir(node.Signatures.Dir))
+	}
+	var persist *verify.Dir
+	if node.StateDir != "" {
+		persist = verify.NewDir(filepath.Join(node.StateDir, "signatures"))
+	}
+	st := verify.NewStore(persist, sources...)
+	st.Insecure = node.Signatures.InsecureRegistries
+	return st
+}
+
+// openBundleStore builds the policy bundle store the node config describes.
+func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (*policy.Store, error) {
+	opts := []policy.StoreOption{
+		policy.WithInterval(node.Bundle.Interval),
+		policy.WithLogger(d.log),
+		policy.WithReloadHook(d.onBundleReload),
+	}
+	if node.StateDir != "" {
+		opts = append(opts, policy.WithStateDir(filepath.Join(node.StateDir, "bundle")))
+	}
+	if node.Bundle.File != "" {
+		opts = append(opts, policy.WithFileSource(node.Bundle.File))
+	}
+	if node.Bundle.OCI != "" {
+		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithInsecureRegistries(node.Signatures.InsecureRegistries...)))
+	}
+	if node.Bundle.SigningKey != "" {
+		pub, err := keys.OpenPublic(ctx, node.Bundle.SigningKey, keys.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("bundle.signingKey: %w", err)
+		}
+		opts = append(opts, policy.WithSigningKey(pub))
+	}
+	return policy.NewStore(opts...)
+}
+
+// applyBundleKeys gives the signature store every witness key of the bundle
+// in force (signatures are re-verified locally, no network).
+func (d *daemon) applyBundleKeys() {
+	var ks []verify.Key
+	if b := d.bundles.Current(); b != nil {
+		for _, k := range b.Keys() {
+			ks = append(ks, verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm})
+		}
+		d.metrics.bundleSerial.Set(float64(b.Serial))
+	}
+	d.sigs.SetKeys(ks)
+}
+
+// onBundleReload is called by the bundle store on every reload: one audit
+// record each, and a new bundle takes effect at once, for new containers and
+// for the running ones, judged again.
+func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
+	rec := audit.Record{Event: "reload", Decision: string(ev.Outcome), Rule: "bundle", BundleSerial: int64(ev.Serial),
+		Reason: fmt.Sprintf("policy bundle from %s: %s (serial in force: %d)", ev.Source, ev.Outcome, ev.InForce)}
+	if ev.Digest != "" {
+		rec.Digest = ev.Digest
+	}
+	if ev.Err != nil {
+		rec.Reason += ": " + ev.Err.Error()
+	}
+	d.audit.Write(rec)
+	switch ev.Outcome {
+	case policy.Loaded, policy.Restored:
+		d.metrics.reloads.WithLabelValues("accepted").Inc()
+		d.metrics.reloadOK.Set(1)
+		if d.plugin == nil {
+			return // at boot: the decider is built once everything is open
+		}
+		d.applyBundleKeys()
+		d.mu.Lock()
+		node := d.node
+		d.mu.Unlock()
+		d.plugin.SetDecider(d.decider(node))
+		go func() {
+			if n := d.plugin.Rejudge(context.Background(), fmt.Sprintf("bundle serial %d", ev.InForce)); n > 0 {
+				d.log.Warn("running containers are not trusted under the new bundle", "count", n, "serial", ev.InForce)
+			}
+		}()
+	default:
+		d.metrics.reloads.WithLabelValues("refused").Inc()
+		d.metrics.reloadOK.Set(0)
+		d.log.Error("policy bundle refused or unavailable; the bundle in force stays", "source", ev.Source,
+			"outcome", string(ev.Outcome), "serial", ev.Serial, "in_force", ev.InForce, "error", ev.Err)
+	}
+}
+
+// onImage verifies the signatures of an image as soon as it lands on the
+// node, so that the container's request finds them in memory.
+func (d *daemon) onImage(ctx context.Context, ns, name string) {
+	if ns != d.cfg.ContainerdNamespace || d.bundles == nil {
+		return
+	}
+	digests, repo, err := d.images.Record(ctx, name)
+	if err != nil || len(digests) == 0 {
+		return
+	}
+	var repos []string
+	if repo != "" {
+		repos = []string{repo}
+	}
+	for _, dg := range digests {
+		d.fetch.start(dg, repos)
+	}
+}
+
+// prefetchAll loads or verifies the signatures of every image on the node at
+// startup.
+func (d *daemon) prefetchAll(ctx context.Context) {
+	if d.bundles == nil {
+		return
+	}
+	recs, err := d.images.Names(ctx)
+	if err != nil {
+		d.log.Warn("listing images to verify their signatures", "error", err)
+		return
+	}
+	for _, name := range recs {
+		digests, repo, err := d.images.Record(ctx, name)
+		if err != nil {
+			continue
+		}
+		for _, dg := range digests {
+			if !d.sigs.Load(ctx, dg) {
+				d.fetch.start(dg, []string{repo})
+			}
+		}
+	}
 }
 
 func (d *daemon) observe(event string, v policy.Verdict, took time.Duration) {
@@ -154,10 +330,13 @@ func (d *daemon) reload(ctx context.Context, why string) {
 	d.mu.Lock()
 	d.node = node
 	d.mu.Unlock()
+	if d.bundles != nil {
+		d.bundles.Reload(ctx) // its hook swaps the decider when the bundle changed
+	}
 	d.plugin.SetDecider(d.decider(node))
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
 	d.metrics.reloadOK.Set(1)
-	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Reason: why})
+	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Rule: "node-config", Reason: why})
 	d.log.Info("configuration reloaded", "trigger", why, "cluster", node.Cluster, "allowlisted_namespaces", len(node.Allowlists))
 	if n := d.plugin.Rejudge(ctx, why); n > 0 {
 		d.log.Warn("running containers are not trusted under the new configuration", "count", n)

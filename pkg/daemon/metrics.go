@@ -22,6 +22,8 @@ type metrics struct {
 	reloadOK     prometheus.Gauge
 	reloads      *prometheus.CounterVec
 	connected    prometheus.Gauge
+	// registryErrors counts failed signature discoveries.
+	registryErrors prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,7 +59,11 @@ func newMetrics() *metrics {
 			Help: "1 while the plugin is registered with containerd's NRI.",
 		}),
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
+	m.registryErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nri_csig_signature_fetch_errors_total",
+		Help: "Signature discoveries that failed (registry unreachable, refused, unauthorized).",
+	})
+	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
 	return m
@@ -97,4 +103,12 @@ func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr,
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln.Addr(), nil
+}
+
+// watchStore exports how many image digests the signature store holds.
+func (m *metrics) watchStore(s interface{ Len() int }) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nri_csig_signature_cache_entries",
+		Help: "Image digests whose signatures the node holds (verified or not).",
+	}, func() float64 { return float64(s.Len()) }))
 }

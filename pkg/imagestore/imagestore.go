@@ -16,12 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -64,21 +66,85 @@ func New(imgs ImageLister, cs content.Provider, namespace string) *Resolver {
 // whose config is configDigest, sorted. An empty result is not an error: the
 // image may have been removed, or imported without its manifest.
 func (r *Resolver) ImageDigests(ctx context.Context, configDigest string) ([]string, error) {
+	digests, _, err := r.Resolve(ctx, configDigest)
+	return digests, err
+}
+
+// Resolve is ImageDigests plus, for each digest, the repositories whose image
+// records lead to it (e.g. "registry.example/app"): where its signatures live.
+func (r *Resolver) Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
 	ctx = namespaces.WithNamespace(ctx, r.namespace)
 	records, err := r.images.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing containerd images: %w", err)
+		return nil, nil, fmt.Errorf("listing containerd images: %w", err)
 	}
 	var found []string
+	repos := map[string][]string{}
 	for _, rec := range records {
 		ds, err := r.walk(ctx, rec.Target, configDigest, 0)
 		if err != nil {
-			return nil, fmt.Errorf("reading image %s (%s): %w", rec.Name, rec.Target.Digest, err)
+			return nil, nil, fmt.Errorf("reading image %s (%s): %w", rec.Name, rec.Target.Digest, err)
 		}
 		found = append(found, ds...)
+		if repo := Repository(rec.Name); repo != "" {
+			for _, d := range ds {
+				if !slices.Contains(repos[d], repo) {
+					repos[d] = append(repos[d], repo)
+				}
+			}
+		}
 	}
 	slices.Sort(found)
-	return slices.Compact(found), nil
+	return slices.Compact(found), repos, nil
+}
+
+// Repository returns the repository of an image record name
+// ("registry.example/app:1" -> "registry.example/app"), or "" for names
+// that are not references (the CRI also names records by image ID).
+func Repository(recordName string) string {
+	if strings.HasPrefix(recordName, "sha256:") {
+		return ""
+	}
+	ref, err := name.ParseReference(recordName, name.WeakValidation)
+	if err != nil {
+		return ""
+	}
+	return ref.Context().Name()
+}
+
+// Names returns the names of the image records.
+func (r *Resolver) Names(ctx context.Context) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, r.namespace)
+	records, err := r.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(records))
+	for _, rec := range records {
+		names = append(names, rec.Name)
+	}
+	return names, nil
+}
+
+// Record returns the digests an image record leads to (its target and, for an
+// index, the manifests of it that are on the node) and its repository, for
+// verifying signatures as soon as an image lands.
+func (r *Resolver) Record(ctx context.Context, recordName string) (digests []string, repo string, err error) {
+	ctx = namespaces.WithNamespace(ctx, r.namespace)
+	records, err := r.images.List(ctx, "name=="+recordName)
+	if err != nil || len(records) == 0 {
+		return nil, "", err
+	}
+	target := records[0].Target
+	digests = []string{target.Digest.String()}
+	if b, err := r.read(ctx, target); err == nil && b.isIndex {
+		for _, c := range b.children {
+			if _, err := r.read(ctx, c); err == nil {
+				digests = append(digests, c.Digest.String())
+			}
+		}
+	}
+	return digests, Repository(recordName), nil
 }
 
 // walk returns desc itself when it is a manifest with that config, or desc and

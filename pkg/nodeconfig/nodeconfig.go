@@ -14,6 +14,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -33,11 +34,46 @@ type Config struct {
 	Cluster string
 	// Allowlists are image digests each namespace may run without further checks.
 	Allowlists policy.Allowlists
+	// UncoveredDeny refuses containers in namespaces no policy or allow list covers.
+	UncoveredDeny bool
+	// Bundle says where the policy bundle comes from; zero: no bundle.
+	Bundle Bundle
+	// StateDir keeps the last good bundle and verified signatures across restarts.
+	StateDir string
+	// Signatures says where image signatures are found.
+	Signatures Signatures
 }
 
+// Bundle is the policy bundle's source.
+type Bundle struct {
+	File       string        // a bundle file, or a directory (e.g. a mounted ConfigMap)
+	OCI        string        // an OCI reference polled for bundle artifacts
+	Interval   time.Duration // how often sources are polled
+	SigningKey string        // public key file: when set, only bundles signed by it are accepted
+}
+
+// Configured reports whether a bundle source is set.
+func (b Bundle) Configured() bool { return b.File != "" || b.OCI != "" }
+
+// Signatures says where signatures are discovered.
+type Signatures struct {
+	// Dir is a local directory of signatures, for air-gapped nodes.
+	Dir string
+	// InsecureRegistries may be reached over plain HTTP (loopback always may).
+	InsecureRegistries []string
+	// Registry turns registry discovery off when false (air-gapped nodes).
+	Registry bool
+}
+
+// DefaultStateDir is where the daemon keeps its state.
+const DefaultStateDir = "/var/lib/nri-csig"
+
 // Default is the configuration of a node without a config file: no allow
-// lists, no cluster name.
-func Default() *Config { return &Config{Allowlists: policy.Allowlists{}} }
+// lists, no cluster name, no bundle.
+func Default() *Config {
+	return &Config{Allowlists: policy.Allowlists{}, StateDir: DefaultStateDir, Signatures: Signatures{Registry: true},
+		Bundle: Bundle{Interval: 30 * time.Second}}
+}
 
 // Example is a commented config file, printed by "nri-csig run --help".
 const Example = `apiVersion: nri-csig.io/v1alpha1
@@ -50,6 +86,20 @@ allowlists:
   - namespace: kube-system
     digests:
       - sha256:4b5c7e0cb2b04bb1d1b4b4b4e0f8a5b1c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8
+# Namespaces no policy or allow list covers: allow (default, as in the
+# product) or deny.
+uncovered: allow
+# The policy bundle (witnesses, security policies, exemptions, revocations).
+bundle:
+  file: /etc/nri-csig/bundle          # a file, or a directory such as a mounted ConfigMap
+  # oci: registry.example/security/csig-bundle:prod
+  interval: 30s
+  signingKey: /etc/nri-csig/bundle-signing.pub   # refuse bundles not signed by this key
+stateDir: /var/lib/nri-csig            # last good bundle and verified signatures
+signatures:
+  registry: true                       # look for signatures in the image's repository
+  # dir: /var/lib/nri-csig/imported-signatures   # air-gapped nodes
+  # insecureRegistries: [registry.local:5000]    # plain HTTP (loopback always may)
 `
 
 // Load reads and validates the config file at path.
@@ -63,10 +113,27 @@ func Load(path string) (*Config, error) {
 
 // file mirrors the YAML document.
 type file struct {
-	APIVersion string      `yaml:"apiVersion"`
-	Kind       string      `yaml:"kind"`
-	Cluster    string      `yaml:"cluster"`
-	Allowlists []allowlist `yaml:"allowlists"`
+	APIVersion string          `yaml:"apiVersion"`
+	Kind       string          `yaml:"kind"`
+	Cluster    string          `yaml:"cluster"`
+	Allowlists []allowlist     `yaml:"allowlists"`
+	Uncovered  *located        `yaml:"uncovered"`
+	Bundle     *bundleFile     `yaml:"bundle"`
+	StateDir   string          `yaml:"stateDir"`
+	Signatures *signaturesFile `yaml:"signatures"`
+}
+
+type bundleFile struct {
+	File       string   `yaml:"file"`
+	OCI        string   `yaml:"oci"`
+	Interval   *located `yaml:"interval"`
+	SigningKey string   `yaml:"signingKey"`
+}
+
+type signaturesFile struct {
+	Registry           *bool    `yaml:"registry"`
+	Dir                string   `yaml:"dir"`
+	InsecureRegistries []string `yaml:"insecureRegistries"`
 }
 
 type allowlist struct {
@@ -142,6 +209,40 @@ func Parse(name string, data []byte) (*Config, error) {
 			digests = append(digests, d.Value)
 		}
 		c.Allowlists[ns.Value] = digests
+	}
+	if u := f.Uncovered; u != nil {
+		switch u.Value {
+		case "allow":
+		case "deny":
+			c.UncoveredDeny = true
+		default:
+			return nil, fail(u.Line, "uncovered: %q; want allow or deny", u.Value)
+		}
+	}
+	if b := f.Bundle; b != nil {
+		c.Bundle.File, c.Bundle.OCI, c.Bundle.SigningKey = b.File, b.OCI, b.SigningKey
+		if b.Interval != nil {
+			d, err := time.ParseDuration(b.Interval.Value)
+			if err != nil || d < time.Second {
+				return nil, fail(b.Interval.Line, "bundle.interval: %q; want a duration of at least 1s, e.g. 30s", b.Interval.Value)
+			}
+			c.Bundle.Interval = d
+		}
+		if !c.Bundle.Configured() {
+			return nil, fmt.Errorf("%s: bundle: set file (a file or directory) or oci (a reference), or remove the bundle section", name)
+		}
+	}
+	if f.StateDir != "" {
+		c.StateDir = f.StateDir
+	}
+	if sg := f.Signatures; sg != nil {
+		if sg.Registry != nil {
+			c.Signatures.Registry = *sg.Registry
+		}
+		c.Signatures.Dir, c.Signatures.InsecureRegistries = sg.Dir, sg.InsecureRegistries
+		if !c.Signatures.Registry && c.Signatures.Dir == "" {
+			return nil, fmt.Errorf("%s: signatures: registry is false and no dir is set: no signature could ever be found", name)
+		}
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -32,8 +33,22 @@ allowlists:
 }
 
 func TestExampleParses(t *testing.T) {
-	if _, err := Parse("example", []byte(Example)); err != nil {
+	c, err := Parse("example", []byte(Example))
+	if err != nil {
 		t.Fatalf("the example printed by --help does not parse: %v", err)
+	}
+	if c.Bundle.File != "/etc/nri-csig/bundle" || c.Bundle.Interval != 30*time.Second || c.UncoveredDeny || !c.Signatures.Registry || c.StateDir != DefaultStateDir {
+		t.Errorf("example parsed as %+v", c)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("n", []byte("apiVersion: nri-csig.io/v1alpha1\nkind: NodeConfig\nuncovered: deny\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.UncoveredDeny || c.Bundle.Configured() || !c.Signatures.Registry || c.StateDir != DefaultStateDir {
+		t.Errorf("defaults = %+v", c)
 	}
 }
 
@@ -52,6 +67,11 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 		"syntax":          {head + "allowlists: {\n", "node.yaml:3:"},
 		"two documents":   {head + "---\n" + head, "more than one YAML document"},
 		"list not scalar": {head + "allowlists:\n  - namespace: [a]\n", "node.yaml:4: expected a single value"},
+		"uncovered":       {head + "uncovered: maybe\n", `node.yaml:3: uncovered: "maybe"; want allow or deny`},
+		"interval":        {head + "bundle:\n  file: /b\n  interval: 10ms\n", "node.yaml:5: bundle.interval"},
+		"bundle empty":    {head + "bundle:\n  interval: 10s\n", "set file"},
+		"no signatures":   {head + "signatures:\n  registry: false\n", "no signature could ever be found"},
+		"bundle typo":     {head + "bundle:\n  fiel: /b\n", "node.yaml:4: field fiel is not a known field"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse("node.yaml", []byte(tc.doc))

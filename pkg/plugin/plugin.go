@@ -32,9 +32,9 @@ type Decider interface {
 }
 
 // ImageResolver returns the image digests in the node's content store whose
-// config is configDigest.
+// config is configDigest, and the repositories each was pulled from.
 type ImageResolver interface {
-	ImageDigests(ctx context.Context, configDigest string) ([]string, error)
+	Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error)
 }
 
 // Options tune the plugin.
@@ -374,12 +374,12 @@ func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Containe
 		s.ImageName = img.GetName()
 	}
 	s.ConfigDigest = img.GetConfigDigest()
-	digests, err := p.images.ImageDigests(ctx, s.ConfigDigest)
+	digests, repos, err := p.images.Resolve(ctx, s.ConfigDigest)
 	if err != nil {
 		return policy.Verdict{Decision: policy.Deny, Rule: "image-identity", Digest: img.GetDigest(),
 			Reason: fmt.Sprintf("cannot read the image from containerd's content store: %v", err)}, s
 	}
-	s.ImageDigests = digests
+	s.ImageDigests, s.Repositories = digests, repos
 	return p.decider.Load().Decide(ctx, s), s
 }
 

@@ -25,13 +25,13 @@ type fakeImages struct {
 	delay   time.Duration
 }
 
-func (f fakeImages) ImageDigests(ctx context.Context, _ string) ([]string, error) {
+func (f fakeImages) Resolve(ctx context.Context, _ string) ([]string, map[string][]string, error) {
 	select {
 	case <-time.After(f.delay):
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
-	return f.digests, f.err
+	return f.digests, nil, f.err
 }
 
 // stuckDecider ignores its context, as a buggy decision source might.

@@ -24,6 +24,9 @@ type Subject struct {
 	// content store whose config is ConfigDigest. Any of them may carry the
 	// allow-list entry or the signatures that make the container trusted.
 	ImageDigests []string
+	// Repositories are, per image digest, the repositories the node pulled it
+	// from: where its signatures are looked for. Not used in decisions.
+	Repositories map[string][]string
 }
 
 // Decision is the outcome of a verdict.

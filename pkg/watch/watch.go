@@ -214,11 +214,11 @@ func (w *Watcher) decide(ctx context.Context, ns, imageName string, s policy.Sub
 		return deny(fmt.Sprintf("cannot read the config of image %s: %v", imageName, err))
 	}
 	s.ConfigDigest = cfg.Digest.String()
-	digests, err := imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns).ImageDigests(ctx, s.ConfigDigest)
+	digests, repos, err := imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns).Resolve(ctx, s.ConfigDigest)
 	if err != nil {
 		return deny(fmt.Sprintf("cannot read the image from containerd's content store: %v", err))
 	}
-	s.ImageDigests = digests
+	s.ImageDigests, s.Repositories = digests, repos
 	return w.opts.Decider().Decide(ctx, s), s
 }
 

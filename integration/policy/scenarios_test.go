@@ -1,0 +1,275 @@
+//go:build integration
+
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nri-csig/nri-csig/internal/testbed"
+)
+
+func newPod(t *testing.T, namespace string) *testbed.Pod {
+	t.Helper()
+	name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	pod, err := env.Containerd.RunPod(name, namespace)
+	if err != nil {
+		t.Fatalf("run pod: %v", err)
+	}
+	t.Cleanup(func() { pod.Remove() })
+	return pod
+}
+
+func unquote(err error) string { return strings.ReplaceAll(err.Error(), `\"`, `"`) }
+
+func mustRun(t *testing.T, pod *testbed.Pod, name string, img testbed.Image) string {
+	t.Helper()
+	id, err := pod.Run(testbed.ContainerSpec{Name: name, Image: img.Ref})
+	if err != nil {
+		t.Fatalf("container %q from %s was refused: %v", name, img.Ref, err)
+	}
+	return id
+}
+
+func mustRefuse(t *testing.T, pod *testbed.Pod, name string, img testbed.Image, wants ...string) {
+	t.Helper()
+	_, err := pod.Create(testbed.ContainerSpec{Name: name, Image: img.Ref})
+	if err == nil {
+		t.Fatalf("container %q from %s was created; want it refused", name, img.Ref)
+	}
+	msg := unquote(err)
+	for _, w := range append([]string{"nri-csig: refused container", `"` + name + `"`, pod.Namespace + "/" + pod.Name}, wants...) {
+		if !strings.Contains(msg, w) {
+			t.Errorf("refusal does not mention %q:\n%s", w, msg)
+		}
+	}
+	names, _ := pod.ContainerNames()
+	for _, n := range names {
+		if n == name {
+			t.Errorf("refused container %q exists", name)
+		}
+	}
+}
+
+// waitRecord waits for an audit record with these fields.
+func waitRecord(t *testing.T, match map[string]string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	err := testbed.Poll(15*time.Second, func() error {
+		recs := daemon.AuditRecords(match)
+		if len(recs) == 0 {
+			return fmt.Errorf("no audit record matching %v", match)
+		}
+		rec = recs[len(recs)-1]
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\nlog tail:\n%s", err, tailString(daemon.Log(), 15))
+	}
+	return rec
+}
+
+// editBundle runs a bundle-editing command (which raises the serial) and waits
+// until the daemon has the new bundle in force.
+func editBundle(t *testing.T, args ...string) {
+	t.Helper()
+	before := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"}))
+	mustCLI(t, append(args, "--bundle", bundle)...)
+	err := testbed.Poll(15*time.Second, func() error {
+		if n := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"})); n <= before {
+			return fmt.Errorf("the daemon has not loaded the edited bundle (%d loads)", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tailString(daemon.Log(), 10))
+	}
+}
+
+func TestSignedByWitnessRunsAndIsMarkedTrusted(t *testing.T) {
+	img := newImage(t, env.Registry, "app/signed:1", "signed-by-ci", keyFile(ciKey, "key"))
+	pod := newPod(t, "signed")
+	id := mustRun(t, pod, "trusted", img)
+	out, err := env.Containerd.Crictl("inspect", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"nri-csig.io/trusted-image": "true"`, `"nri-csig.io/witnesses": "ci"`, `"nri-csig.io/image-digest": "` + img.Digest + `"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("crictl inspect does not show %s", want)
+		}
+	}
+	rec := waitRecord(t, map[string]string{"event": "create", "container": "trusted", "namespace": "signed"})
+	if rec["decision"] != "allow" || rec["rule"] != "policy/ci-required" || rec["witness"] != "ci" || rec["digest"] != img.Digest {
+		t.Errorf("audit record = %v", rec)
+	}
+}
+
+func TestUnsignedRefused(t *testing.T) {
+	img := newImage(t, env.Registry, "app/unsigned:1", "unsigned")
+	pod := newPod(t, "signed")
+	mustRefuse(t, pod, "unsigned", img, `policy "ci-required"`, img.Digest, "no signatures found")
+}
+
+func TestSignedByAnotherKeyRefused(t *testing.T) {
+	img := newImage(t, env.Registry, "app/other:1", "signed-by-other", keyFile(otherKey, "key"))
+	pod := newPod(t, "signed")
+	mustRefuse(t, pod, "other-key", img, `policy "ci-required"`, img.Digest)
+}
+
+func TestDisabledPolicyDoesNothing(t *testing.T) {
+	img := newImage(t, env.Registry, "app/unsigned-off:1", "unsigned-off")
+	pod := newPod(t, "off")
+	mustRun(t, pod, "disabled-policy", img)
+	rec := waitRecord(t, map[string]string{"event": "create", "container": "disabled-policy"})
+	if rec["rule"] != "uncovered" {
+		t.Errorf("a disabled policy decided: %v", rec)
+	}
+}
+
+func TestUncoveredNamespaceRuns(t *testing.T) {
+	img := newImage(t, env.Registry, "app/unsigned-free:1", "unsigned-free")
+	pod := newPod(t, "free")
+	mustRun(t, pod, "uncovered", img)
+}
+
+func TestAuditModeRunsAndRecordsTheViolation(t *testing.T) {
+	img := newImage(t, env.Registry, "app/unsigned-trial:1", "unsigned-trial")
+	pod := newPod(t, "trial")
+	mustRun(t, pod, "audited", img)
+	rec := waitRecord(t, map[string]string{"event": "create", "decision": "would-deny", "container": "audited", "policy": "trial"})
+	if rec["mode"] != "audit" || !strings.Contains(fmt.Sprint(rec["reason"]), "would refuse") {
+		t.Errorf("audit-mode record = %v", rec)
+	}
+}
+
+func TestTwoWitnessesRequired(t *testing.T) {
+	one := newImage(t, env.Registry, "app/one-signature:1", "one-signature", keyFile(ciKey, "key"))
+	both := newImage(t, env.Registry, "app/two-signatures:1", "two-signatures", keyFile(ciKey, "key"), keyFile(secKey, "key"))
+	pod := newPod(t, "two")
+	mustRefuse(t, pod, "one-of-two", one, `policy "two-witnesses"`, "sec")
+	mustRun(t, pod, "both", both)
+}
+
+// The real Alibaba Cloud KMS SDK signs (against the local KMS endpoint that
+// checks its request signatures); the node verifies offline with the public
+// key the witness recorded.
+func TestSignedThroughKMSRuns(t *testing.T) {
+	img := newImage(t, env.Registry, "app/kms:1", "signed-by-kms", kmsRef)
+	pod := newPod(t, "release")
+	mustRun(t, pod, "kms-signed", img)
+	unsigned := newImage(t, env.Registry, "app/kms-unsigned:1", "kms-unsigned")
+	mustRefuse(t, pod, "kms-unsigned", unsigned, `policy "release"`)
+}
+
+// A tag re-pointed to another digest after signing: the node judges the
+// digest it runs, and the signature does not follow the tag.
+func TestTagMovedAfterSigningRefused(t *testing.T) {
+	signed := newImage(t, env.Registry, "app/moving:1", "moving-signed", keyFile(ciKey, "key"))
+	moved := newImage(t, env.Registry, "app/moving:1", "moving-unsigned")
+	if moved.Digest == signed.Digest {
+		t.Fatal("the tag did not move")
+	}
+	pod := newPod(t, "signed")
+	mustRefuse(t, pod, "moved-tag", moved, moved.Digest)
+}
+
+// Issue 4: a policy switched on by editing the bundle judges the next
+// container, without restarting the daemon.
+func TestPolicyEnabledByEditingTheBundle(t *testing.T) {
+	img := newImage(t, env.Registry, "app/late:1", "late-unsigned")
+	pod := newPod(t, "late")
+	mustRun(t, pod, "before-enable", img)
+	editBundle(t, "policy", "enable", "late")
+	mustRefuse(t, pod, "after-enable", img, `policy "late"`)
+	editBundle(t, "policy", "disable", "late")
+	mustRun(t, pod, "after-disable", img)
+}
+
+// The registry goes away after verification: the node verified the
+// signatures when the image landed, kept them on disk, and trusts the image
+// again even after the daemon restarted.
+func TestRegistryStoppedAfterVerification(t *testing.T) {
+	reg, err := testbed.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := newImage(t, reg, "offline/app:1", "offline", keyFile(ciKey, "key"))
+	pod := newPod(t, "signed")
+	mustRun(t, pod, "before-registry-stop", img)
+	reg.Close()
+	daemon.Stop()
+	d, err := env.Containerd.StartDaemon(nodeConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon = d
+	mustRun(t, pod, "after-registry-stop", img)
+}
+
+// A witness key revoked by a new bundle: new containers are refused at once,
+// and the running ones are reported.
+func TestRevokedWitnessKey(t *testing.T) {
+	img := newImage(t, env.Registry, "app/revoked:1", "to-be-revoked", keyFile(ciKey, "key"))
+	pod := newPod(t, "signed")
+	id := mustRun(t, pod, "running-before-revocation", img)
+	editBundle(t, "revocation", "create", "--name", "ci-leak", "--key-fingerprint", fingerprint(t, keyFile(ciKey, "pub")), "--reason", "key leaked")
+	t.Cleanup(func() { editBundle(t, "revocation", "delete", "ci-leak") })
+	mustRefuse(t, pod, "after-revocation", img, `policy "ci-required"`)
+	rec := waitRecord(t, map[string]string{"event": "running", "container_id": id})
+	if rec["decision"] != "deny" || !strings.Contains(fmt.Sprint(rec["reason"]), "not trusted") {
+		t.Errorf("running-container record = %v", rec)
+	}
+}
+
+// A container started with ctr never reaches NRI; with a policy covering
+// every namespace and --stop-untrusted, the daemon reports it and stops it.
+func TestUntrustedContainerOutsideCRIStopped(t *testing.T) {
+	unsigned := newImage(t, env.Registry, "app/ctr-unsigned:1", "ctr-unsigned")
+	daemon.Stop()
+	d, err := env.Containerd.StartDaemon(nodeConfig, "--stop-untrusted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon = d
+	editBundle(t, "policy", "enable", "everything")
+	t.Cleanup(func() { editBundle(t, "policy", "disable", "everything") })
+
+	if _, err := env.Containerd.CtrIn("default", "images", "pull", "--plain-http", unsigned.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Containerd.CtrIn("default", "run", "-d", "--net-host", unsigned.Ref, "outside-cri", "/bin/sh", "-c", "sleep 3600"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		env.Containerd.CtrIn("default", "tasks", "kill", "-s", "SIGKILL", "outside-cri")
+		testbed.Poll(5*time.Second, func() error {
+			_, err := env.Containerd.CtrIn("default", "containers", "rm", "outside-cri")
+			return err
+		})
+	})
+	rec := waitRecord(t, map[string]string{"event": "running", "container_id": "outside-cri", "containerd_namespace": "default"})
+	if rec["decision"] != "stopped" || rec["rule"] != "policy/everything" {
+		t.Errorf("record = %v, want stopped by policy/everything", rec)
+	}
+	err = testbed.Poll(10*time.Second, func() error {
+		out, err := env.Containerd.CtrIn("default", "tasks", "ls")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "outside-cri") && strings.Contains(line, "RUNNING") {
+				return fmt.Errorf("still running: %s", line)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("the untrusted container was not stopped: %v", err)
+	}
+}

@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/verify"
+)
+
+// prefetchTimeout bounds one signature discovery started on behalf of a
+// request: the request waits only for its own budget, the discovery goes on
+// so that kubelet's retry finds the signatures verified.
+const prefetchTimeout = 30 * time.Second
+
+// decider is the node's decision: the node config's allow lists, then the
+// policy bundle's revocations, exemptions and security policies, judged on
+// the signatures the store verified. One decider is built per (node config,
+// bundle); a reload builds a new one.
+type decider struct {
+	node   *nodeconfig.Config
+	bundle *policy.Bundle // nil: no bundle configured or none valid yet
+	// bundleMissing: a bundle source is configured but no bundle is in force;
+	// then only allow-listed images run (fail closed).
+	bundleMissing bool
+	sigs   *verify.Store
+	fetch  *prefetcher
+	now    func() time.Time
+}
+
+// signatures adapts the store to what pkg/policy asks.
+type signatures struct{ s *verify.Store }
+
+func (a signatures) Verified(digest string, key *policy.Key) bool {
+	return a.s.Verified(digest, key.Fingerprint)
+}
+
+// Decide implements plugin.Decider.
+//
+// An allow list entry lets an image run in its namespace (an exemption for
+// system images). A namespace with an allow list is covered by it: images not
+// on the list are refused unless the bundle's policies cover the namespace and
+// pass. Everything else is the bundle's (see pkg/policy's Decide).
+func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
+	av, listed := d.node.Allowlists.Decide(s)
+	if listed && av.Allowed() {
+		return av
+	}
+	if d.bundleMissing {
+		return policy.Verdict{Decision: policy.Deny, Rule: "no-bundle", Digest: firstDigest(s),
+			Reason: "no policy bundle is in force on this node (see the daemon's log: the source is unreachable or its bundles were refused); only allow-listed images run until one is"}
+	}
+	if d.bundle == nil {
+		if listed {
+			return av
+		}
+		return d.uncovered(s)
+	}
+	fetched, pending := d.ensureSignatures(ctx, s)
+	res := d.bundle.Decide(policy.Request{
+		Cluster: d.node.Cluster, Subject: s, Signatures: signatures{d.sigs}, Now: d.now(),
+		Uncovered: map[bool]policy.Uncovered{true: policy.UncoveredDeny, false: policy.UncoveredAllow}[d.node.UncoveredDeny],
+	})
+	v := res.Verdict
+	if listed && !res.Covered && v.Rule == "uncovered" {
+		return av // the allow list covers the namespace; the bundle does not
+	}
+	v.Fetched = fetched
+	if !v.Allowed() && strings.HasPrefix(v.Rule, "policy/") {
+		v.Reason += "; signatures: " + d.describe(s, pending)
+	}
+	return v
+}
+
+func firstDigest(s policy.Subject) string {
+	if len(s.ImageDigests) > 0 {
+		return s.ImageDigests[0]
+	}
+	return s.ConfigDigest
+}
+
+func (d *decider) uncovered(s policy.Subject) policy.Verdict {
+	digest := firstDigest(s)
+	if d.node.UncoveredDeny {
+		return policy.Verdict{Decision: policy.Deny, Rule: "uncovered", Digest: digest,
+			Reason: fmt.Sprintf("no allow list or policy covers namespace %q and the node config says uncovered: deny", s.Namespace)}
+	}
+	return policy.Verdict{Decision: policy.Allow, Rule: "uncovered", Digest: digest,
+		Reason: fmt.Sprintf("no allow list or policy covers namespace %q", s.Namespace)}
+}
+
+// ensureSignatures makes sure the store has looked up the signatures of the
+// subject's digests when a policy covers it: from the persisted store first,
+// else from the sources, waiting for those at most until ctx's deadline
+// (less a margin to answer in). It reports whether it had to fetch, and the
+// digests still pending.
+func (d *decider) ensureSignatures(ctx context.Context, s policy.Subject) (fetched bool, pending []string) {
+	if len(d.bundle.Evaluate(d.node.Cluster, s.Namespace)) == 0 {
+		return false, nil
+	}
+	var waits []<-chan struct{}
+	var waiting []string
+	for _, dg := range s.ImageDigests {
+		if d.sigs.Known(dg) || d.sigs.Load(ctx, dg) {
+			continue
+		}
+		fetched = true
+		waits = append(waits, d.fetch.start(dg, s.Repositories[dg]))
+		waiting = append(waiting, dg)
+	}
+	wait, cancel := context.WithCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		wait, cancel = context.WithDeadline(ctx, dl.Add(-100*time.Millisecond))
+	}
+	defer cancel()
+	for i, c := range waits {
+		select {
+		case <-c:
+		case <-wait.Done():
+			return fetched, waiting[i:]
+		}
+	}
+	return fetched, nil
+}
+
+// describe says what the store knows of each digest, for refusals.
+func (d *decider) describe(s policy.Subject, pending []string) string {
+	if len(s.ImageDigests) == 0 {
+		return "the image has no manifest in the node's content store to look signatures up for"
+	}
+	var parts []string
+	for _, dg := range s.ImageDigests {
+		st := d.sigs.Status(dg)
+		for _, p := range pending {
+			if p == dg {
+				st = "verification pending (still fetching; kubelet retries)"
+			}
+		}
+		parts = append(parts, dg+": "+st)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// prefetcher runs one signature discovery per digest at a time, detached
+// from the request that asked for it.
+type prefetcher struct {
+	sigs    *verify.Store
+	onError func(digest string, err error)
+	mu      sync.Mutex
+	busy    map[string]chan struct{}
+}
+
+func newPrefetcher(s *verify.Store) *prefetcher {
+	return &prefetcher{sigs: s, busy: map[string]chan struct{}{}}
+}
+
+// start begins (or joins) the discovery of digest's signatures and returns a
+// channel closed when it ends.
+func (p *prefetcher) start(digest string, repos []string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.busy[digest]; ok {
+		return c
+	}
+	c := make(chan struct{})
+	p.busy[digest] = c
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+		defer cancel()
+		if err := p.sigs.Prefetch(ctx, digest, repos); err != nil && p.onError != nil {
+			p.onError(digest, err)
+		}
+		p.mu.Lock()
+		delete(p.busy, digest)
+		p.mu.Unlock()
+		close(c)
+	}()
+	return c
+}

@@ -1,0 +1,147 @@
+package policy
+
+import (
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// testRegistry serves an in-memory OCI registry on 127.0.0.1 and returns its host:port.
+func testRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestPushPullBundle(t *testing.T) {
+	testKeys(t)
+	host := testRegistry(t)
+	ref := host + "/security/csig-bundle:prod"
+	data := bundleText(t, "7", true)
+	sig := []byte(`{"apiVersion":"x"}`) // PushBundle carries the signature as is
+	digest, err := PushBundle(t.Context(), ref, data, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotData, gotSig, gotDigest, err := PullBundle(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(gotData) != string(data) || string(gotSig) != string(sig) || gotDigest != digest {
+		t.Errorf("PullBundle = %d bytes, sig %q, %s; want what was pushed (%s)", len(gotData), gotSig, gotDigest, digest)
+	}
+
+	// Unsigned: no signature layer.
+	if _, err := PushBundle(t.Context(), ref, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, gotSig, _, err = PullBundle(t.Context(), ref); err != nil || gotSig != nil {
+		t.Errorf("PullBundle(unsigned) sig = %q, %v; want nil", gotSig, err)
+	}
+
+	if _, err := PushBundle(t.Context(), ref, []byte("kind: nonsense\n"), nil); err == nil || !strings.Contains(err.Error(), "refusing to push an invalid bundle") {
+		t.Errorf("PushBundle(invalid) = %v", err)
+	}
+
+	// Something else at the reference is not taken for a bundle.
+	img, _ := random.Image(100, 1)
+	other, _ := name.ParseReference(host + "/security/app:1")
+	if err := remote.Write(other, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := PullBundle(t.Context(), other.String()); err == nil || !strings.Contains(err.Error(), "is not an nri-csig policy bundle") {
+		t.Errorf("PullBundle(an image) = %v", err)
+	}
+	if _, _, _, err := PullBundle(t.Context(), "UPPER/case:tag"); err == nil || !strings.Contains(err.Error(), "bundle reference") {
+		t.Errorf("PullBundle(bad ref) = %v", err)
+	}
+}
+
+type okTransport struct{}
+
+func (okTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+}
+
+func TestHTTPGuard(t *testing.T) {
+	g := httpGuard{next: okTransport{}}
+	for url, ok := range map[string]bool{
+		"http://127.0.0.1:5000/v2/": true, "http://localhost:5000/v2/": true, "http://[::1]:5000/v2/": true,
+		"https://10.0.0.1/v2/": true, "http://10.0.0.1:5000/v2/": false, "http://registry.local/v2/": false,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		_, err := g.RoundTrip(req)
+		if (err == nil) != ok {
+			t.Errorf("RoundTrip(%s) = %v; want allowed %v", url, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--allow-http-registry") {
+			t.Errorf("RoundTrip(%s) = %v; want it to say how to allow HTTP", url, err)
+		}
+	}
+	listed := httpGuard{next: okTransport{}, hosts: []string{"registry.local:5000"}}
+	for url, ok := range map[string]bool{"http://registry.local:5000/v2/": true, "http://registry.local/v2/": false, "http://10.0.0.1:5000/v2/": false} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if _, err := listed.RoundTrip(req); (err == nil) != ok {
+			t.Errorf("with insecure registry registry.local:5000, RoundTrip(%s) = %v; want allowed %v", url, err, ok)
+		}
+	}
+}
+
+func TestStoreOCISource(t *testing.T) {
+	testKeys(t)
+	host := testRegistry(t)
+	ref := host + "/security/csig-bundle:prod"
+	signer := ecKeys[3]
+	push := func(serial string, enabled bool) {
+		t.Helper()
+		data := bundleText(t, serial, enabled)
+		k := mustLocal(t, signer)
+		sig, err := SignBundle(t.Context(), data, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := PushBundle(t.Context(), ref, data, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("7", false)
+	ev := &events{}
+	s, err := NewStore(WithOCISource(ref), WithSigningKey(&signer.PublicKey), WithStateDir(t.TempDir()), WithReloadHook(ev.hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if e := ev.last(t); e.Outcome != Loaded || e.Serial != 7 || !strings.HasPrefix(e.Source, host) {
+		t.Errorf("event = %+v", e)
+	}
+	n := ev.count()
+	s.Reload(t.Context())
+	if ev.count() != n {
+		t.Error("an unchanged artifact was judged again")
+	}
+	push("8", true)
+	s.Reload(t.Context())
+	if s.Current().Serial != 8 || len(s.Current().Evaluate("c1", "default")) != 1 {
+		t.Fatalf("after pushing serial 8, Current = %d", s.Current().Serial)
+	}
+	// An unsigned push is refused.
+	if _, err := PushBundle(t.Context(), ref, bundleText(t, "9", false), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload(t.Context())
+	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || s.Current().Serial != 8 {
+		t.Errorf("event = %+v, serial %d; want the unsigned bundle refused and 8 in force", e, s.Current().Serial)
+	}
+}
