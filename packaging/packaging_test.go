@@ -199,6 +199,9 @@ func manifest(t *testing.T) map[string]map[string]any {
 		} else if err != nil {
 			t.Fatalf("kubernetes/nri-csig.yaml: %v", err)
 		}
+		if d == nil { // a document of comments only
+			continue
+		}
 		md := d["metadata"].(map[string]any)
 		docs[d["kind"].(string)+"/"+md["name"].(string)] = d
 	}
@@ -304,9 +307,11 @@ func TestSyncScript(t *testing.T) {
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	os.MkdirAll(src, 0o755)
 	os.MkdirAll(dst, 0o755)
+	bundleSrc := filepath.Join(dir, "bundle-src")
+	os.MkdirAll(bundleSrc, 0o755)
 	sync := func() (string, error) {
 		cmd := exec.Command(sh, script)
-		cmd.Env = append(os.Environ(), "SRC="+src, "DST="+dst, "NRI_CSIG="+bin, "INTERVAL=0")
+		cmd.Env = append(os.Environ(), "SRC="+src, "BUNDLE_SRC="+bundleSrc, "DST="+dst, "NRI_CSIG="+bin, "INTERVAL=0")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
@@ -331,5 +336,25 @@ func TestSyncScript(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "config.yaml")); string(b) != good {
 		t.Errorf("after a refused config the node's config = %q, want the previous one kept", b)
+	}
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte(good), 0o644)
+
+	// The bundle and its signature are copied as they are (the daemon checks them).
+	os.WriteFile(filepath.Join(bundleSrc, "bundle.yaml"), []byte("bundle v1\n"), 0o644)
+	os.WriteFile(filepath.Join(bundleSrc, "bundle.yaml.sig"), []byte("sig v1\n"), 0o644)
+	out, err = sync()
+	if err != nil || !strings.Contains(out, "installed "+dst+"/bundle/bundle.yaml.sig\nnri-csig-sync: installed "+dst+"/bundle/bundle.yaml\n") {
+		t.Errorf("sync of a bundle (signature first): %v\n%s", err, out)
+	}
+	for f, want := range map[string]string{"bundle.yaml": "bundle v1\n", "bundle.yaml.sig": "sig v1\n"} {
+		if b, _ := os.ReadFile(filepath.Join(dst, "bundle", f)); string(b) != want {
+			t.Errorf("node's bundle/%s = %q, want %q", f, b, want)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dst, ".staging", "*")); len(left) != 0 {
+		t.Errorf("staging files left behind: %v", left)
+	}
+	if out, err := sync(); err != nil || out != "" {
+		t.Errorf("sync with nothing changed: %v, output %q; want a silent no-op", err, out)
 	}
 }
