@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
+	"github.com/nri-csig/nri-csig/internal/toolcache"
 )
 
 // pkgVersion is the version the test packages carry (and the binary prints).
@@ -116,7 +117,11 @@ func TestPackages(t *testing.T) {
 	local := "apiVersion: nri-csig.io/v1alpha1\nkind: NodeConfig\ncluster: edited-by-operator\n"
 	os.WriteFile(cfg, []byte(local), 0o644)
 	next := filepath.Join(t.TempDir(), "next.deb")
-	repack := exec.Command(filepath.Join(os.Getenv("NRI_CSIG_CACHE"), "bin", "nfpm"), "package", "--config", "packaging/nfpm.yaml", "--packager", "deb", "--target", next)
+	cache, err := toolcache.Dir() // where make package built nfpm
+	if err != nil {
+		t.Fatal(err)
+	}
+	repack := exec.Command(filepath.Join(cache, "bin", "nfpm"), "package", "--config", "packaging/nfpm.yaml", "--packager", "deb", "--target", next)
 	repack.Dir = ".."
 	repack.Env = append(os.Environ(), "GOARCH="+arch, "PKG_VERSION="+pkgVersion+"+next")
 	if out, err := repack.CombinedOutput(); err != nil {
