@@ -78,9 +78,11 @@ func TestBootstrapOrder(t *testing.T) {
 	}
 	// The DaemonSet image is played by env.Trusted; the node config mirrors
 	// packaging/kubernetes/nri-csig.yaml.
-	dir := t.TempDir()
+	dir := t.TempDir() // writable for the daemon: its log and state (StateDirectory=)
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o700)
 	config := filepath.Join(dir, "config.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf("apiVersion: nri-csig.io/v1alpha1\nkind: NodeConfig\ncluster: it\nallowlists:\n  - namespace: %s\n    digests:\n      - %s\n", syncNS, env.Trusted.Digest)), 0o644)
+	os.WriteFile(config, []byte(fmt.Sprintf("apiVersion: nri-csig.io/v1alpha1\nkind: NodeConfig\ncluster: it\nstateDir: %s\nallowlists:\n  - namespace: %s\n    digests:\n      - %s\n", state, syncNS, env.Trusted.Digest)), 0o644)
 
 	// 1. nri-csig absent.
 	tolerate := map[string]string{
@@ -100,7 +102,7 @@ func TestBootstrapOrder(t *testing.T) {
 
 	// 2. Started as nri-csig.service starts it.
 	argv, envFile := unitCommand(t, "../systemd/nri-csig.service")
-	logPath := filepath.Join(c.Dir, "unit.log")
+	logPath := filepath.Join(dir, "unit.log")
 	if envFile != "-/etc/default/nri-csig" {
 		t.Fatalf("EnvironmentFile = %q; the test supplies /etc/default/nri-csig's NRI_CSIG_ARGS", envFile)
 	}
@@ -115,7 +117,20 @@ func TestBootstrapOrder(t *testing.T) {
 	argv[0] = env.Tools.NRICsig
 	t.Logf("ExecStart as systemd would run it here: %s", strings.Join(argv, " "))
 
-	notify := listenNotify(t, filepath.Join(dir, "notify.sock"))
+	// The unit's sandbox, approximated: the root file system read-only except
+	// the state and log folder (ProtectSystem=strict, StateDirectory=), no
+	// capabilities at all (CapabilityBoundingSet=), NoNewPrivileges=yes. The
+	// containerd, NRI and notify sockets stay on the read-only part.
+	notify := listenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
+	sandbox := filepath.Join(t.TempDir(), "sandbox.sh")
+	os.WriteFile(sandbox, []byte(`set -e
+w=$1; shift
+mount --make-rprivate /
+mount --bind "$w" "$w"
+mount -o bind,remount,ro /
+exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
+`), 0o755)
+	argv = append([]string{"unshare", "--mount", "--", "sh", sandbox, dir}, argv...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path, fmt.Sprintf("WATCHDOG_USEC=%d", unitWatchdog(t).Microseconds()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -135,6 +150,25 @@ func TestBootstrapOrder(t *testing.T) {
 	ready := time.Since(start)
 	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), `"msg":"synchronized with runtime"`) {
 		t.Errorf("READY=1 before nri-csig synchronized with containerd's NRI:\n%s", b)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	for _, want := range []string{"CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("the daemon is not sandboxed as the unit says (%q missing):\n%s", want, status)
+		}
+	}
+	mounts, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", cmd.Process.Pid))
+	rootRO := false
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == "/" && strings.HasPrefix(f[5], "ro,") {
+			rootRO = true
+		}
+	}
+	if !rootRO {
+		t.Errorf("the daemon's root file system is not read-only:\n%s", mounts)
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, "probe"), nil, 0o644); err != nil {
+		t.Fatalf("control: the test itself must be able to write outside the sandbox: %v", err)
 	}
 	// kubelet (After=nri-csig.service through Before=kubelet.service) starts now.
 	id, err := pod.Run(testbed.ContainerSpec{Name: "sync", Image: env.Trusted.Ref})
