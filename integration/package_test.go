@@ -127,7 +127,12 @@ func TestPackages(t *testing.T) {
 	if out, err := repack.CombinedOutput(); err != nil {
 		t.Fatalf("nfpm (upgrade package): %v\n%s", err, out)
 	}
-	dpkg("-i", next)
+	// This time containerd's main config imports the drop-in folder: no note.
+	os.MkdirAll(filepath.Join(root, "etc/containerd"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/containerd/config.toml"), []byte("version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n"), 0o644)
+	if out := dpkg("-i", next); strings.Contains(out, "nri-csig: note") {
+		t.Errorf("postinst warns although containerd imports conf.d:\n%s", out)
+	}
 	if s := mustRun(t, "dpkg", "--root="+root, "-s", "nri-csig"); !strings.Contains(s, "Version: "+pkgVersion+"+next") {
 		t.Errorf("after the upgrade dpkg -s says:\n%s", s)
 	}

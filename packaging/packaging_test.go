@@ -358,3 +358,46 @@ func TestSyncScript(t *testing.T) {
 		t.Errorf("sync with nothing changed: %v, output %q; want a silent no-op", err, out)
 	}
 }
+
+// The maintainer scripts drive systemd as deb and rpm call them: enable and
+// start on first install, restart on upgrade, stop and disable on removal,
+// nothing on the old package's side of an upgrade. (The dpkg round trip in
+// integration/package_test.go runs them for real, without systemd.)
+func TestMaintainerScripts(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	fake := filepath.Join(dir, "systemctl")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\n"), 0o755)
+	start := "daemon-reload|enable nri-csig.service nri-csig-reload.path|--no-block start nri-csig.service nri-csig-reload.path"
+	restart := "daemon-reload|--no-block try-restart nri-csig.service"
+	stop := "disable --now nri-csig-reload.path nri-csig.service"
+	for _, tc := range []struct {
+		script string
+		args   []string
+		want   string
+	}{
+		{"postinstall.sh", []string{"configure", ""}, start},
+		{"postinstall.sh", []string{"configure", "0.1.0"}, restart},
+		{"postinstall.sh", []string{"1"}, start},
+		{"postinstall.sh", []string{"2"}, restart},
+		{"preremove.sh", []string{"remove"}, stop},
+		{"preremove.sh", []string{"upgrade", "0.2.0"}, ""},
+		{"preremove.sh", []string{"0"}, stop},
+		{"preremove.sh", []string{"1"}, ""},
+		{"postremove.sh", []string{"remove"}, "daemon-reload"},
+		{"postremove.sh", []string{"1"}, "daemon-reload"},
+	} {
+		t.Run(tc.script+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			os.Remove(calls)
+			cmd := exec.Command("sh", append([]string{filepath.Join("scripts", tc.script)}, tc.args...)...)
+			cmd.Env = append(os.Environ(), "NRI_CSIG_TEST_SYSTEMCTL="+fake, "DPKG_ROOT=")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s %q: %v\n%s", tc.script, tc.args, err, out)
+			}
+			b, _ := os.ReadFile(calls)
+			if got := strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "|"); got != tc.want {
+				t.Errorf("%s %q called systemctl %q, want %q", tc.script, tc.args, got, tc.want)
+			}
+		})
+	}
+}

@@ -4,8 +4,11 @@
 # touches files below that root and never talks to systemd.
 set -e
 root="${DPKG_ROOT:-}"
+# Tests put a fake systemctl here (packaging/packaging_test.go).
+systemctl=${NRI_CSIG_TEST_SYSTEMCTL:-systemctl}
+live() { [ -z "$root" ] && { [ -n "${NRI_CSIG_TEST_SYSTEMCTL:-}" ] || [ -d /run/systemd/system ]; }; }
 
-install -d -m 0700 "$root/var/lib/nri-csig"
+# /var/lib/nri-csig ships in the package (and StateDirectory= recreates it).
 
 # containerd reads /etc/containerd/conf.d only when its main config imports it.
 main="$root/etc/containerd/config.toml"
@@ -17,21 +20,21 @@ elif ! grep -Eq "^[[:space:]]*imports[[:space:]]*=.*/etc/containerd/conf\.d" "$m
   echo "nri-csig:   add  imports = ['/etc/containerd/conf.d/*.toml']  (see /usr/share/doc/nri-csig/OPERATIONS.md)" >&2
 fi
 
-[ -z "$root" ] && [ -d /run/systemd/system ] || exit 0
+live || exit 0
 
 first=
 case "$1" in
   configure) [ -n "$2" ] || first=1 ;;
   1) first=1 ;;
 esac
-systemctl daemon-reload || true
+"$systemctl" daemon-reload || true
 if [ -n "$first" ]; then
-  systemctl enable nri-csig.service nri-csig-reload.path || true
+  "$systemctl" enable nri-csig.service nri-csig-reload.path || true
   # --no-block: READY=1 comes only once registered with containerd's NRI.
-  systemctl --no-block start nri-csig.service nri-csig-reload.path || true
+  "$systemctl" --no-block start nri-csig.service nri-csig-reload.path || true
   echo "nri-csig: started; restart containerd to require it (fail-closed): systemctl restart containerd" >&2
 else
   # Upgrade: run the new binary. Containers created during the restart (well
   # under a second) are refused and retried by kubelet.
-  systemctl --no-block try-restart nri-csig.service || true
+  "$systemctl" --no-block try-restart nri-csig.service || true
 fi
