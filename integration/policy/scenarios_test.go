@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/nri-csig/nri-csig/internal/testbed"
 )
+
+type v1Image = v1.Image
 
 func newPod(t *testing.T, namespace string) *testbed.Pod {
 	t.Helper()
@@ -272,4 +276,57 @@ func TestUntrustedContainerOutsideCRIStopped(t *testing.T) {
 	if err != nil {
 		t.Errorf("the untrusted container was not stopped: %v", err)
 	}
+}
+
+// Multi-platform images: a signature on the index covers its platform
+// manifests; a signature on one platform's manifest covers that manifest only.
+// The container's config digest must belong to the signed image.
+func TestMultiPlatformDigestBinding(t *testing.T) {
+	push := func(tag string) (index, amd, arm string) {
+		amd64, err := testbed.BusyboxImage(env.Tools.Busybox, "multi-amd64-"+tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arm64, err := testbed.PlatformImage(env.Tools.Busybox, "multi-arm64-"+tag, "arm64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := testbed.IndexOf(map[string]v1Image{"amd64": amd64, "arm64": arm64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err = env.Registry.PushIndex(tag, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := amd64.Digest()
+		b, _ := arm64.Digest()
+		return index, a.String(), b.String()
+	}
+	pod := newPod(t, "signed")
+
+	// The index signed: the amd64 container runs.
+	indexDigest, _, _ := push("multi/index-signed:1")
+	ref := env.Registry.Ref("multi/index-signed:1")
+	out := mustCLI(t, "sign", "--key", keyFile(ciKey, "key"), ref)
+	if !strings.Contains(out, indexDigest) {
+		t.Fatalf("sign did not sign the index %s:\n%s", indexDigest, out)
+	}
+	if _, err := env.Containerd.Pull(ref); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, pod, "index-signed", testbed.Image{Ref: ref})
+
+	// Only the arm64 manifest signed: nothing vouches for the amd64 content.
+	env2 := "multi/arm-signed:1"
+	_, _, armDigest := push(env2)
+	ref2 := env.Registry.Ref(env2)
+	out = mustCLI(t, "sign", "--key", keyFile(ciKey, "key"), "--platform", "linux/arm64", ref2)
+	if !strings.Contains(out, armDigest) {
+		t.Fatalf("sign did not sign the arm64 manifest %s:\n%s", armDigest, out)
+	}
+	if _, err := env.Containerd.Pull(ref2); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, pod, "arm-signed-only", testbed.Image{Ref: ref2}, `policy "ci-required"`)
 }
