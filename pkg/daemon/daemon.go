@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 			KnownToNRI:   d.plugin.Known,
 			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
 			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
-			OnImage:      d.onImage,
+			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
 	}

@@ -27,9 +27,9 @@ type decider struct {
 	// bundleMissing: a bundle source is configured but no bundle is in force;
 	// then only allow-listed images run (fail closed).
 	bundleMissing bool
-	sigs   *verify.Store
-	fetch  *prefetcher
-	now    func() time.Time
+	sigs          *verify.Store
+	fetch         *prefetcher
+	now           func() time.Time
 }
 
 // signatures adapts the store to what pkg/policy asks.

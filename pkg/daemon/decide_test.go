@@ -58,7 +58,7 @@ func TestDecideAllowlistThenBundle(t *testing.T) {
 		"unsigned in a covered namespace":            {subject("default", unsignedDigest), false, "policy/production", "no signatures found"},
 		"exemption":                                  {subject("payments", exemptDigest), true, "exemption/inc-4711-hotfix", ""},
 		"revoked digest":                             {subject("dev", revokedDigest), false, "revocation/ci-runner-compromise", ""},
-		"allow list covers, bundle does not":         {subject("kube-system", "sha256:" + strings.Repeat("9", 64)), false, "allowlist", "not on the allow list"},
+		"allow list covers, bundle does not":         {subject("kube-system", "sha256:"+strings.Repeat("9", 64)), false, "allowlist", "not on the allow list"},
 		"nothing covers":                             {subject("dev", unsignedDigest), true, "uncovered", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
