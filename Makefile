@@ -33,7 +33,7 @@ demo:
 # containerd (root) with nri-csig's decision latency percentiles.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/ ./integration/policy/ ./integration/cosign/
 
 # Every fuzz target for FUZZTIME each (their seed corpora also run in "make unit").
 FUZZTIME ?= 20s

@@ -330,3 +330,31 @@ func TestMultiPlatformDigestBinding(t *testing.T) {
 	}
 	mustRefuse(t, pod, "arm-signed-only", testbed.Image{Ref: ref2}, `policy "ci-required"`)
 }
+
+// BenchmarkCreateSigned measures "crictl create" of a container whose image
+// the daemon verified when it landed (the request is a cache lookup), and the
+// daemon's own decision latency and memory.
+func BenchmarkCreateSigned(b *testing.B) {
+	t := &testing.T{}
+	img := newImage(t, env.Registry, "bench/signed:1", "bench-signed", keyFile(ciKey, "key"))
+	pod, err := env.Containerd.RunPod("bench-signed", "signed")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pod.Remove()
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := pod.Create(testbed.ContainerSpec{Name: fmt.Sprintf("%s%d", prefix, i), Image: img.Ref}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if ms := daemon.DecisionMillis(prefix); len(ms) > 0 {
+		b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
+		b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
+	}
+	if rss, err := daemon.RSSBytes(); err == nil {
+		b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
+	}
+}
