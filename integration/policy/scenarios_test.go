@@ -15,19 +15,7 @@ import (
 
 type v1Image = v1.Image
 
-func newPod(t *testing.T, namespace string) *testbed.Pod {
-	t.Helper()
-	name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	if len(name) > 50 {
-		name = name[:50]
-	}
-	pod, err := env.Containerd.RunPod(name, namespace)
-	if err != nil {
-		t.Fatalf("run pod: %v", err)
-	}
-	t.Cleanup(func() { pod.Remove() })
-	return pod
-}
+func newPod(t *testing.T, namespace string) *testbed.Pod { return env.Containerd.NewPod(t, namespace) }
 
 func unquote(err error) string { return strings.ReplaceAll(err.Error(), `\"`, `"`) }
 
@@ -60,23 +48,7 @@ func mustRefuse(t *testing.T, pod *testbed.Pod, name string, img testbed.Image, 
 	}
 }
 
-// waitRecord waits for an audit record with these fields.
-func waitRecord(t *testing.T, match map[string]string) map[string]any {
-	t.Helper()
-	var rec map[string]any
-	err := testbed.Poll(15*time.Second, func() error {
-		recs := daemon.AuditRecords(match)
-		if len(recs) == 0 {
-			return fmt.Errorf("no audit record matching %v", match)
-		}
-		rec = recs[len(recs)-1]
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%v\nlog tail:\n%s", err, tailString(daemon.Log(), 15))
-	}
-	return rec
-}
+func waitRecord(t *testing.T, match map[string]string) map[string]any { return daemon.WaitRecord(t, match) }
 
 // editBundle runs a bundle-editing command (which raises the serial) and waits
 // until the daemon has the new bundle in force.
