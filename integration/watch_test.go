@@ -28,7 +28,9 @@ func runOutsideCRI(t *testing.T, ns, id string, img testbed.Image) {
 	})
 }
 
-func waitRecord(t *testing.T, match map[string]string) map[string]any { return daemon.WaitRecord(t, match) }
+func waitRecord(t *testing.T, match map[string]string) map[string]any {
+	return daemon.WaitRecord(t, match)
+}
 
 // A container started with ctr never reaches NRI; the daemon sees its task
 // start and judges it. Without a policy covering namespace "*" it is allowed

@@ -48,7 +48,9 @@ func mustRefuse(t *testing.T, pod *testbed.Pod, name string, img testbed.Image, 
 	}
 }
 
-func waitRecord(t *testing.T, match map[string]string) map[string]any { return daemon.WaitRecord(t, match) }
+func waitRecord(t *testing.T, match map[string]string) map[string]any {
+	return daemon.WaitRecord(t, match)
+}
 
 // editBundle runs a bundle-editing command (which raises the serial) and waits
 // until the daemon has the new bundle in force.
