@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/nri-csig/nri-csig/internal/version.Version=$(VERSION)
 # Third-party tools (containerd, crictl, cosign) are built once into $(CACHE)/bin.
 export NRI_CSIG_CACHE := $(CACHE)
 
-.PHONY: build test unit integration demo bench lint clean package
+.PHONY: build test unit integration demo bench fuzz lint clean package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/nri-csig ./cmd/nri-csig
@@ -33,7 +33,16 @@ demo:
 # containerd (root) with nri-csig's decision latency percentiles.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/ ./integration/policy/ ./integration/cosign/
+
+# Every fuzz target for FUZZTIME each (their seed corpora also run in "make unit").
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./pkg/nodeconfig:FuzzParse ./pkg/policy:FuzzParseBundle ./pkg/verify:FuzzCacheKey \
+	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseBundle \
+	./pkg/signature:FuzzDecodeBase64 ./pkg/keys:FuzzParsePublicKeyPEM
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "== $$fn ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

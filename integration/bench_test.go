@@ -4,7 +4,6 @@ package integration
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -30,18 +29,12 @@ func BenchmarkCreateContainer(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		var ms []float64
-		for _, r := range daemon.AuditRecords(map[string]string{"event": "create", "namespace": enforcedNS}) {
-			if name, _ := r["container"].(string); len(name) > len(prefix) && name[:len(prefix)] == prefix {
-				if v, err := strconv.ParseFloat(fmt.Sprint(r["duration_ms"]), 64); err == nil {
-					ms = append(ms, v)
-				}
-			}
-		}
-		if len(ms) > 0 {
-			sort.Float64s(ms)
+		if ms := daemon.DecisionMillis(prefix); len(ms) > 0 {
 			b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
 			b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
+		}
+		if rss, err := daemon.RSSBytes(); err == nil {
+			b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
 		}
 	})
 	b.Run("without-plugin", func(b *testing.B) {

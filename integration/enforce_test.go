@@ -10,19 +10,7 @@ import (
 	"github.com/nri-csig/nri-csig/internal/testbed"
 )
 
-func newPod(t *testing.T, namespace string) *testbed.Pod {
-	t.Helper()
-	name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	if len(name) > 50 {
-		name = name[:50]
-	}
-	pod, err := env.Containerd.RunPod(name, namespace)
-	if err != nil {
-		t.Fatalf("run pod: %v", err)
-	}
-	t.Cleanup(func() { pod.Remove() })
-	return pod
-}
+func newPod(t *testing.T, namespace string) *testbed.Pod { return env.Containerd.NewPod(t, namespace) }
 
 // mustBeRefused checks that err is nri-csig's refusal, naming what an
 // operator needs, and that the container does not exist.

@@ -174,3 +174,31 @@ func reasonOf(err error) string {
 	}
 	return strings.TrimSuffix(strings.TrimSpace(msg), `"`)
 }
+
+// containerd < 2.4 does not report the image a container runs; the daemon
+// refuses to run on it and says why, rather than judge on names.
+func TestOldContainerdRefused(t *testing.T) {
+	old, err := testbed.WithContainerd(env.Tools, "v2.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := testbed.StartContainerd(old, testbed.ContainerdOptions{RegistryHost: env.Registry.Host, SandboxImage: env.Pause.Ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, err := c.LaunchDaemon("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Wait(30 * time.Second)
+	if err == nil {
+		t.Fatal("nri-csig ran on containerd 2.2.9")
+	}
+	log := d.Log()
+	for _, want := range []string{"2.2.9", "upgrade containerd to 2.4 or later"} {
+		if !strings.Contains(log+err.Error(), want) {
+			t.Errorf("the refusal does not say %q:\n%v\n%s", want, err, log)
+		}
+	}
+}

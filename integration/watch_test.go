@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -29,22 +28,8 @@ func runOutsideCRI(t *testing.T, ns, id string, img testbed.Image) {
 	})
 }
 
-// waitRecord waits for an audit record with these fields.
 func waitRecord(t *testing.T, match map[string]string) map[string]any {
-	t.Helper()
-	var rec map[string]any
-	err := testbed.Poll(10*time.Second, func() error {
-		recs := daemon.AuditRecords(match)
-		if len(recs) == 0 {
-			return fmt.Errorf("no audit record matching %v", match)
-		}
-		rec = recs[len(recs)-1]
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, daemon.Log())
-	}
-	return rec
+	return daemon.WaitRecord(t, match)
 }
 
 // A container started with ctr never reaches NRI; the daemon sees its task

@@ -8,22 +8,14 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/nri-csig/nri-csig/internal/testbed"
 )
 
-func newPod(t *testing.T, namespace string) *testbed.Pod {
-	t.Helper()
-	name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	if len(name) > 50 {
-		name = name[:50]
-	}
-	pod, err := env.Containerd.RunPod(name, namespace)
-	if err != nil {
-		t.Fatalf("run pod: %v", err)
-	}
-	t.Cleanup(func() { pod.Remove() })
-	return pod
-}
+type v1Image = v1.Image
+
+func newPod(t *testing.T, namespace string) *testbed.Pod { return env.Containerd.NewPod(t, namespace) }
 
 func unquote(err error) string { return strings.ReplaceAll(err.Error(), `\"`, `"`) }
 
@@ -56,22 +48,8 @@ func mustRefuse(t *testing.T, pod *testbed.Pod, name string, img testbed.Image, 
 	}
 }
 
-// waitRecord waits for an audit record with these fields.
 func waitRecord(t *testing.T, match map[string]string) map[string]any {
-	t.Helper()
-	var rec map[string]any
-	err := testbed.Poll(15*time.Second, func() error {
-		recs := daemon.AuditRecords(match)
-		if len(recs) == 0 {
-			return fmt.Errorf("no audit record matching %v", match)
-		}
-		rec = recs[len(recs)-1]
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%v\nlog tail:\n%s", err, tailString(daemon.Log(), 15))
-	}
-	return rec
+	return daemon.WaitRecord(t, match)
 }
 
 // editBundle runs a bundle-editing command (which raises the serial) and waits
@@ -271,5 +249,86 @@ func TestUntrustedContainerOutsideCRIStopped(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("the untrusted container was not stopped: %v", err)
+	}
+}
+
+// Multi-platform images: a signature on the index covers its platform
+// manifests; a signature on one platform's manifest covers that manifest only.
+// The container's config digest must belong to the signed image.
+func TestMultiPlatformDigestBinding(t *testing.T) {
+	push := func(tag string) (index, amd, arm string) {
+		amd64, err := testbed.BusyboxImage(env.Tools.Busybox, "multi-amd64-"+tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arm64, err := testbed.PlatformImage(env.Tools.Busybox, "multi-arm64-"+tag, "arm64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := testbed.IndexOf(map[string]v1Image{"amd64": amd64, "arm64": arm64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err = env.Registry.PushIndex(tag, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := amd64.Digest()
+		b, _ := arm64.Digest()
+		return index, a.String(), b.String()
+	}
+	pod := newPod(t, "signed")
+
+	// The index signed: the amd64 container runs.
+	indexDigest, _, _ := push("multi/index-signed:1")
+	ref := env.Registry.Ref("multi/index-signed:1")
+	out := mustCLI(t, "sign", "--key", keyFile(ciKey, "key"), ref)
+	if !strings.Contains(out, indexDigest) {
+		t.Fatalf("sign did not sign the index %s:\n%s", indexDigest, out)
+	}
+	if _, err := env.Containerd.Pull(ref); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, pod, "index-signed", testbed.Image{Ref: ref})
+
+	// Only the arm64 manifest signed: nothing vouches for the amd64 content.
+	env2 := "multi/arm-signed:1"
+	_, _, armDigest := push(env2)
+	ref2 := env.Registry.Ref(env2)
+	out = mustCLI(t, "sign", "--key", keyFile(ciKey, "key"), "--platform", "linux/arm64", ref2)
+	if !strings.Contains(out, armDigest) {
+		t.Fatalf("sign did not sign the arm64 manifest %s:\n%s", armDigest, out)
+	}
+	if _, err := env.Containerd.Pull(ref2); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, pod, "arm-signed-only", testbed.Image{Ref: ref2}, `policy "ci-required"`)
+}
+
+// BenchmarkCreateSigned measures "crictl create" of a container whose image
+// the daemon verified when it landed (the request is a cache lookup), and the
+// daemon's own decision latency and memory.
+func BenchmarkCreateSigned(b *testing.B) {
+	t := &testing.T{}
+	img := newImage(t, env.Registry, "bench/signed:1", "bench-signed", keyFile(ciKey, "key"))
+	pod, err := env.Containerd.RunPod("bench-signed", "signed")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pod.Remove()
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := pod.Create(testbed.ContainerSpec{Name: fmt.Sprintf("%s%d", prefix, i), Image: img.Ref}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if ms := daemon.DecisionMillis(prefix); len(ms) > 0 {
+		b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
+		b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
+	}
+	if rss, err := daemon.RSSBytes(); err == nil {
+		b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -137,4 +139,38 @@ func (d *Daemon) AuditRecords(match map[string]string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// RSSBytes returns the daemon's resident memory (VmRSS).
+func (d *Daemon) RSSBytes() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if f := bytes.Fields(line); len(f) >= 2 && string(f[0]) == "VmRSS:" {
+			var kb int64
+			fmt.Sscanf(string(f[1]), "%d", &kb)
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", d.cmd.Process.Pid)
+}
+
+// DecisionMillis returns the duration_ms of the daemon's "create" audit
+// records for containers whose name starts with prefix, sorted.
+func (d *Daemon) DecisionMillis(prefix string) []float64 {
+	var ms []float64
+	for _, r := range d.AuditRecords(map[string]string{"event": "create"}) {
+		name, _ := r["container"].(string)
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(fmt.Sprint(r["duration_ms"]), "%g", &v); err == nil {
+			ms = append(ms, v)
+		}
+	}
+	sort.Float64s(ms)
+	return ms
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // busyboxApplets are linked to /bin/busybox in the test images.
@@ -38,6 +39,36 @@ func BusyboxImage(busybox, marker string) (v1.Image, error) {
 		files["bin/"+a] = file{link: "busybox"}
 	}
 	return imageOf(files, v1.Config{Cmd: []string{"/bin/sh"}})
+}
+
+// PlatformImage is BusyboxImage for another architecture (its config says
+// so; the content is the same static binary, never run here).
+func PlatformImage(busybox, marker, arch string) (v1.Image, error) {
+	img, err := BusyboxImage(busybox, marker)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture = arch
+	return mutate.ConfigFile(img, cf)
+}
+
+// IndexOf builds a multi-platform index of linux images by architecture.
+func IndexOf(byArch map[string]v1.Image) (v1.ImageIndex, error) {
+	archs := make([]string, 0, len(byArch))
+	for a := range byArch {
+		archs = append(archs, a)
+	}
+	sort.Strings(archs)
+	var adds []mutate.IndexAddendum
+	for _, a := range archs {
+		adds = append(adds, mutate.IndexAddendum{Add: byArch[a], Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: a}}})
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
 }
 
 // PauseImage builds the sandbox image from the static pause binary.

@@ -48,5 +48,18 @@ func (r *Registry) Push(repoTag string, img v1.Image) (string, error) {
 	return d.String(), err
 }
 
+// PushIndex uploads a multi-platform index under repoTag and returns its digest.
+func (r *Registry) PushIndex(repoTag string, idx v1.ImageIndex) (string, error) {
+	ref, err := name.ParseReference(r.Ref(repoTag), name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := idx.Digest()
+	return d.String(), err
+}
+
 // Close stops the registry.
 func (r *Registry) Close() error { return r.srv.Close() }

@@ -132,3 +132,19 @@ func ensureDebianPackages(want map[string]string) error {
 	fmt.Fprintf(os.Stderr, "testbed: installed %v from Debian in %s\n", missing, time.Since(start).Round(time.Second))
 	return nil
 }
+
+// WithContainerd returns a copy of t whose containerd is another release,
+// built into its own cache folder (for tests against older runtimes).
+func WithContainerd(t *Tools, version string) (*Tools, error) {
+	bin, err := toolcache.Ensure(toolcache.Tool{
+		Packages: []string{"github.com/containerd/containerd/v2/cmd/containerd"},
+		Version:  version,
+		Subdir:   "containerd-" + version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	old := *t
+	old.Containerd = filepath.Join(bin, "containerd")
+	return &old, nil
+}

@@ -26,6 +26,9 @@ type Tool struct {
 	Version string
 	// Env is added to the build environment (e.g. CGO_ENABLED=0).
 	Env []string
+	// Subdir keeps this build apart from the default bin folder, for a second
+	// version of a tool (e.g. an old containerd): cache/<Subdir>/bin.
+	Subdir string
 }
 
 // Dir returns the cache folder, creating it.
@@ -52,15 +55,22 @@ func Ensure(t Tool) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "bin")
+	stamp := filepath.Join(dir, "stamps", stampName(t))
+	if t.Subdir != "" {
+		bin = filepath.Join(dir, t.Subdir, "bin")
+		stamp = filepath.Join(dir, t.Subdir, "stamps", stampName(t))
+	}
 	unlock, err := lock(filepath.Join(dir, "build.lock"))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 
-	stamp := filepath.Join(dir, "stamps", stampName(t))
 	if up := upToDate(t, bin, stamp); up {
 		return bin, nil
+	}
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", err
 	}
 	args := []string{"install"}
 	for _, p := range t.Packages {

@@ -182,6 +182,19 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	}
 	s.mu.Lock()
 	delete(s.errs, digest)
+	// Signatures live per repository: keep what other repositories (or an
+	// earlier look-up) gave, replacing only what these sources gave again.
+	if old, ok := s.entries[digest]; ok {
+		fresh := map[string]bool{}
+		for _, m := range all {
+			fresh[m.Source] = true
+		}
+		for _, m := range old.manifests {
+			if !fresh[m.Source] {
+				all = append(all, m)
+			}
+		}
+	}
 	s.entries[digest] = s.verifyLocked(digest, all)
 	s.mu.Unlock()
 	if s.persist != nil && len(all) > 0 {

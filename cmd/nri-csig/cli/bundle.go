@@ -21,6 +21,30 @@ const defaultBundleFile = "./csig-bundle.yaml"
 // command groups, and the load/save logic of the file it names.
 type bundleFile struct{ path string }
 
+// editCmd is a command that applies one named edit to the bundle file,
+// saves it (raising the serial) and says what it did (done has one %q).
+func (f *bundleFile) editCmd(use, short string, edit func(b *policy.Bundle, name string) error, done string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := f.load()
+			if err != nil {
+				return err
+			}
+			if err := edit(b, args[0]); err != nil {
+				return err
+			}
+			if err := f.save(cmd, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), done+"\n", args[0])
+			return nil
+		},
+	}
+}
+
 func (f *bundleFile) addFlags(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.path, "bundle", defaultBundleFile, "policy bundle file to read and edit")
 	_ = cmd.MarkPersistentFlagFilename("bundle", "yaml", "yml")

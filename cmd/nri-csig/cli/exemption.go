@@ -125,25 +125,8 @@ func podLabel(pod string) string {
 }
 
 func newExemptionDeleteCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete an exemption",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			if err := b.DeleteExemption(args[0]); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "exemption %q deleted\n", args[0])
-			return nil
-		},
-	}
+	return file.editCmd("delete NAME", "Delete an exemption",
+		func(b *policy.Bundle, name string) error { return b.DeleteExemption(name) }, "exemption %q deleted")
 }
 
 // joinOrDash renders a list for tables.

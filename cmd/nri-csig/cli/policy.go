@@ -101,29 +101,11 @@ func newPolicyCreateCmd(file *bundleFile) *cobra.Command {
 }
 
 func newPolicyEnableCmd(file *bundleFile, enable bool) *cobra.Command {
-	use, short, done := "enable NAME", "Switch a security policy on", "enabled"
+	use, short, done := "enable NAME", "Switch a security policy on", "security policy %q enabled"
 	if !enable {
-		use, short, done = "disable NAME", "Switch a security policy off (it stays in the bundle)", "disabled"
+		use, short, done = "disable NAME", "Switch a security policy off (it stays in the bundle)", "security policy %q disabled"
 	}
-	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			if err := b.SetPolicyEnabled(args[0], enable); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "security policy %q %s\n", args[0], done)
-			return nil
-		},
-	}
+	return file.editCmd(use, short, func(b *policy.Bundle, name string) error { return b.SetPolicyEnabled(name, enable) }, done)
 }
 
 func newPolicyListCmd(file *bundleFile) *cobra.Command {
@@ -178,23 +160,6 @@ func newPolicyShowCmd(file *bundleFile) *cobra.Command {
 }
 
 func newPolicyDeleteCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a security policy",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			if err := b.DeletePolicy(args[0]); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "security policy %q deleted\n", args[0])
-			return nil
-		},
-	}
+	return file.editCmd("delete NAME", "Delete a security policy",
+		func(b *policy.Bundle, name string) error { return b.DeletePolicy(name) }, "security policy %q deleted")
 }

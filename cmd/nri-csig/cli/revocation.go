@@ -99,23 +99,6 @@ func newRevocationListCmd(file *bundleFile) *cobra.Command {
 }
 
 func newRevocationDeleteCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a revocation: what it revoked is trusted again",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			if err := b.DeleteRevocation(args[0]); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revocation %q deleted\n", args[0])
-			return nil
-		},
-	}
+	return file.editCmd("delete NAME", "Delete a revocation: what it revoked is trusted again",
+		func(b *policy.Bundle, name string) error { return b.DeleteRevocation(name) }, "revocation %q deleted")
 }

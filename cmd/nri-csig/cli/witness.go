@@ -247,25 +247,8 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 }
 
 func newWitnessDeleteCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a witness; refused while a security policy uses it",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			if err := b.DeleteWitness(args[0]); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "witness %q deleted\n", args[0])
-			return nil
-		},
-	}
+	return file.editCmd("delete NAME", "Delete a witness; refused while a security policy uses it",
+		func(b *policy.Bundle, name string) error { return b.DeleteWitness(name) }, "witness %q deleted")
 }
 
 func orDash(s string) string {
