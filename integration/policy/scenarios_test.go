@@ -332,3 +332,22 @@ func BenchmarkCreateSigned(b *testing.B) {
 		b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
 	}
 }
+
+// Break-glass: an unexpired exemption in the (signed) bundle lets the image
+// run, and the decision is a warning record; pod annotations bypass nothing.
+func TestExemptionIsBreakGlass(t *testing.T) {
+	img := newImage(t, env.Registry, "app/hotfix:1", "hotfix-unsigned")
+	pod := newPod(t, "signed")
+	_, err := pod.Create(testbed.ContainerSpec{Name: "before-exemption", Image: img.Ref})
+	if err == nil {
+		t.Fatal("an unsigned image ran before any exemption")
+	}
+	editBundle(t, "exemption", "create", "--name", "inc-1", "--namespace", "signed", "--image-digest", img.Digest,
+		"--expires", "1h", "--reason", "hotfix before the signed build")
+	t.Cleanup(func() { editBundle(t, "exemption", "delete", "inc-1") })
+	mustRun(t, pod, "exempted", img)
+	rec := waitRecord(t, map[string]string{"event": "create", "container": "exempted"})
+	if rec["decision"] != "exempt" || rec["rule"] != "exemption/inc-1" || rec["level"] != "WARN" {
+		t.Errorf("exemption record = %v, want a warning with decision exempt", rec)
+	}
+}

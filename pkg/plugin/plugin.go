@@ -412,9 +412,13 @@ func orUnknown(s string) string {
 
 // record is the audit record of a decision.
 func (p *Plugin) record(event string, s policy.Subject, v policy.Verdict, took time.Duration) audit.Record {
+	decision := string(v.Decision)
+	if v.Allowed() && strings.HasPrefix(v.Rule, "exemption/") {
+		decision = "exempt" // break-glass: always a warning record
+	}
 	return audit.Record{
 		Event:        event,
-		Decision:     string(v.Decision),
+		Decision:     decision,
 		Rule:         v.Rule,
 		Policy:       strings.TrimPrefix(v.Rule, "policy/"),
 		Witness:      strings.Join(v.Witnesses, ","),
