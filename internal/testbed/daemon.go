@@ -174,3 +174,20 @@ func (d *Daemon) DecisionMillis(prefix string) []float64 {
 	sort.Float64s(ms)
 	return ms
 }
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
+
+// MetricsURL returns the base URL of the daemon's metrics server, from its log.
+func (d *Daemon) MetricsURL() (string, error) {
+	for _, line := range strings.Split(d.Log(), "\n") {
+		var rec struct {
+			Msg     string `json:"msg"`
+			Address string `json:"address"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving /metrics and /readyz" {
+			return "http://" + rec.Address, nil
+		}
+	}
+	return "", fmt.Errorf("the daemon has not said where it serves metrics")
+}
