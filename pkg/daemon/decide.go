@@ -17,6 +17,11 @@ import (
 // so that kubelet's retry finds the signatures verified.
 const prefetchTimeout = 30 * time.Second
 
+// refreshAfter is how old the signatures of a refused image may be before a
+// request looks again: an image signed after it landed is trusted at
+// kubelet's next retry, not only after a restart.
+const refreshAfter = 30 * time.Second
+
 // decider is the node's decision: the node config's allow lists, then the
 // policy bundle's revocations, exemptions and security policies, judged on
 // the signatures the store verified. One decider is built per (node config,
@@ -30,6 +35,8 @@ type decider struct {
 	sigs          *verify.Store
 	fetch         *prefetcher
 	now           func() time.Time
+	// refreshAfter: see the constant; zero means the constant.
+	refreshAfter time.Duration
 }
 
 // signatures adapts the store to what pkg/policy asks.
@@ -61,10 +68,15 @@ func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
 		return d.uncovered(s)
 	}
 	fetched, pending := d.ensureSignatures(ctx, s)
-	res := d.bundle.Decide(policy.Request{
+	req := policy.Request{
 		Cluster: d.node.Cluster, Subject: s, Signatures: signatures{d.sigs}, Now: d.now(),
 		Uncovered: map[bool]policy.Uncovered{true: policy.UncoveredDeny, false: policy.UncoveredAllow}[d.node.UncoveredDeny],
-	})
+	}
+	res := d.bundle.Decide(req)
+	if !res.Verdict.Allowed() && strings.HasPrefix(res.Verdict.Rule, "policy/") && d.refresh(ctx, s) {
+		fetched = true
+		res = d.bundle.Decide(req)
+	}
 	v := res.Verdict
 	if listed && !res.Covered && v.Rule == "uncovered" {
 		return av // the allow list covers the namespace; the bundle does not
@@ -125,6 +137,37 @@ func (d *decider) ensureSignatures(ctx context.Context, s policy.Subject) (fetch
 		}
 	}
 	return fetched, nil
+}
+
+// refresh looks for new signatures of digests whose signatures are older
+// than refreshAfter, within ctx's deadline. It reports whether it looked.
+func (d *decider) refresh(ctx context.Context, s policy.Subject) bool {
+	var waits []<-chan struct{}
+	for _, dg := range s.ImageDigests {
+		after := d.refreshAfter
+		if after == 0 {
+			after = refreshAfter
+		}
+		if time.Since(d.sigs.FetchedAt(dg)) > after {
+			waits = append(waits, d.fetch.start(dg, s.Repositories[dg]))
+		}
+	}
+	if len(waits) == 0 {
+		return false
+	}
+	wait, cancel := context.WithCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		wait, cancel = context.WithDeadline(ctx, dl.Add(-100*time.Millisecond))
+	}
+	defer cancel()
+	for _, c := range waits {
+		select {
+		case <-c:
+		case <-wait.Done():
+			return true
+		}
+	}
+	return true
 }
 
 // describe says what the store knows of each digest, for refusals.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
@@ -105,5 +109,45 @@ func BenchmarkDecideCacheHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		d.Decide(context.Background(), s)
+	}
+}
+
+// countingFetcher finds no signatures and counts how often it was asked.
+type countingFetcher struct{ calls atomic.Int32 }
+
+func (c *countingFetcher) Fetch(context.Context, name.Digest) ([]signature.Manifest, error) {
+	c.calls.Add(1)
+	return nil, nil
+}
+
+// A refused image looks for new signatures once what the node holds is older
+// than refreshAfter: an image signed after it landed runs at kubelet's retry.
+func TestRefusedImageLooksAgainForSignatures(t *testing.T) {
+	node := nodeconfig.Default()
+	node.Cluster = "prod-1"
+	f := &countingFetcher{}
+	st := verify.NewStore(nil, f)
+	d := &decider{node: node, bundle: exampleBundle(t), sigs: st, fetch: newPrefetcher(st), now: time.Now, refreshAfter: time.Hour}
+	s := subject("default", unsignedDigest)
+	s.Repositories = map[string][]string{unsignedDigest: {"registry.example/app"}}
+	ask := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if v := d.Decide(ctx, s); v.Allowed() {
+			t.Fatalf("unsigned image allowed: %+v", v)
+		}
+	}
+	ask()
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("first decision fetched %d times, want 1", n)
+	}
+	ask()
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("fresh signatures were fetched again (%d fetches)", n)
+	}
+	d.refreshAfter = time.Nanosecond
+	ask()
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("stale signatures of a refused image were not fetched again (%d fetches)", n)
 	}
 }

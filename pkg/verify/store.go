@@ -42,6 +42,7 @@ type storeEntry struct {
 	manifests []signature.Manifest
 	verified  []string // fingerprints
 	result    Result
+	fetched   time.Time // when the sources were last read (zero: from disk)
 }
 
 type fetchError struct {
@@ -64,7 +65,9 @@ func (s *Store) SetKeys(ks []Key) {
 	defer s.mu.Unlock()
 	s.keys = slices.Clone(ks)
 	for d, e := range s.entries {
-		s.entries[d] = s.verifyLocked(d, e.manifests)
+		ne := s.verifyLocked(d, e.manifests)
+		ne.fetched = e.fetched
+		s.entries[d] = ne
 	}
 }
 
@@ -80,6 +83,17 @@ func (s *Store) Verified(digest, fingerprint string) bool {
 	defer s.mu.RUnlock()
 	e, ok := s.entries[digest]
 	return ok && slices.Contains(e.verified, fingerprint)
+}
+
+// FetchedAt returns when the sources were last read for digest (zero when
+// never, or when what the store holds came from disk).
+func (s *Store) FetchedAt(digest string) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e, ok := s.entries[digest]; ok {
+		return e.fetched
+	}
+	return time.Time{}
 }
 
 // Known reports whether signatures of digest were looked up (found or not).
@@ -195,7 +209,9 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 			}
 		}
 	}
-	s.entries[digest] = s.verifyLocked(digest, all)
+	e := s.verifyLocked(digest, all)
+	e.fetched = s.now()
+	s.entries[digest] = e
 	s.mu.Unlock()
 	if s.persist != nil && len(all) > 0 {
 		s.putMu.Lock()
