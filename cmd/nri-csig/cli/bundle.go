@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/nri-csig/nri-csig/internal/atomicfile"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -41,6 +42,27 @@ func (f *bundleFile) editCmd(use, short string, edit func(b *policy.Bundle, name
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), done+"\n", args[0])
 			return nil
+		},
+	}
+}
+
+// listCmd is a "list" command printing one table row per item of the bundle.
+func (f *bundleFile) listCmd(short, header string, rows func(b *policy.Bundle) []string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := f.load()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, header)
+			for _, r := range rows(b) {
+				fmt.Fprintln(tw, r)
+			}
+			return tw.Flush()
 		},
 	}
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -92,29 +91,19 @@ func newExemptionCreateCmd(file *bundleFile) *cobra.Command {
 }
 
 func newExemptionListCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the exemptions and whether they are still in force",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
+	return file.listCmd("List the exemptions and whether they are still in force", "NAME\tNAMESPACE\tIMAGE DIGEST / POD\tEXPIRES\tSTATE\tREASON",
+		func(b *policy.Bundle) (rows []string) {
 			now := time.Now()
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tNAMESPACE\tIMAGE DIGEST / POD\tEXPIRES\tSTATE\tREASON")
 			for _, e := range b.Exemptions {
 				state := "active"
 				if !now.Before(e.Expires) {
 					state = "expired"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Namespace, e.ImageDigest+podLabel(e.Pod),
-					e.Expires.Format(time.RFC3339), state, e.Reason)
+				rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", e.Name, e.Namespace, e.ImageDigest+podLabel(e.Pod),
+					e.Expires.Format(time.RFC3339), state, e.Reason))
 			}
-			return tw.Flush()
-		},
-	}
+			return rows
+		})
 }
 
 func podLabel(pod string) string {

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/spf13/cobra"
@@ -109,24 +108,14 @@ func newPolicyEnableCmd(file *bundleFile, enable bool) *cobra.Command {
 }
 
 func newPolicyListCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the security policies",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tENABLED\tMODE\tWITNESSES\tCLUSTERS\tNAMESPACES\tNOTE")
+	return file.listCmd("List the security policies", "NAME\tENABLED\tMODE\tWITNESSES\tCLUSTERS\tNAMESPACES\tNOTE",
+		func(b *policy.Bundle) (rows []string) {
 			for _, p := range b.Policies {
-				fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Enabled, p.Mode, witnessesText(p),
-					strings.Join(p.Clusters, ","), strings.Join(p.Namespaces, ","), p.Note)
+				rows = append(rows, fmt.Sprintf("%s\t%t\t%s\t%s\t%s\t%s\t%s", p.Name, p.Enabled, p.Mode, witnessesText(p),
+					strings.Join(p.Clusters, ","), strings.Join(p.Namespaces, ","), p.Note))
 			}
-			return tw.Flush()
-		},
-	}
+			return rows
+		})
 }
 
 func witnessesText(p *policy.SecurityPolicy) string {

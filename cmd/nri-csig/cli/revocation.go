@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -79,23 +78,13 @@ func newRevocationCreateCmd(file *bundleFile) *cobra.Command {
 }
 
 func newRevocationListCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the revocations",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tEFFECTIVE\tKEYS\tIMAGE DIGESTS\tREASON")
+	return file.listCmd("List the revocations", "NAME\tEFFECTIVE\tKEYS\tIMAGE DIGESTS\tREASON",
+		func(b *policy.Bundle) (rows []string) {
 			for _, r := range b.Revocations {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Effective.Format(time.RFC3339), joinOrDash(r.Keys), joinOrDash(r.ImageDigests), r.Reason)
+				rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, r.Effective.Format(time.RFC3339), joinOrDash(r.Keys), joinOrDash(r.ImageDigests), r.Reason))
 			}
-			return tw.Flush()
-		},
-	}
+			return rows
+		})
 }
 
 func newRevocationDeleteCmd(file *bundleFile) *cobra.Command {

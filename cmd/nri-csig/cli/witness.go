@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
@@ -196,23 +195,13 @@ bundle. A witness keeps at least one key.`,
 }
 
 func newWitnessListCmd(file *bundleFile) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the witnesses and the policies that use them",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := file.load()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKEYS\tUSED BY\tDESCRIPTION")
+	return file.listCmd("List the witnesses and the policies that use them", "NAME\tKEYS\tUSED BY\tDESCRIPTION",
+		func(b *policy.Bundle) (rows []string) {
 			for _, w := range b.Witnesses {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", w.Name, len(w.Keys), orDash(strings.Join(b.PoliciesUsing(w.Name), ",")), w.Description)
+				rows = append(rows, fmt.Sprintf("%s\t%d\t%s\t%s", w.Name, len(w.Keys), orDash(strings.Join(b.PoliciesUsing(w.Name), ",")), w.Description))
 			}
-			return tw.Flush()
-		},
-	}
+			return rows
+		})
 }
 
 func newWitnessShowCmd(file *bundleFile) *cobra.Command {
