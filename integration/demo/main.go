@@ -153,7 +153,6 @@ func indent(s string) string {
 	return "     " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n     ") + "\n"
 }
 
-
 func reason(err error) string {
 	msg := strings.ReplaceAll(err.Error(), `\"`, `"`)
 	if i := strings.Index(msg, "reason: "); i >= 0 {
