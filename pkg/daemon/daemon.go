@@ -268,7 +268,11 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 // onImage verifies the signatures of an image as soon as it lands on the
 // node, so that the container's request finds them in memory.
 func (d *daemon) onImage(ctx context.Context, ns, name string) {
-	if ns != d.cfg.ContainerdNamespace || d.bundles == nil {
+	if ns != d.cfg.ContainerdNamespace {
+		return
+	}
+	d.images.Invalidate() // which digests carry which config may have changed
+	if d.bundles == nil {
 		return
 	}
 	digests, repo, err := d.images.Record(ctx, name)

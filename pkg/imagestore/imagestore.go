@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -48,6 +49,30 @@ type Resolver struct {
 
 	mu     sync.Mutex
 	parsed map[string]blob // manifest or index digest -> what it says
+
+	// resolved caches Resolve per config digest, so that the NRI request path
+	// is a lookup. Image events clear it (Invalidate); entries also expire,
+	// for nodes that do not watch events.
+	resolved map[string]resolution
+	ttl      time.Duration
+	now      func() time.Time
+}
+
+type resolution struct {
+	digests []string
+	repos   map[string][]string
+	at      time.Time
+}
+
+// DefaultTTL bounds how long a resolution is reused without an image event.
+const DefaultTTL = 10 * time.Second
+
+// Invalidate forgets every resolution, e.g. when an image record was created,
+// updated or deleted.
+func (r *Resolver) Invalidate() {
+	r.mu.Lock()
+	r.resolved = map[string]resolution{}
+	r.mu.Unlock()
 }
 
 type blob struct {
@@ -59,7 +84,8 @@ type blob struct {
 // New returns a resolver over containerd's image records and content store in
 // a containerd namespace (the CRI uses k8s.io).
 func New(imgs ImageLister, cs content.Provider, namespace string) *Resolver {
-	return &Resolver{images: imgs, content: cs, namespace: namespace, parsed: map[string]blob{}}
+	return &Resolver{images: imgs, content: cs, namespace: namespace, parsed: map[string]blob{},
+		resolved: map[string]resolution{}, ttl: DefaultTTL, now: time.Now}
 }
 
 // ImageDigests returns the manifest and index digests in the node's stores
@@ -73,6 +99,23 @@ func (r *Resolver) ImageDigests(ctx context.Context, configDigest string) ([]str
 // Resolve is ImageDigests plus, for each digest, the repositories whose image
 // records lead to it (e.g. "registry.example/app"): where its signatures live.
 func (r *Resolver) Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
+	r.mu.Lock()
+	c, ok := r.resolved[configDigest]
+	r.mu.Unlock()
+	if ok && r.now().Sub(c.at) < r.ttl {
+		return c.digests, c.repos, nil
+	}
+	at := r.now()
+	digests, repos, err := r.resolve(ctx, configDigest)
+	if err == nil && len(digests) > 0 {
+		r.mu.Lock()
+		r.resolved[configDigest] = resolution{digests: digests, repos: repos, at: at}
+		r.mu.Unlock()
+	}
+	return digests, repos, err
+}
+
+func (r *Resolver) resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
 	ctx = namespaces.WithNamespace(ctx, r.namespace)
 	records, err := r.images.List(ctx)
 	if err != nil {

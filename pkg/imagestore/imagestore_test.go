@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -106,4 +107,32 @@ func sorted(a, b string) []string {
 		a, b = b, a
 	}
 	return []string{a, b}
+}
+
+func TestResolveIsCachedUntilInvalidated(t *testing.T) {
+	m := &memStore{blobs: map[digest.Digest][]byte{}}
+	first := m.manifest(cfg(1))
+	m.images = []images.Image{{Name: "registry.example/app:1", Target: first}}
+	r := New(m, m, "k8s.io")
+	now := time.Unix(1000, 0)
+	r.now = func() time.Time { return now }
+	got, repos, err := r.Resolve(context.Background(), cfg(1).String())
+	if err != nil || len(got) != 1 || repos[first.Digest.String()][0] != "registry.example/app" {
+		t.Fatalf("Resolve = %v %v %v", got, repos, err)
+	}
+	// A second record with the same config: not seen until invalidated or expired.
+	second := m.add(ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{first}}, ocispec.MediaTypeImageIndex)
+	m.images = append(m.images, images.Image{Name: "reg/other:1", Target: second})
+	if got, _, _ := r.Resolve(context.Background(), cfg(1).String()); len(got) != 1 {
+		t.Fatalf("the cache was not used: %v", got)
+	}
+	r.Invalidate()
+	if got, _, _ := r.Resolve(context.Background(), cfg(1).String()); len(got) != 2 {
+		t.Fatalf("after Invalidate: %v, want the manifest and the index", got)
+	}
+	m.images = m.images[:1]
+	now = now.Add(DefaultTTL + time.Second)
+	if got, _, _ := r.Resolve(context.Background(), cfg(1).String()); len(got) != 1 {
+		t.Fatalf("an expired resolution was reused: %v", got)
+	}
 }

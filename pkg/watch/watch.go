@@ -45,7 +45,7 @@ type Options struct {
 	Log     *slog.Logger
 	// Stop kills untrusted containers' tasks instead of only reporting them.
 	Stop bool
-	// OnImage is called when an image record is created or updated.
+	// OnImage is called when an image record is created, updated or deleted.
 	OnImage func(ctx context.Context, namespace, name string)
 	// Observe is told of every verdict (metrics).
 	Observe func(event string, v policy.Verdict, took time.Duration)
@@ -79,7 +79,7 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, errs := w.client.EventService().Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/images/create"`, `topic=="/images/update"`)
+	events, errs := w.client.EventService().Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/images/create"`, `topic=="/images/update"`, `topic=="/images/delete"`)
 	// Subscribe first, then sweep, so that nothing starting in between is missed.
 	if err := w.Sweep(ctx); err != nil {
 		w.opts.Log.Warn("judging running containers outside the CRI failed", "error", err)
@@ -105,6 +105,8 @@ func (w *Watcher) follow(ctx context.Context) error {
 			case *apievents.ImageCreate:
 				w.image(nsCtx, env.Namespace, e.Name)
 			case *apievents.ImageUpdate:
+				w.image(nsCtx, env.Namespace, e.Name)
+			case *apievents.ImageDelete:
 				w.image(nsCtx, env.Namespace, e.Name)
 			}
 		}
