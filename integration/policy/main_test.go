@@ -33,6 +33,7 @@ var (
 	ciKey      = "ci"    // witness "ci": local RSA key
 	secKey     = "sec"   // witness "sec"
 	otherKey   = "other" // a key no witness has
+	bundleKey  = "bundle-signing"
 	kmsRef     = "alikms://" + kmsfake.Region + "/" + kmsfake.AliasRSA
 )
 
@@ -69,7 +70,7 @@ func run(m *testing.M) (int, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return 0, err
 	}
-	for _, k := range []string{ciKey, secKey, otherKey} {
+	for _, k := range []string{ciKey, secKey, otherKey, bundleKey} {
 		if _, err := cli("generate-key", "--output-key-prefix", filepath.Join(work, k)); err != nil {
 			return 0, err
 		}
@@ -92,6 +93,9 @@ func run(m *testing.M) (int, error) {
 			return 0, err
 		}
 	}
+	if _, err := cli("bundle", "sign", "--key", keyFile(bundleKey, "key"), "--bundle", bundle); err != nil {
+		return 0, err
+	}
 	nodeConfig = filepath.Join(work, "node.yaml")
 	cfg := fmt.Sprintf(`apiVersion: nri-csig.io/v1alpha1
 kind: NodeConfig
@@ -99,8 +103,9 @@ cluster: it
 bundle:
   file: %s
   interval: 1s
+  signingKey: %s
 stateDir: %s
-`, bundle, filepath.Join(work, "state"))
+`, bundle, keyFile(bundleKey, "pub"), filepath.Join(work, "state"))
 	if err := os.WriteFile(nodeConfig, []byte(cfg), 0o644); err != nil {
 		return 0, err
 	}

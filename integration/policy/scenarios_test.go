@@ -52,12 +52,14 @@ func waitRecord(t *testing.T, match map[string]string) map[string]any {
 	return daemon.WaitRecord(t, match)
 }
 
-// editBundle runs a bundle-editing command (which raises the serial) and waits
-// until the daemon has the new bundle in force.
+// editBundle runs a bundle-editing command (which raises the serial), signs
+// the bundle with the key the node requires, and waits until the daemon has
+// the new bundle in force.
 func editBundle(t *testing.T, args ...string) {
 	t.Helper()
 	before := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"}))
 	mustCLI(t, append(args, "--bundle", bundle)...)
+	mustCLI(t, "bundle", "sign", "--key", keyFile(bundleKey, "key"), "--bundle", bundle)
 	err := testbed.Poll(15*time.Second, func() error {
 		if n := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"})); n <= before {
 			return fmt.Errorf("the daemon has not loaded the edited bundle (%d loads)", n)
@@ -350,4 +352,26 @@ func TestExemptionIsBreakGlass(t *testing.T) {
 	if rec["decision"] != "exempt" || rec["rule"] != "exemption/inc-1" || rec["level"] != "WARN" {
 		t.Errorf("exemption record = %v, want a warning with decision exempt", rec)
 	}
+}
+
+// Whoever can edit the bundle file (a ConfigMap) but not sign it cannot weaken
+// or change the rules: the node refuses the unsigned bundle, says so, and
+// keeps enforcing the one in force.
+func TestUnsignedBundleEditRefused(t *testing.T) {
+	img := newImage(t, env.Registry, "app/late-unsigned:1", "late-unsigned-2")
+	pod := newPod(t, "signed")
+	before := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "refused"}))
+	// An attacker switches the ci-required policy off without the signing key.
+	mustCLI(t, "policy", "disable", "ci-required", "--bundle", bundle)
+	t.Cleanup(func() { editBundle(t, "policy", "enable", "ci-required") })
+	err := testbed.Poll(15*time.Second, func() error {
+		if n := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "refused"})); n <= before {
+			return fmt.Errorf("no refused reload record yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tailString(daemon.Log(), 10))
+	}
+	mustRefuse(t, pod, "after-unsigned-edit", img, `policy "ci-required"`)
 }
