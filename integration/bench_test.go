@@ -3,10 +3,7 @@
 package integration
 
 import (
-	"fmt"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
 )
@@ -21,21 +18,7 @@ func BenchmarkCreateContainer(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pod.Remove()
-		prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
-		b.ResetTimer()
-		for i := 0; b.Loop(); i++ {
-			if _, err := pod.Create(testbed.ContainerSpec{Name: prefix + strconv.Itoa(i), Image: env.Trusted.Ref}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		if ms := daemon.DecisionMillis(prefix); len(ms) > 0 {
-			b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
-			b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
-		}
-		if rss, err := daemon.RSSBytes(); err == nil {
-			b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
-		}
+		testbed.BenchmarkCreates(b, daemon, pod, env.Trusted.Ref)
 	})
 	b.Run("without-plugin", func(b *testing.B) {
 		daemon.Stop()
@@ -61,12 +44,6 @@ func BenchmarkCreateContainer(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pod.Remove()
-		prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
-		b.ResetTimer()
-		for i := 0; b.Loop(); i++ {
-			if _, err := pod.Create(testbed.ContainerSpec{Name: prefix + strconv.Itoa(i), Image: env.Trusted.Ref}); err != nil {
-				b.Fatal(err)
-			}
-		}
+		testbed.BenchmarkCreates(b, nil, pod, env.Trusted.Ref)
 	})
 }

@@ -318,21 +318,7 @@ func BenchmarkCreateSigned(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pod.Remove()
-	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := pod.Create(testbed.ContainerSpec{Name: fmt.Sprintf("%s%d", prefix, i), Image: img.Ref}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	if ms := daemon.DecisionMillis(prefix); len(ms) > 0 {
-		b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
-		b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
-	}
-	if rss, err := daemon.RSSBytes(); err == nil {
-		b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
-	}
+	testbed.BenchmarkCreates(b, daemon, pod, img.Ref)
 }
 
 // Break-glass: an unexpired exemption in the (signed) bundle lets the image

@@ -40,3 +40,28 @@ func (d *Daemon) WaitRecord(t testing.TB, match map[string]string) map[string]an
 	}
 	return rec
 }
+
+// BenchmarkCreates creates b.N containers from image in pod with crictl and
+// reports, when d is not nil, the daemon's decision latency percentiles (from
+// its audit records) and its resident memory.
+func BenchmarkCreates(b *testing.B, d *Daemon, pod *Pod, image string) {
+	b.Helper()
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := pod.Create(ContainerSpec{Name: fmt.Sprintf("%s%d", prefix, i), Image: image}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if d == nil {
+		return
+	}
+	if ms := d.DecisionMillis(prefix); len(ms) > 0 {
+		b.ReportMetric(ms[len(ms)/2], "decision-p50-ms")
+		b.ReportMetric(ms[(len(ms)*99)/100], "decision-p99-ms")
+	}
+	if rss, err := d.RSSBytes(); err == nil {
+		b.ReportMetric(float64(rss)/(1<<20), "daemon-rss-MiB")
+	}
+}
