@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -46,13 +47,23 @@ func (c *Containerd) LaunchDaemon(config string, extra ...string) (*Daemon, erro
 	cmd := exec.Command(c.Tools.NRICsig, append(args, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	errFile, err := os.Create(logPath + ".stderr")
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&stderr, errFile), io.MultiWriter(&stderr, errFile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
+		errFile.Close()
 		return nil, err
 	}
 	d := &Daemon{LogPath: logPath, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		d.err = cmd.Wait()
+		errFile.Close()
+		if bytes.Contains(stderr.Bytes(), []byte("WARNING: DATA RACE")) {
+			fmt.Fprintf(os.Stderr, "testbed: DATA RACE in nri-csig:\n%s\n", stderr.String())
+		}
 		if stderr.Len() > 0 {
 			d.err = fmt.Errorf("%v: %s", d.err, stderr.String())
 		}

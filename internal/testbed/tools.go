@@ -83,9 +83,15 @@ func goBuild(out, pkg string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args, env := []string{"build", "-o", out}, "CGO_ENABLED=0"
+	if os.Getenv("NRI_CSIG_RACE") != "" && pkg == "./cmd/nri-csig" {
+		// NRI_CSIG_RACE=1 make integration: the daemon under the race detector
+		// (reports land in its .stderr file next to its log).
+		args, env = append(args, "-race"), "CGO_ENABLED=1"
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
