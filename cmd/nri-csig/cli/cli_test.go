@@ -141,14 +141,7 @@ func TestWitnessCreateRefusesUnsupportedKeys(t *testing.T) {
 }
 
 func TestWitnessCreateKMS(t *testing.T) {
-	fake, err := kmsfake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", kmsfake.AccessKeyID)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", kmsfake.AccessKeySecret)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	fake := startFakeKMS(t)
 	bf := filepath.Join(t.TempDir(), "b.yaml")
 	kms := func(key string) []string {
 		return []string{"--key", "alikms://" + kmsfake.Region + "/" + key, "--kms-endpoint", "http://" + fake.Endpoint, "--kms-timeout", "5s"}

@@ -57,14 +57,7 @@ func TestGenerateAndPublicKey(t *testing.T) {
 }
 
 func TestPublicKeyKMS(t *testing.T) {
-	fake, err := kmsfake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", kmsfake.AccessKeyID)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", kmsfake.AccessKeySecret)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	fake := startFakeKMS(t)
 	want, err := keys.MarshalPublicKeyPEM(fake.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSA))
 	if err != nil {
 		t.Fatal(err)

@@ -191,14 +191,7 @@ func TestSignVerifyMultiPlatform(t *testing.T) {
 // TestSignVerifyKMS signs through the KMS provider (real SDK, fake KMS on
 // 127.0.0.1) and verifies with the KMS key reference as well as its PEM.
 func TestSignVerifyKMS(t *testing.T) {
-	fake, err := kmsfake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", kmsfake.AccessKeyID)
-	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", kmsfake.AccessKeySecret)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	fake := startFakeKMS(t)
 	host := startRegistry(t)
 	image := host + "/kms:v1"
 	digest := push(t, image, randomImage(t))
