@@ -39,10 +39,32 @@ const (
 	Deny Decision = "deny"
 )
 
+// RuleKind is what decided a verdict: one typed value per rule of the node
+// decision, so that code never parses Rule strings.
+type RuleKind string
+
+const (
+	RuleAllowlist     RuleKind = "allowlist"      // the node config's allow list
+	RulePolicy        RuleKind = "policy"         // a security policy of the bundle (Verdict.Policy names it)
+	RuleExemption     RuleKind = "exemption"      // a bundle exemption (break-glass)
+	RuleRevocation    RuleKind = "revocation"     // a bundle revocation
+	RuleUncovered     RuleKind = "uncovered"      // no allow list or policy covers the namespace
+	RuleDeadline      RuleKind = "deadline"       // the decision did not finish in time
+	RuleImageIdentity RuleKind = "image-identity" // which image the container runs is unknown or unreadable
+	RuleNoBundle      RuleKind = "no-bundle"      // a bundle source is configured, none is in force
+	RuleNamespace     RuleKind = "namespace"      // the pod namespace is not a valid Kubernetes namespace
+	RuleNodeIntegrity RuleKind = "node-integrity" // the container would reach the enforcing machinery
+	RuleAdjustment    RuleKind = "adjustment"     // another NRI plugin changed the container in a refused way
+)
+
 // Verdict is the decision for one subject, with what an operator needs to
 // understand it.
 type Verdict struct {
 	Decision Decision
+	// Kind is what decided (see RuleKind); Policy names the security policy,
+	// exemption or revocation when one did.
+	Kind   RuleKind
+	Policy string
 	// Rule names what decided: "allowlist", "policy/<name>", "uncovered", ...
 	Rule string
 	// Digest is the image digest the decision is about (the one that matched, or
