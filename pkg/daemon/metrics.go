@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -24,6 +26,12 @@ type metrics struct {
 	connected    prometheus.Gauge
 	// registryErrors counts failed signature discoveries.
 	registryErrors prometheus.Counter
+	// Freshness of the bundle in force, and whether the node's cluster is
+	// named by no policy.
+	bundleStale      prometheus.Gauge
+	bundleExpired    prometheus.Gauge
+	bundleExpiry     prometheus.Gauge
+	clusterUncovered prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -63,6 +71,23 @@ func newMetrics() *metrics {
 		Name: "nri_csig_signature_fetch_errors_total",
 		Help: "Signature discoveries that failed (registry unreachable, refused, unauthorized).",
 	})
+	m.bundleStale = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_stale",
+		Help: "1 when the bundle in force is within its stale margin of expiring (20% of its lifetime, at most 24h) or past it: publish a newer bundle.",
+	})
+	m.bundleExpired = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_expired",
+		Help: "1 when the bundle in force is past its signed expires; the node keeps enforcing it until a newer one arrives.",
+	})
+	m.bundleExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_expiry_timestamp_seconds",
+		Help: "Signed expiry of the bundle in force, Unix seconds (0: none in force, or no expiry).",
+	})
+	m.clusterUncovered = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_cluster_uncovered",
+		Help: "1 when no security policy of the bundle in force names this node's cluster (every namespace is uncovered).",
+	})
+	m.reg.MustRegister(m.bundleStale, m.bundleExpired, m.bundleExpiry, m.clusterUncovered)
 	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
@@ -82,18 +107,31 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 	m.latency.WithLabelValues(event, cache).Observe(took.Seconds())
 }
 
-// serve exposes /metrics and /readyz (200 only while registered with NRI).
-func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr, error) {
+// setFreshness exports the freshness of the bundle in force.
+func (m *metrics) setFreshness(s policy.Status) {
+	m.bundleStale.Set(boolGauge(s.Freshness == policy.Stale || s.Freshness == policy.Expired))
+	m.bundleExpired.Set(boolGauge(s.Freshness == policy.Expired))
+	if s.Serial == 0 || s.Expires.IsZero() {
+		m.bundleExpiry.Set(0)
+	} else {
+		m.bundleExpiry.Set(float64(s.Expires.Unix()))
+	}
+}
+
+// serve exposes /metrics and /readyz (200 only while registered with NRI;
+// detail adds a line on the bundle in force). onError hears why the server
+// stopped, unless it was closed.
+func (m *metrics) serve(addr string, ready func() bool, detail func() string, onError func(error)) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ready() {
 			m.connected.Set(1)
-			w.Write([]byte("ok: registered with NRI\n"))
+			fmt.Fprintf(w, "ok: registered with NRI\n%s\n", detail())
 			return
 		}
 		m.connected.Set(0)
-		http.Error(w, "not registered with NRI", http.StatusServiceUnavailable)
+		http.Error(w, "not registered with NRI\n"+detail(), http.StatusServiceUnavailable)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	ln, err := net.Listen("tcp", addr)
@@ -101,7 +139,11 @@ func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr,
 		return nil, nil, err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			onError(err)
+		}
+	}()
 	return srv, ln.Addr(), nil
 }
 

@@ -351,3 +351,27 @@ func TestPollDelay(t *testing.T) {
 		}
 	}
 }
+
+// A bundle not valid yet is taken once the clock gets there, and its
+// refusal is reported once.
+func TestStoreNotYetValidIsJudgedAgain(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "bundle.yaml")
+	clock := &fakeClock{day0}
+	publish(t, src, datedBundle(t, "7", day0.Add(time.Minute), day0.Add(48*time.Hour)), nil)
+	ev := &events{}
+	s, err := NewStore(WithFileSource(src), WithClock(clock), WithReloadHook(ev.hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Load(t.Context())
+	s.Reload(t.Context())
+	if ev.count() != 1 || !errors.Is(ev.last(t).Err, ErrNotYetValid) {
+		t.Fatalf("events = %+v; want one not-yet-valid refusal", ev.evs)
+	}
+	clock.t = day0.Add(2 * time.Minute)
+	s.Reload(t.Context())
+	if s.Current() == nil || s.Current().Serial != 7 {
+		t.Errorf("serial 7 not in force once valid: %+v", ev.last(t))
+	}
+}

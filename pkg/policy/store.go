@@ -97,6 +97,7 @@ type ReloadEvent struct {
 // another poll.
 type Store struct {
 	current atomic.Pointer[inForce]
+	clock   Clock         // as set by WithClock; never changes
 	kick    chan struct{} // asks Run to poll now
 
 	mu       sync.Mutex // guards what follows; never held during network I/O
@@ -217,7 +218,7 @@ func NewStore(opts ...StoreOption) (*Store, error) {
 	if len(o.sources) == 0 {
 		return nil, errors.New("policy store: no bundle source; configure a file, directory or OCI reference")
 	}
-	return &Store{o: o, lastSeen: map[string]string{}, kick: make(chan struct{}, 1)}, nil
+	return &Store{o: o, clock: o.clock, lastSeen: map[string]string{}, kick: make(chan struct{}, 1)}, nil
 }
 
 // Reconfigure makes the store read next's sources with next's signing key,
@@ -271,15 +272,13 @@ type Status struct {
 	Freshness Freshness
 }
 
-// Status returns what is in force now.
+// Status returns what is in force now. It takes no lock: a reload hook may call it.
 func (s *Store) Status() Status {
 	c := s.current.Load()
 	if c == nil {
 		return Status{}
 	}
-	s.mu.Lock()
-	now := s.o.clock.Now()
-	s.mu.Unlock()
+	now := s.clock.Now()
 	return Status{Serial: c.b.Serial, Digest: c.digest, Source: c.source, Expires: c.b.Expires, Freshness: c.b.FreshnessAt(now)}
 }
 
@@ -428,15 +427,25 @@ func (s *Store) judge(key string, f *fetched, err error) {
 	if f == nil {
 		return
 	}
+	// A bundle not valid yet is judged again at every poll (the node's clock
+	// will get there), and reported once.
+	pending := "not-yet-valid:" + f.id
+	again := s.lastSeen[key] == pending
 	s.lastSeen[key] = f.id
-	s.consider(key, f)
+	if err := s.consider(key, f, again); errors.Is(err, ErrNotYetValid) {
+		s.lastSeen[key] = pending
+	}
 }
 
-// consider judges a candidate and puts it in force when acceptable.
-func (s *Store) consider(key string, f *fetched) {
+// consider judges a candidate and puts it in force when acceptable; it
+// returns why the candidate was refused by check. quiet skips reporting a
+// refusal already reported.
+func (s *Store) consider(key string, f *fetched, quiet bool) error {
 	digest := BundleDigest(f.data)
 	refuse := func(serial uint64, err error) {
-		s.emit(ReloadEvent{Source: key, Outcome: Refused, Serial: serial, Digest: digest, Err: err})
+		if !quiet {
+			s.emit(ReloadEvent{Source: key, Outcome: Refused, Serial: serial, Digest: digest, Err: err})
+		}
 	}
 	b, err := s.check(f)
 	if err != nil {
@@ -445,25 +454,26 @@ func (s *Store) consider(key string, f *fetched) {
 			serial = b.Serial
 		}
 		refuse(serial, err)
-		return
+		return err
 	}
+	quiet = false
 	if b.Serial <= s.floor && s.current.Load() == nil {
 		refuse(b.Serial, fmt.Errorf("serial %d is not above serial %d of the expired last good bundle: refusing a rollback; publish the bundle with a serial above %d",
 			b.Serial, s.floor, s.floor))
-		return
+		return nil
 	}
 	if cur := s.current.Load(); cur != nil {
 		switch {
 		case cur.digest == digest:
-			return // the same bundle, e.g. from a second source
+			return nil // the same bundle, e.g. from a second source
 		case b.Serial < cur.b.Serial:
 			refuse(b.Serial, fmt.Errorf("serial %d is lower than serial %d in force: refusing a rollback; publish the bundle with a serial above %d",
 				b.Serial, cur.b.Serial, cur.b.Serial))
-			return
+			return nil
 		case b.Serial == cur.b.Serial:
 			refuse(b.Serial, fmt.Errorf("serial %d is already in force with other content (%s); raise spec.serial to publish a change (the nri-csig CLI does on every edit)",
 				b.Serial, cur.digest))
-			return
+			return nil
 		}
 	}
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
@@ -472,6 +482,7 @@ func (s *Store) consider(key string, f *fetched) {
 		ev.Err = fmt.Errorf("bundle is in force, but saving it as the last good bundle failed (a reboot would start from an older one): %w", err)
 	}
 	s.emit(ev)
+	return nil
 }
 
 // check verifies, parses and dates a candidate. A bundle that is signed and

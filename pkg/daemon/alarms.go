@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+)
+
+// alarmState remembers what the daemon last reported about the bundle in
+// force, so that each change is one audit record and one log line, not one
+// per check. Guarded by daemon.mu.
+type alarmState struct {
+	freshness policy.Freshness
+	serial    uint64
+	uncovered string // "serial/cluster" last reported as uncovered
+}
+
+// watchFreshness dates the bundle in force every freshnessInterval until ctx
+// ends: a bundle nears its expiry on a node that hears nothing new.
+func (d *daemon) watchFreshness(ctx context.Context) {
+	t := time.NewTicker(freshnessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.mu.Lock()
+			node := d.node
+			d.mu.Unlock()
+			d.checkAlarms(node)
+		}
+	}
+}
+
+// checkAlarms reports, once per change, a bundle in force that is stale or
+// expired, and a cluster name no policy of the bundle names.
+//
+// What an expired bundle means: the node keeps enforcing it (never "allow
+// everything": its revocations and policies stay), raises
+// nri_csig_bundle_expired, logs at ERROR and writes an audit record, until
+// a newer bundle arrives. A restart does not restore it: boot fails closed
+// (allow lists only) until a bundle that has not expired is read.
+func (d *daemon) checkAlarms(node *nodeconfig.Config) {
+	st := d.bundles.Load()
+	var status policy.Status
+	var b *policy.Bundle
+	if st != nil {
+		status, b = st.Status(), st.Current()
+	}
+	d.metrics.setFreshness(status)
+
+	d.mu.Lock()
+	a := &d.alarms
+	changed := status.Freshness != a.freshness || status.Serial != a.serial
+	a.freshness, a.serial = status.Freshness, status.Serial
+	uncovered := ""
+	if b != nil && node.Cluster != "" && !namesCluster(b, node.Cluster) {
+		uncovered = fmt.Sprintf("%d/%s", b.Serial, node.Cluster)
+	}
+	newUncovered := uncovered != "" && uncovered != a.uncovered
+	a.uncovered = uncovered
+	d.mu.Unlock()
+	d.metrics.clusterUncovered.Set(boolGauge(uncovered != ""))
+
+	if changed && b != nil {
+		rec := audit.Record{Event: "freshness", Decision: string(status.Freshness), Rule: "bundle", BundleSerial: int64(status.Serial)}
+		switch status.Freshness {
+		case policy.Expired:
+			rec.Reason = fmt.Sprintf("the bundle in force (serial %d) expired at %s; the node keeps enforcing it: publish a newer bundle signed with a later expires",
+				status.Serial, status.Expires.UTC().Format(time.RFC3339))
+			d.log.Error("the policy bundle in force has expired; it stays in force until a newer one arrives",
+				"serial", status.Serial, "expires", status.Expires, "source", status.Source)
+		case policy.Stale:
+			rec.Reason = fmt.Sprintf("the bundle in force (serial %d) expires at %s; publish a newer one before then",
+				status.Serial, status.Expires.UTC().Format(time.RFC3339))
+			d.log.Warn("the policy bundle in force is close to its expiry", "serial", status.Serial, "expires", status.Expires, "source", status.Source)
+		default:
+			rec = audit.Record{}
+		}
+		if rec.Reason != "" {
+			d.audit.Write(rec)
+		}
+	}
+	if newUncovered {
+		d.audit.Write(audit.Record{Event: "cluster", Decision: "uncovered", Rule: "node-config", BundleSerial: int64(b.Serial),
+			Reason: fmt.Sprintf("cluster %q is named by no security policy of bundle serial %d: every namespace is uncovered; check the node config's cluster or the policies' spec.clusters", node.Cluster, b.Serial)})
+		d.log.Warn("no security policy names this node's cluster: every namespace is uncovered", "cluster", node.Cluster, "serial", b.Serial)
+	}
+}
+
+// namesCluster reports whether a policy of b names cluster, or every cluster.
+func namesCluster(b *policy.Bundle, cluster string) bool {
+	for _, p := range b.Policies {
+		for _, c := range p.Clusters {
+			if c == cluster || c == policy.Wildcard {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readyDetail is the second line of /readyz: the bundle in force and its freshness.
+func (d *daemon) readyDetail() string {
+	st := d.bundles.Load()
+	if st == nil {
+		return "bundle: none configured"
+	}
+	s := st.Status()
+	switch {
+	case s.Serial == 0:
+		return "bundle: none in force (only allow-listed images run)"
+	case s.Expires.IsZero():
+		return fmt.Sprintf("bundle: serial %d, %s (no expiry)", s.Serial, s.Freshness)
+	}
+	return fmt.Sprintf("bundle: serial %d, %s (expires %s)", s.Serial, s.Freshness, s.Expires.UTC().Format(time.RFC3339))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
