@@ -19,21 +19,32 @@ type alarmState struct {
 	uncovered string // "serial/cluster" last reported as uncovered
 }
 
-// watchFreshness dates the bundle in force every freshnessInterval until ctx
-// ends: a bundle nears its expiry on a node that hears nothing new.
+// watchFreshness dates the bundle in force until ctx ends: every
+// freshnessInterval, and at the moments it turns stale and expires, since a
+// node that hears nothing new must still notice.
 func (d *daemon) watchFreshness(ctx context.Context) {
-	t := time.NewTicker(freshnessInterval)
-	defer t.Stop()
 	for {
+		wait := freshnessInterval
+		if st := d.bundles.Load(); st != nil {
+			if b := st.Current(); b != nil && !b.Expires.IsZero() {
+				for _, at := range []time.Time{b.Expires.Add(-b.StaleMargin()), b.Expires} {
+					if until := time.Until(at); until > 0 && until < wait {
+						wait = until + 10*time.Millisecond
+					}
+				}
+			}
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
-			d.mu.Lock()
-			node := d.node
-			d.mu.Unlock()
-			d.checkAlarms(node)
 		}
+		d.mu.Lock()
+		node := d.node
+		d.mu.Unlock()
+		d.checkAlarms(node)
 	}
 }
 
