@@ -76,7 +76,8 @@ type daemon struct {
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu  sync.Mutex // one reload at a time
+	deciderMu sync.Mutex // serializes refreshDecider
 	mu       sync.Mutex // guards what follows
 	node     *nodeconfig.Config
 	// stopBundles ends the bundle store's polling (when a reload removes the
@@ -210,6 +211,20 @@ func (d *daemon) loadNodeConfig() (*nodeconfig.Config, error) {
 	return nodeconfig.Load(d.cfg.ConfigPath)
 }
 
+// refreshDecider puts in force the decision of the node config and the
+// bundle in force now, and returns that node config. Calls are serialized
+// and each reads both afresh, so the last swap reflects the latest of both
+// even when a bundle reload and a config reload race.
+func (d *daemon) refreshDecider() *nodeconfig.Config {
+	d.deciderMu.Lock()
+	defer d.deciderMu.Unlock()
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	d.plugin.SetDecider(d.decider(node))
+	return node
+}
+
 // decider builds the decision of a node config and the bundle in force.
 func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 	dc := &decider{node: node, sigs: d.sigs, fetch: d.fetch, now: time.Now}
@@ -302,10 +317,7 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 			return // at boot: the decider is built once everything is open
 		}
 		d.applyBundleKeys()
-		d.mu.Lock()
-		node := d.node
-		d.mu.Unlock()
-		d.plugin.SetDecider(d.decider(node))
+		node := d.refreshDecider()
 		d.checkAlarms(node)
 		d.requestRejudge(fmt.Sprintf("bundle serial %d", ev.InForce))
 	default:
@@ -405,7 +417,7 @@ func (d *daemon) reload(ctx context.Context, why string) {
 	d.node = node
 	d.mu.Unlock()
 	change := d.applyBundleSection(ctx, next)
-	d.plugin.SetDecider(d.decider(node))
+	d.refreshDecider()
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
 	d.metrics.reloadOK.Set(1)
 	reason := why
