@@ -78,8 +78,8 @@ type daemon struct {
 
 	reloadMu  sync.Mutex // one reload at a time
 	deciderMu sync.Mutex // serializes refreshDecider
-	mu       sync.Mutex // guards what follows
-	node     *nodeconfig.Config
+	mu        sync.Mutex // guards what follows
+	node      *nodeconfig.Config
 	// stopBundles ends the bundle store's polling (when a reload removes the
 	// bundle section).
 	stopBundles context.CancelFunc
