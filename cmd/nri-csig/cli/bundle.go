@@ -255,7 +255,9 @@ func newBundleVerifyCmd(file *bundleFile) *cobra.Command {
 		Use:   "verify --key PUB",
 		Short: "Check the bundle file and its detached signature, as a node would",
 		Long: `Check the bundle file and its detached signature (FILE.sig) with the bundle-signing
-public key, as a node configured with that key would, and parse the bundle.
+public key, as a node configured with that key would, parse the bundle, and check its
+validity (spec.notBefore, spec.expires) at the current time: a node refuses a bundle past
+its expiry.
 ` + keyFlagsHelp,
 		Example: `  nri-csig bundle verify --key ./bundle-signing.pub
   nri-csig bundle verify --key alikms://cn-hangzhou/key-4a3b...`,
@@ -281,8 +283,16 @@ public key, as a node configured with that key would, and parse the bundle.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "verified %s: serial %d, %d witnesses, %d policies, signed by %s (%s)\n",
-				file.path, b.Serial, len(b.Witnesses), len(b.Policies), doc.KeyFingerprint, doc.Algorithm)
+			now := time.Now()
+			if err := b.ValidAt(now); err != nil {
+				return fmt.Errorf("%s: a node refuses it: %w", file.path, err)
+			}
+			validity := "no expiry"
+			if !b.Expires.IsZero() {
+				validity = fmt.Sprintf("%s, expires %s", b.FreshnessAt(now), b.Expires.Format(time.RFC3339))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "verified %s: serial %d (%s), %d witnesses, %d policies, signed by %s (%s)\n",
+				file.path, b.Serial, validity, len(b.Witnesses), len(b.Policies), doc.KeyFingerprint, doc.Algorithm)
 			return nil
 		},
 	}

@@ -62,7 +62,25 @@ func TestBundleSignSetsExpiry(t *testing.T) {
 	if _, after := readBundle(t, bf); string(after) != string(data) {
 		t.Error("--no-expiry changed the bundle")
 	}
-	_ = stderr
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("--no-expiry of a dated bundle warned: %q", stderr)
+	}
+	if out := mustRun(t, "bundle", "verify", "--bundle", bf, "--key", spub); !strings.Contains(out, "(stale, expires ") {
+		t.Errorf("verify of a bundle expiring within 2h = %q; want it called stale", out)
+	}
+
+	// A bundle past its expiry fails verify, as a node refuses it.
+	b, _ = readBundle(t, bf)
+	b.Expires = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	data, err = b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bf, data, 0o644)
+	mustRun(t, "bundle", "sign", "--bundle", bf, "--key", spriv, "--no-expiry")
+	if _, _, err := run(t, "bundle", "verify", "--bundle", bf, "--key", spub); err == nil || !strings.Contains(err.Error(), "bundle has expired") {
+		t.Errorf("verify of an expired bundle = %v; want refused as expired", err)
+	}
 	if _, _, err := run(t, "bundle", "sign", "--bundle", bf, "--key", spriv, "--expires", "0s"); err == nil || !strings.Contains(err.Error(), "positive duration") {
 		t.Errorf("--expires 0 = %v; want refused", err)
 	}
