@@ -282,6 +282,17 @@ func TestBootWithHungBundleRegistry(t *testing.T) {
 		n.waitRecords(t, 3*time.Second, before, map[string]string{"event": "reload", "decision": "accepted"})
 		mustRun(t, pod, "allowlisted", unsigned)
 		mustRefuse(t, pod, "signed-after", signed, "no policy bundle is in force")
+
+		// SIGHUP that points the bundle at a reachable source: the hung poll
+		// is canceled and the new source read at once, not after the hung
+		// fetch's 20s timeout.
+		n.writeConfig(t, bundleSection(ownBundle(t, keyFile(bundleKey, "key"), 30*24*time.Hour), "", keyFile(bundleKey, "pub")))
+		if err := n.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		n.waitRecords(t, 5*time.Second, 0, map[string]string{"event": "reload", "decision": "loaded"})
+		mustRun(t, pod, "signed-file", signed)
+		mustRefuse(t, pod, "unsigned-file", unsigned, `policy "fr"`)
 	})
 }
 
