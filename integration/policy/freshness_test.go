@@ -328,6 +328,19 @@ func TestReloadAddsBundleSection(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(rec["reason"]), "needs a restart: signatures.dir") {
 		t.Errorf("refused record = %v; want needs a restart: signatures.dir", rec)
 	}
+	mustRefuse(t, pod, "after-refused-reload", unsigned, `policy "fr"`)
+
+	// SIGHUP that removes the bundle section: no security policy any more.
+	accepted := len(n.AuditRecords(map[string]string{"event": "reload", "decision": "accepted"}))
+	n.writeConfig(t, "")
+	if err := n.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	rec = n.waitRecords(t, 10*time.Second, accepted, map[string]string{"event": "reload", "decision": "accepted"})
+	if !strings.Contains(fmt.Sprint(rec["reason"]), "bundle section removed") {
+		t.Errorf("reload record = %v; want it to say the bundle section was removed", rec)
+	}
+	mustRun(t, pod, "after-removal", unsigned)
 }
 
 // Rotating the bundle-signing key (docs/OPERATIONS.md): a bundle signed by
