@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -137,4 +139,46 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// alarmGauges are the metrics of checkAlarms: the freshness of the bundle in
+// force, and whether the node's cluster is named by no policy.
+type alarmGauges struct {
+	bundleStale      prometheus.Gauge
+	bundleExpired    prometheus.Gauge
+	bundleExpiry     prometheus.Gauge
+	clusterUncovered prometheus.Gauge
+}
+
+func newAlarmGauges(reg *prometheus.Registry) alarmGauges {
+	var g alarmGauges
+	g.bundleStale = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_stale",
+		Help: "1 when the bundle in force is within its stale margin of expiring (20% of its lifetime, at most 24h) or past it: publish a newer bundle.",
+	})
+	g.bundleExpired = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_expired",
+		Help: "1 when the bundle in force is past its signed expires; the node keeps enforcing it until a newer one arrives.",
+	})
+	g.bundleExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_bundle_expiry_timestamp_seconds",
+		Help: "Signed expiry of the bundle in force, Unix seconds (0: none in force, or no expiry).",
+	})
+	g.clusterUncovered = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nri_csig_cluster_uncovered",
+		Help: "1 when no security policy of the bundle in force names this node's cluster (every namespace is uncovered).",
+	})
+	reg.MustRegister(g.bundleStale, g.bundleExpired, g.bundleExpiry, g.clusterUncovered)
+	return g
+}
+
+// setFreshness exports the freshness of the bundle in force.
+func (m *alarmGauges) setFreshness(s policy.Status) {
+	m.bundleStale.Set(boolGauge(s.Freshness == policy.Stale || s.Freshness == policy.Expired))
+	m.bundleExpired.Set(boolGauge(s.Freshness == policy.Expired))
+	if s.Serial == 0 || s.Expires.IsZero() {
+		m.bundleExpiry.Set(0)
+	} else {
+		m.bundleExpiry.Set(float64(s.Expires.Unix()))
+	}
 }

@@ -16,6 +16,7 @@ import (
 // metrics are the daemon's Prometheus metrics, on their own registry so that
 // only nri-csig's series (and Go's) are exported.
 type metrics struct {
+	alarmGauges
 	reg          *prometheus.Registry
 	decisions    *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
@@ -26,12 +27,6 @@ type metrics struct {
 	connected    prometheus.Gauge
 	// registryErrors counts failed signature discoveries.
 	registryErrors prometheus.Counter
-	// Freshness of the bundle in force, and whether the node's cluster is
-	// named by no policy.
-	bundleStale      prometheus.Gauge
-	bundleExpired    prometheus.Gauge
-	bundleExpiry     prometheus.Gauge
-	clusterUncovered prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -71,26 +66,10 @@ func newMetrics() *metrics {
 		Name: "nri_csig_signature_fetch_errors_total",
 		Help: "Signature discoveries that failed (registry unreachable, refused, unauthorized).",
 	})
-	m.bundleStale = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "nri_csig_bundle_stale",
-		Help: "1 when the bundle in force is within its stale margin of expiring (20% of its lifetime, at most 24h) or past it: publish a newer bundle.",
-	})
-	m.bundleExpired = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "nri_csig_bundle_expired",
-		Help: "1 when the bundle in force is past its signed expires; the node keeps enforcing it until a newer one arrives.",
-	})
-	m.bundleExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "nri_csig_bundle_expiry_timestamp_seconds",
-		Help: "Signed expiry of the bundle in force, Unix seconds (0: none in force, or no expiry).",
-	})
-	m.clusterUncovered = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "nri_csig_cluster_uncovered",
-		Help: "1 when no security policy of the bundle in force names this node's cluster (every namespace is uncovered).",
-	})
-	m.reg.MustRegister(m.bundleStale, m.bundleExpired, m.bundleExpiry, m.clusterUncovered)
 	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
+	m.alarmGauges = newAlarmGauges(m.reg)
 	return m
 }
 
@@ -105,17 +84,6 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 		cache = "miss"
 	}
 	m.latency.WithLabelValues(event, cache).Observe(took.Seconds())
-}
-
-// setFreshness exports the freshness of the bundle in force.
-func (m *metrics) setFreshness(s policy.Status) {
-	m.bundleStale.Set(boolGauge(s.Freshness == policy.Stale || s.Freshness == policy.Expired))
-	m.bundleExpired.Set(boolGauge(s.Freshness == policy.Expired))
-	if s.Serial == 0 || s.Expires.IsZero() {
-		m.bundleExpiry.Set(0)
-	} else {
-		m.bundleExpiry.Set(float64(s.Expires.Unix()))
-	}
 }
 
 // serve exposes /metrics and /readyz (200 only while registered with NRI;
