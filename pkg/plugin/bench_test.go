@@ -1,0 +1,73 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+)
+
+type benchImages struct {
+	digests []string
+	repos   map[string][]string
+}
+
+func (b benchImages) Resolve(context.Context, string) ([]string, map[string][]string, error) {
+	return b.digests, b.repos, nil
+}
+
+// benchDecider answers at once, so that the benchmark measures the plugin.
+type benchDecider struct{ v policy.Verdict }
+
+func (d benchDecider) Decide(context.Context, policy.Subject) policy.Verdict { return d.v }
+
+type discardSink struct{}
+
+func (discardSink) Write(audit.Record) {}
+
+// BenchmarkContainer measures the plugin's own CPU for one container: the
+// CreateContainer handler (decision, annotations), the validation phase and
+// the audit record, with a decider and a resolver that answer at once.
+//
+//	go test -run '^$' -bench BenchmarkContainer -benchmem ./pkg/plugin/
+func BenchmarkContainer(b *testing.B) {
+	v := policy.Verdict{Decision: policy.Allow, Kind: policy.RulePolicy, Policy: "prod", Digest: trustedDigest,
+		Reason: `trusted by policy "prod": signed by witness ci`, Trusted: true, Witnesses: []string{"ci"}, Mode: "enforce"}
+	images := benchImages{digests: []string{trustedDigest}, repos: map[string][]string{trustedDigest: {"registry.example/app"}}}
+	for _, sink := range []struct {
+		name string
+		s    audit.Sink
+	}{
+		{"audit=json", audit.JSON{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}},
+		{"audit=none", discardSink{}},
+	} {
+		b.Run(sink.name, func(b *testing.B) {
+			p := New(benchDecider{v}, images, slog.New(slog.DiscardHandler), Options{Audit: sink.s})
+			pod := &api.PodSandbox{Id: "pod-1", Name: "web", Namespace: "prod", Uid: "0d6f"}
+			ids := make([]string, 1024)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("ctr-%04d", i)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ctr := &api.Container{Id: ids[i%len(ids)], PodSandboxId: pod.Id, Name: "app",
+					Image: &api.Image{Name: "registry.example/app:1", ConfigDigest: configDigest, Digest: trustedDigest}}
+				if _, _, err := p.CreateContainer(ctx, pod, ctr); err != nil {
+					b.Fatal(err)
+				}
+				if err := p.ValidateContainerAdjustment(ctx, &api.ValidateContainerAdjustmentRequest{Pod: pod, Container: ctr}); err != nil {
+					b.Fatal(err)
+				}
+				_ = p.RemoveContainer(ctx, pod, ctr)
+			}
+		})
+	}
+}
