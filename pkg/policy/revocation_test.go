@@ -32,7 +32,7 @@ func TestRevocationConfigDigestsRoundTrip(t *testing.T) {
 		t.Errorf("configDigests = %v, want %v", r.ConfigDigests, cfgs)
 	}
 	for bad, want := range map[string]string{
-		strings.Replace(string(data), dB, "sha256:xyz", 1): `"sha256:xyz" is not a digest`,
+		strings.Replace(string(data), dB, "sha256:xyz", 1):                                                                         `"sha256:xyz" is not a digest`,
 		strings.Replace(string(data), "  imageDigests:\n    - "+dA+"\n", "  keys:\n    - sha256:"+strings.Repeat("1", 64)+"\n", 1): "give the imageDigests too",
 	} {
 		if _, err := ParseBundle("rv.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
