@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -45,8 +47,10 @@ func cpuTime() time.Duration {
 // BenchmarkContainer measures the plugin's own CPU for one container: the
 // CreateContainer handler (decision, annotations), the validation phase and
 // the audit record, with a decider and a resolver that answer at once.
+// cpu-ns/op is the process's CPU time per container.
 //
 //	go test -run '^$' -bench BenchmarkContainer -benchmem ./pkg/plugin/
+//	NRI_CSIG_BENCH_JOURNALD=1 go test -run '^$' -bench BenchmarkContainer/audit=journald -benchtime 2000x ./pkg/plugin/
 func BenchmarkContainer(b *testing.B) {
 	v := policy.Verdict{Decision: policy.Allow, Kind: policy.RulePolicy, Policy: "prod", Digest: trustedDigest,
 		Reason: `trusted by policy "prod": signed by witness ci`, Trusted: true, Witnesses: []string{"ci"}, Mode: "enforce"}
@@ -56,9 +60,20 @@ func BenchmarkContainer(b *testing.B) {
 		s    audit.Sink
 	}{
 		{"audit=json", audit.JSON{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}},
+		// Real journald, only with NRI_CSIG_BENCH_JOURNALD=1, as each
+		// iteration adds a journal record: run it with a bounded -benchtime.
+		{"audit=journald", audit.Journald{}},
 		{"audit=none", discardSink{}},
 	} {
 		b.Run(sink.name, func(b *testing.B) {
+			if _, isJournald := sink.s.(audit.Journald); isJournald {
+				if os.Getenv("NRI_CSIG_BENCH_JOURNALD") != "1" {
+					b.Skip("writes to the journal: set NRI_CSIG_BENCH_JOURNALD=1 and a bounded -benchtime (e.g. 2000x)")
+				}
+				if !journal.Enabled() {
+					b.Fatal("NRI_CSIG_BENCH_JOURNALD=1 but there is no journald socket")
+				}
+			}
 			p := New(benchDecider{v}, images, slog.New(slog.DiscardHandler), Options{Audit: sink.s})
 			pod := &api.PodSandbox{Id: "pod-1", Name: "web", Namespace: "prod", Uid: "0d6f"}
 			ids := make([]string, 1024)
