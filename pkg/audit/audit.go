@@ -7,8 +7,10 @@ package audit
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,81 +133,99 @@ type Sink interface {
 	Write(r Record)
 }
 
-// nfields bounds the number of fields a record has, to size buffers once.
-const nfields = 22
+// nfields is the number of fields a record has.
+const nfields = 19
 
-// visit calls f with each non-empty field, in a fixed order, by its
-// journald name (CSIG_*) and its JSON name.
-func (r *Record) visit(f func(journald, json, value string)) {
-	put := func(j, k, v string) {
-		if v != "" {
-			f(j, k, v)
-		}
-	}
-	put("CSIG_EVENT", "event", r.Event)
-	put("CSIG_DECISION", "decision", r.Decision)
-	put("CSIG_RULE", "rule", r.Rule)
-	put("CSIG_POLICY", "policy", r.Policy)
-	put("CSIG_EXEMPTION", "exemption", r.Exemption)
-	put("CSIG_REVOCATION", "revocation", r.Revocation)
-	put("CSIG_WITNESS", "witness", r.Witness)
-	put("CSIG_MODE", "mode", r.Mode)
-	put("CSIG_NAMESPACE", "namespace", r.Namespace)
-	put("CSIG_POD", "pod", r.Pod)
-	put("CSIG_CONTAINER", "container", r.Container)
-	put("CSIG_CONTAINER_ID", "container_id", r.ContainerID)
-	put("CSIG_IMAGE", "image", r.Image)
-	put("CSIG_DIGEST", "digest", r.Digest)
-	put("CSIG_CONFIG_DIGEST", "config_digest", r.ConfigDigest)
-	put("CSIG_REASON", "reason", r.Reason)
-	put("CSIG_CONTAINERD_NAMESPACE", "containerd_namespace", r.CtrdNamespace)
+// field is one record field: its journald name (CSIG_*), its JSON name and
+// its value ("" when the record does not have it).
+type field struct{ journald, json, value string }
+
+// table returns every field of the record in a fixed order, on the stack:
+// the sinks iterate it and skip empty values.
+func (r *Record) table() [nfields]field {
+	var dur, serial string
 	if r.DurationMS > 0 {
-		f("CSIG_DURATION_MS", "duration_ms", strconv.FormatFloat(r.DurationMS, 'f', 3, 64))
+		dur = strconv.FormatFloat(r.DurationMS, 'f', 3, 64)
 	}
 	if r.BundleSerial > 0 {
-		f("CSIG_BUNDLE_SERIAL", "bundle_serial", strconv.FormatInt(r.BundleSerial, 10))
+		serial = strconv.FormatInt(r.BundleSerial, 10)
+	}
+	return [nfields]field{
+		{"CSIG_EVENT", "event", r.Event},
+		{"CSIG_DECISION", "decision", r.Decision},
+		{"CSIG_RULE", "rule", r.Rule},
+		{"CSIG_POLICY", "policy", r.Policy},
+		{"CSIG_EXEMPTION", "exemption", r.Exemption},
+		{"CSIG_REVOCATION", "revocation", r.Revocation},
+		{"CSIG_WITNESS", "witness", r.Witness},
+		{"CSIG_MODE", "mode", r.Mode},
+		{"CSIG_NAMESPACE", "namespace", r.Namespace},
+		{"CSIG_POD", "pod", r.Pod},
+		{"CSIG_CONTAINER", "container", r.Container},
+		{"CSIG_CONTAINER_ID", "container_id", r.ContainerID},
+		{"CSIG_IMAGE", "image", r.Image},
+		{"CSIG_DIGEST", "digest", r.Digest},
+		{"CSIG_CONFIG_DIGEST", "config_digest", r.ConfigDigest},
+		{"CSIG_REASON", "reason", r.Reason},
+		{"CSIG_CONTAINERD_NAMESPACE", "containerd_namespace", r.CtrdNamespace},
+		{"CSIG_DURATION_MS", "duration_ms", dur},
+		{"CSIG_BUNDLE_SERIAL", "bundle_serial", serial},
 	}
 }
 
 // fields returns the record as journald variables (upper case, CSIG_ prefix).
 func (r Record) fields() map[string]string {
 	f := make(map[string]string, nfields)
-	r.visit(func(j, _, v string) { f[j] = v })
+	for _, fl := range r.table() {
+		if fl.value != "" {
+			f[fl.journald] = fl.value
+		}
+	}
 	return f
 }
 
 // Message is the human line of a record (journald's MESSAGE).
-func (r Record) Message() string {
-	var b strings.Builder
-	b.Grow(128 + len(r.Reason) + len(r.Image))
-	b.WriteString(r.Event)
-	b.WriteByte(' ')
-	b.WriteString(r.Decision)
+func (r Record) Message() string { return string(r.appendMessage(make([]byte, 0, 256))) }
+
+func (r Record) appendMessage(b []byte) []byte {
+	b = append(b, r.Event...)
+	b = append(b, ' ')
+	b = append(b, r.Decision...)
 	if r.Namespace != "" || r.Pod != "" {
-		b.WriteString(" " + r.Namespace + "/" + r.Pod)
+		b = append(b, ' ')
+		b = append(b, r.Namespace...)
+		b = append(b, '/')
+		b = append(b, r.Pod...)
 	}
 	if r.Container != "" {
-		b.WriteString(" container " + strconv.Quote(r.Container))
+		b = append(b, " container "...)
+		b = strconv.AppendQuote(b, r.Container)
 	}
 	if r.Image != "" {
-		b.WriteString(" image " + r.Image)
+		b = append(b, " image "...)
+		b = append(b, r.Image...)
 	}
 	if r.Digest != "" {
-		b.WriteString(" (" + r.Digest + ")")
+		b = append(b, " ("...)
+		b = append(b, r.Digest...)
+		b = append(b, ')')
 	}
 	if r.Rule != "" {
-		b.WriteString(" by " + r.Rule)
+		b = append(b, " by "...)
+		b = append(b, r.Rule...)
 		for _, name := range [...]string{r.Policy, r.Exemption, r.Revocation} {
 			if name != "" {
-				b.WriteString("/" + name)
+				b = append(b, '/')
+				b = append(b, name...)
 				break
 			}
 		}
 	}
 	if r.Reason != "" {
-		b.WriteString(": " + r.Reason)
+		b = append(b, ": "...)
+		b = append(b, r.Reason...)
 	}
-	return b.String()
+	return b
 }
 
 // priority maps a record to a syslog priority: refusals, violations,
@@ -222,16 +242,105 @@ func (r Record) priority() journal.Priority {
 type Journald struct {
 	// Fallback receives records journald did not take (e.g. it went away).
 	Fallback Sink
+	// socket is journald's native socket; empty means the system's.
+	socket string
 }
 
-// Write implements Sink.
+// journalSocket is where journald listens for native-protocol datagrams.
+const journalSocket = "/run/systemd/journal/socket"
+
+// Write implements Sink. The record is encoded once, straight into a
+// pooled buffer in journald's native protocol, and sent as one datagram;
+// when that fails (a record too large for a datagram, a socket gone),
+// go-systemd's journal.Send, which can pass large records through a file,
+// gets it, then the Fallback.
 func (j Journald) Write(r Record) {
-	vars := make(map[string]string, nfields+1)
-	r.visit(func(k, _, v string) { vars[k] = v })
+	bp := journalBufs.Get().(*[]byte)
+	buf := r.appendJournal((*bp)[:0])
+	err := sendDatagram(j.socketPath(), buf)
+	*bp = buf
+	journalBufs.Put(bp)
+	if err == nil {
+		return
+	}
+	vars := r.fields()
 	vars["SYSLOG_IDENTIFIER"] = "nri-csig"
-	if err := journal.Send(r.Message(), r.priority(), vars); err != nil && j.Fallback != nil {
+	if j.socket == "" {
+		err = journal.Send(r.Message(), r.priority(), vars)
+	}
+	if err != nil && j.Fallback != nil {
 		j.Fallback.Write(r)
 	}
+}
+
+func (j Journald) socketPath() string {
+	if j.socket != "" {
+		return j.socket
+	}
+	return journalSocket
+}
+
+// appendJournal appends the record in journald's native protocol: one
+// "KEY=value\n" line per field, or, for a value with a newline,
+// "KEY\n" + its length (64-bit little endian) + value + "\n".
+func (r Record) appendJournal(b []byte) []byte {
+	// MESSAGE is always length-framed: it is written in place, and the
+	// reason in it may hold a newline.
+	b = append(b, "MESSAGE\n"...)
+	at := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = r.appendMessage(b)
+	binary.LittleEndian.PutUint64(b[at:], uint64(len(b)-at-8))
+	b = append(b, '\n')
+	b = append(b, "PRIORITY="...)
+	b = strconv.AppendInt(b, int64(r.priority()), 10)
+	b = append(b, "\nSYSLOG_IDENTIFIER=nri-csig\n"...)
+	for _, fl := range r.table() {
+		if fl.value != "" {
+			b = appendJournalField(b, fl.journald, fl.value)
+		}
+	}
+	return b
+}
+
+func appendJournalField(b []byte, key, value string) []byte {
+	b = append(b, key...)
+	if strings.IndexByte(value, '\n') < 0 {
+		b = append(b, '=')
+		b = append(b, value...)
+		return append(b, '\n')
+	}
+	b = append(b, '\n')
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(value)))
+	b = append(b, value...)
+	return append(b, '\n')
+}
+
+var journalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// journalConns holds one unbound datagram socket per journald socket path.
+var journalConns sync.Map // path -> *journalConn
+
+type journalConn struct {
+	conn *net.UnixConn
+	addr *net.UnixAddr
+}
+
+func sendDatagram(path string, data []byte) error {
+	c, ok := journalConns.Load(path)
+	if !ok {
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Net: "unixgram"})
+		if err != nil {
+			return err
+		}
+		jc := &journalConn{conn: conn, addr: &net.UnixAddr{Name: path, Net: "unixgram"}}
+		if c, ok = journalConns.LoadOrStore(path, jc); ok {
+			conn.Close() // another writer got there first
+		}
+	}
+	jc := c.(*journalConn)
+	_, err := jc.conn.WriteToUnix(data, jc.addr)
+	return err
 }
 
 // JSON writes records as JSON lines through a slog logger, with the journald
@@ -250,7 +359,11 @@ func (s JSON) Write(r Record) {
 	}
 	attrs := make([]slog.Attr, 0, nfields+1)
 	attrs = append(attrs, slog.Bool("audit", true))
-	r.visit(func(_, k, v string) { attrs = append(attrs, slog.String(k, v)) })
+	for _, fl := range r.table() {
+		if fl.value != "" {
+			attrs = append(attrs, slog.String(fl.json, fl.value))
+		}
+	}
 	s.Log.LogAttrs(ctx, level, r.Event, attrs...)
 }
 
