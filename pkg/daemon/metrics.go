@@ -34,7 +34,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nri_csig_decisions_total",
-			Help: "Decisions by phase (create = a container being created, running = judged again), result and the rule or policy that decided.",
+			Help: "Decisions by phase (create = a container being created, running = judged again), result and the kind of rule that decided (policy.RuleKind: allowlist, policy, exemption, ...).",
 		}, []string{"event", "decision", "rule"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nri_csig_decision_duration_seconds",
@@ -78,7 +78,7 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 	if event == "validate" {
 		return // counted once, at create
 	}
-	m.decisions.WithLabelValues(event, string(v.Decision), v.Rule).Inc()
+	m.decisions.WithLabelValues(event, string(v.Decision), string(v.Kind)).Inc()
 	cache := "hit"
 	if v.Fetched {
 		cache = "miss"

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto"
+	"sync/atomic"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
@@ -72,6 +73,7 @@ type Bundle struct {
 	policyByName  map[string]*SecurityPolicy
 	keyByFP       map[string]*Key
 	index         coverIndex
+	ruleIx        atomic.Pointer[ruleIndex] // exemptions and revocations by digest; see rules()
 }
 
 // Witness is a named trust anchor: the public keys whose signatures over an
@@ -144,8 +146,13 @@ type Revocation struct {
 	Name         string
 	Keys         []string
 	ImageDigests []string
-	Effective    time.Time
-	Reason       string
+	// ConfigDigests are the image config digests the revoked ImageDigests
+	// name (recorded by "nri-csig revocation create", which resolves them in
+	// the registry). Any image with one of these configs is refused: a new
+	// manifest wrapping the same config and layers is the same content.
+	ConfigDigests []string
+	Effective     time.Time
+	Reason        string
 }
 
 // Witness returns the witness with the given name, or nil.

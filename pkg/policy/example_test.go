@@ -53,7 +53,7 @@ func Example() {
 		Now:        time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC),
 		Uncovered:  policy.UncoveredAllow, // policy.UncoveredDeny when cfg.UncoveredDeny
 	})
-	fmt.Println(res.Verdict.Decision, res.Verdict.Rule)
+	fmt.Println(res.Verdict.Decision, res.Verdict.RuleName())
 	// Output:
 	// reload: loaded serial 5 (err: <nil>)
 	// policy production: 2 of [release qa]

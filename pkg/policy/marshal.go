@@ -57,10 +57,11 @@ type (
 		Reason      string `yaml:"reason"`
 	}
 	revocationSpecOut struct {
-		Keys         []string `yaml:"keys,omitempty"`
-		ImageDigests []string `yaml:"imageDigests,omitempty"`
-		Effective    string   `yaml:"effective"`
-		Reason       string   `yaml:"reason,omitempty"`
+		Keys          []string `yaml:"keys,omitempty"`
+		ImageDigests  []string `yaml:"imageDigests,omitempty"`
+		ConfigDigests []string `yaml:"configDigests,omitempty"`
+		Effective     string   `yaml:"effective"`
+		Reason        string   `yaml:"reason,omitempty"`
 	}
 )
 
@@ -112,7 +113,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		}
 	}
 	for _, r := range b.Revocations {
-		if err := put(doc(KindRevocation, r.Name, revocationSpecOut{Keys: r.Keys, ImageDigests: r.ImageDigests,
+		if err := put(doc(KindRevocation, r.Name, revocationSpecOut{Keys: r.Keys, ImageDigests: r.ImageDigests, ConfigDigests: r.ConfigDigests,
 			Effective: r.Effective.UTC().Format(time.RFC3339), Reason: r.Reason})); err != nil {
 			return nil, fmt.Errorf("marshal revocation %q: %w", r.Name, err)
 		}

@@ -617,7 +617,7 @@ func (p *parser) exemption(name string, spec *yaml.Node, path string) *Exemption
 }
 
 func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocation {
-	m := p.fields(spec, path, "keys", "imageDigests", "effective", "reason")
+	m := p.fields(spec, path, "keys", "imageDigests", "configDigests", "effective", "reason")
 	if m == nil {
 		return nil
 	}
@@ -625,6 +625,8 @@ func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocati
 	var kn, dn []*yaml.Node
 	r.Keys, kn = p.strList(m, "keys", path, false, spec)
 	r.ImageDigests, dn = p.strList(m, "imageDigests", path, false, spec)
+	var cn []*yaml.Node
+	r.ConfigDigests, cn = p.strList(m, "configDigests", path, false, spec)
 	r.Effective = p.time(m, "effective", path, spec)
 	r.Reason = p.str(m, "reason", path, false, spec)
 	if len(r.Keys) == 0 && len(r.ImageDigests) == 0 {
@@ -638,6 +640,14 @@ func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocati
 	for i, d := range r.ImageDigests {
 		if !ValidDigest(d) {
 			p.errorf(dn[i], join(path, "imageDigests"), "%q is not a digest; use sha256:<64 lowercase hex>", d)
+		}
+	}
+	if len(r.ConfigDigests) > 0 && len(r.ImageDigests) == 0 {
+		p.errorf(m["configDigests"], join(path, "configDigests"), "configDigests name the configs of the revoked imageDigests; give the imageDigests too")
+	}
+	for i, d := range r.ConfigDigests {
+		if !ValidDigest(d) {
+			p.errorf(cn[i], join(path, "configDigests"), "%q is not a digest; use sha256:<64 lowercase hex>", d)
 		}
 	}
 	return r

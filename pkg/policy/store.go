@@ -476,6 +476,7 @@ func (s *Store) consider(key string, f *fetched, quiet bool) error {
 			return nil
 		}
 	}
+	b.rules() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	ev := ReloadEvent{Source: key, Outcome: Loaded, Serial: b.Serial, Digest: digest}
 	if err := s.saveState(f); err != nil {
@@ -567,6 +568,7 @@ func (s *Store) restore() {
 		s.emit(ev)
 		return
 	}
+	b.rules() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	s.emit(ReloadEvent{Source: path, Outcome: Restored, Serial: b.Serial, Digest: digest})
 }

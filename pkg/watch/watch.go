@@ -173,26 +173,20 @@ func (w *Watcher) judge(ctx context.Context, ns, id, why string) {
 			}
 		}
 	}
-	s := policy.Subject{Container: id, ImageName: info.Image}
+	s := policy.Subject{Container: id, ImageName: info.Image, OutsideCRI: true}
 	v, s := w.decide(ctx, ns, info.Image, s)
 	if w.opts.Observe != nil {
 		w.opts.Observe("running", v, time.Since(start))
 	}
-	rec := audit.Record{Event: "running", Decision: string(v.Decision), Rule: v.Rule, Container: id, ContainerID: id,
-		CtrdNamespace: ns, Image: s.ImageName, Digest: v.Digest, ConfigDigest: s.ConfigDigest,
-		Reason:     fmt.Sprintf("container created outside the CRI (containerd namespace %s), judged at %s: %s", ns, why, v.Reason),
-		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	rec := audit.FromVerdict("running", s, v, time.Since(start))
+	rec.ContainerID, rec.CtrdNamespace = id, ns
+	rec.Reason = fmt.Sprintf("container created outside the CRI (containerd namespace %s), judged at %s: %s", ns, why, v.Reason)
 	if v.Allowed() {
 		w.opts.Audit.Write(rec)
 		return
 	}
 	if w.opts.Stop {
-		if err := stopTask(ctx, c); err != nil {
-			rec.Reason += fmt.Sprintf("; stopping it failed: %v", err)
-		} else {
-			rec.Decision = "stopped"
-			rec.Reason += "; stopped"
-		}
+		rec.MarkStopped(stopTask(ctx, c))
 	}
 	w.opts.Audit.Write(rec)
 }
@@ -202,7 +196,7 @@ func (w *Watcher) judge(ctx context.Context, ns, id, why string) {
 // only policies covering namespace "*" apply to it.
 func (w *Watcher) decide(ctx context.Context, ns, imageName string, s policy.Subject) (policy.Verdict, policy.Subject) {
 	deny := func(reason string) (policy.Verdict, policy.Subject) {
-		return policy.Verdict{Decision: policy.Deny, Rule: "image-identity", Reason: reason}, s
+		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity, Digest: s.PulledDigest, Reason: reason}, s
 	}
 	if imageName == "" {
 		return deny("the container names no image; its content cannot be judged")
@@ -216,6 +210,7 @@ func (w *Watcher) decide(ctx context.Context, ns, imageName string, s policy.Sub
 		return deny(fmt.Sprintf("cannot read the config of image %s: %v", imageName, err))
 	}
 	s.ConfigDigest = cfg.Digest.String()
+	s.PulledDigest = img.Target().Digest.String()
 	digests, repos, err := imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns).Resolve(ctx, s.ConfigDigest)
 	if err != nil {
 		return deny(fmt.Sprintf("cannot read the image from containerd's content store: %v", err))
