@@ -44,7 +44,7 @@ type fakeRuntime struct {
 
 func newFake() *fakeRuntime {
 	f := &fakeRuntime{containers: map[string]containers.Container{}, snaps: map[string]snapshots.Info{},
-		names: map[string]string{"signed:1": signedCfg, "unsigned:1": unsignedCfg, "pause:1": pauseCfg},
+		names:  map[string]string{"signed:1": signedCfg, "unsigned:1": unsignedCfg, "pause:1": pauseCfg},
 		pinned: []string{pauseCfg}}
 	for _, chain := range []string{signedChain, unsignChain, pauseChain} {
 		f.snaps[chain] = snapshots.Info{Kind: snapshots.KindCommitted, Name: chain}
@@ -273,7 +273,7 @@ func TestUnidentifiedRootfsIsDenied(t *testing.T) {
 		edit func(t *testing.T, c *containers.Container, rt *fakeRuntime)
 		want string
 	}{
-		"no snapshot": {func(_ *testing.T, c *containers.Container, _ *fakeRuntime) { c.SnapshotKey = "" }, "has no snapshot"},
+		"no snapshot":   {func(_ *testing.T, c *containers.Container, _ *fakeRuntime) { c.SnapshotKey = "" }, "has no snapshot"},
 		"snapshot gone": {func(_ *testing.T, c *containers.Container, rt *fakeRuntime) { delete(rt.snaps, c.SnapshotKey) }, "cannot read its snapshot"},
 		"unknown chain": {func(_ *testing.T, c *containers.Container, rt *fakeRuntime) {
 			rt.snaps["sha256:other"] = snapshots.Info{Kind: snapshots.KindCommitted}
