@@ -17,6 +17,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/nri-csig/nri-csig/internal/version"
@@ -386,7 +387,14 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 	}
 }
 
-// taskStopper stops a container's task through containerd's API.
+// taskStopper stops a container through containerd's API. A running one
+// is killed. A created one has no task yet, and killing cannot stop its start:
+// its containerd container (and snapshot) is deleted instead, so the CRI's
+// StartContainer fails ("failed to create containerd task: not found") even
+// when nri-csig is not connected at that moment; CRI's RemoveContainer
+// recovers from the missing record (internal/cri/server/container_remove.go).
+// A CRI container without a task may also have exited: deleting its
+// containerd record then only removes content that is no longer trusted.
 type taskStopper struct {
 	client    *containerd.Client
 	namespace string
@@ -398,9 +406,23 @@ func (s taskStopper) Stop(ctx context.Context, id, _ string) error {
 	if err != nil {
 		return err
 	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return err
+	// Twice at most: a task created between the look-up and the delete
+	// makes the delete fail, and is then killed.
+	for range 2 {
+		task, err := c.Task(ctx, nil)
+		if err == nil {
+			return task.Kill(ctx, syscall.SIGKILL)
+		}
+		if !errdefs.IsNotFound(err) {
+			return err
+		}
+		err = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !errdefs.IsFailedPrecondition(err) {
+			return fmt.Errorf("removing created container before it starts: %w", err)
+		}
 	}
-	return task.Kill(ctx, syscall.SIGKILL)
+	return fmt.Errorf("container %s kept changing state; neither killed nor removed", id)
 }
