@@ -19,6 +19,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
@@ -389,12 +391,11 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 
 // taskStopper stops a container through containerd's API. A running one
 // is killed. A created one has no task yet, and killing cannot stop its start:
-// its containerd container (and snapshot) is deleted instead, so the CRI's
-// StartContainer fails ("failed to create containerd task: not found") even
-// when nri-csig is not connected at that moment; CRI's RemoveContainer
-// recovers from the missing record (internal/cri/server/container_remove.go).
-// A CRI container without a task may also have exited: deleting its
-// containerd record then only removes content that is no longer trusted.
+// the CRI, which owns it, is asked to remove it (CRI RemoveContainer on
+// containerd's socket), so that it can never start, even when nri-csig is not
+// connected at that moment. Deleting its containerd record instead is not an
+// option: containerd 2.4.2 then panics in the next NRI synchronization
+// (internal/cri/nri GetRlimits on the container's missing spec).
 type taskStopper struct {
 	client    *containerd.Client
 	namespace string
@@ -406,23 +407,31 @@ func (s taskStopper) Stop(ctx context.Context, id, _ string) error {
 	if err != nil {
 		return err
 	}
-	// Twice at most: a task created between the look-up and the delete
-	// makes the delete fail, and is then killed.
-	for range 2 {
-		task, err := c.Task(ctx, nil)
-		if err == nil {
-			return task.Kill(ctx, syscall.SIGKILL)
-		}
-		if !errdefs.IsNotFound(err) {
-			return err
-		}
-		err = c.Delete(ctx, containerd.WithSnapshotCleanup)
-		if err == nil || errdefs.IsNotFound(err) {
-			return nil
-		}
-		if !errdefs.IsFailedPrecondition(err) {
-			return fmt.Errorf("removing created container before it starts: %w", err)
-		}
+	task, err := c.Task(ctx, nil)
+	if err == nil {
+		return task.Kill(ctx, syscall.SIGKILL)
 	}
-	return fmt.Errorf("container %s kept changing state; neither killed nor removed", id)
+	if !errdefs.IsNotFound(err) {
+		return err
+	}
+	conn, ok := s.client.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		return errors.New("no task to kill, and no connection to the CRI to remove the container")
+	}
+	cri := runtimeapi.NewRuntimeServiceClient(conn)
+	st, err := cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return fmt.Errorf("no task to kill, and the CRI cannot say what state the container is in: %w", err)
+	}
+	switch state := st.GetStatus().GetState(); state {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		if _, err := cri.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			return fmt.Errorf("removing the created container through the CRI before it starts: %w", err)
+		}
+		return nil
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return nil // nothing runs; kubelet's restart is judged at creation
+	default:
+		return fmt.Errorf("no task to kill, and the CRI reports the container %s", state)
+	}
 }
