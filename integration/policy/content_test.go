@@ -278,3 +278,33 @@ func TestCreatedBeforeRevocationRemovedWhenStoppingUntrusted(t *testing.T) {
 		t.Errorf("the CRI still lists %v", names)
 	}
 }
+
+// --sandbox-image-config replaces the CRI's pinned images as the sandbox
+// image: a CRI pod's pause sandbox is then judged like any container, and a
+// container running the configured image in the CRI namespace is left alone.
+func TestSandboxImageConfigFlagReplacesPinnedImages(t *testing.T) {
+	other := newImage(t, env.Registry, "app/declared-sandbox:1", "declared-sandbox")
+	restartDaemon(t, "--sandbox-image-config", other.ConfigDigest)
+	editBundle(t, "policy", "enable", "everything")
+	t.Cleanup(func() { editBundle(t, "policy", "disable", "everything") })
+	pod := newPod(t, "free")
+	const declared, sentinel = "declared-sandbox", "after-declared-sandbox"
+	if _, err := env.Containerd.CtrIn("k8s.io", "run", "-d", "--net-host", other.Ref, declared, "/bin/sh", "-c", "sleep 3600"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeOutsideCRI("k8s.io", declared) })
+	if _, err := env.Containerd.CtrIn("k8s.io", "run", "-d", "--net-host", env.Untrusted.Ref, sentinel, "/bin/sh", "-c", "sleep 3600"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeOutsideCRI("k8s.io", sentinel) })
+	// Events are handled in order: once the sentinel is recorded, the pod's
+	// sandbox and the declared one were seen.
+	waitRecord(t, map[string]string{"event": "running", "container_id": sentinel})
+	if recs := daemon.AuditRecords(map[string]string{"event": "running", "container_id": declared}); len(recs) != 0 {
+		t.Errorf("the declared sandbox image was judged: %v", recs)
+	}
+	rec := waitRecord(t, map[string]string{"event": "running", "container_id": pod.ID})
+	if rec["config_digest"] != env.Pause.ConfigDigest || rec["decision"] != "deny" {
+		t.Errorf("pause sandbox record = %v, want the pause config judged (denied: unsigned, no --stop-untrusted)", rec)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/opencontainers/go-digest"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -51,6 +52,9 @@ type Config struct {
 	WatchContainerd bool
 	// StopUntrusted stops running containers found untrusted when judged again.
 	StopUntrusted bool
+	// SandboxImageConfigs are the config digests of the CRI's sandbox image
+	// (empty: the images the CRI pinned); see watch.Options.SandboxConfigs.
+	SandboxImageConfigs []string
 
 	Log   *slog.Logger
 	Audit audit.Sink
@@ -81,6 +85,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.node = node
+	for _, dg := range cfg.SandboxImageConfigs {
+		if _, err := digest.Parse(dg); err != nil {
+			err = fmt.Errorf("--sandbox-image-config %q: %v; give the sandbox image's config digest, the CRI image ID that \"crictl inspecti IMAGE\" shows as status.id", dg, err)
+			d.log.Error("refusing to start", "error", err)
+			return err
+		}
+	}
 
 	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
 	if err != nil {
@@ -132,10 +143,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.WatchContainerd {
 		w := watch.New(client, watch.Options{
-			CRINamespace: cfg.ContainerdNamespace,
-			KnownToNRI:   d.plugin.Known,
-			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
-			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
+			CRINamespace:   cfg.ContainerdNamespace,
+			KnownToNRI:     d.plugin.Known,
+			SandboxConfigs: cfg.SandboxImageConfigs,
+			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
+			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
 			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
