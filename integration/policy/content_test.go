@@ -75,11 +75,13 @@ func waitNotRunning(t *testing.T, ns, id string) {
 // puts on sandboxes used to be skipped. The label is the client's choice: the
 // container is judged by its snapshot, recorded and stopped.
 func TestSandboxLabelOutsideCRIJudgedByContent(t *testing.T) {
-	unsigned := newImage(t, env.Registry, "app/fake-sandbox:1", "fake-sandbox") // pulled (and unpacked) by the CRI
 	enforceEverywhere(t)
 	// A pod made through the CRI first: the watcher handles events in order,
 	// so once the fake sandbox below is recorded, this pod's sandbox was seen.
 	pod := newPod(t, "signed")
+	// Pulled (and unpacked) by the CRI after the watcher read the namespace's
+	// images for the pod's sandbox: its image events make it read them again.
+	unsigned := newImage(t, env.Registry, "app/fake-sandbox:1", "fake-sandbox")
 	id := "fake-sandbox"
 	if _, err := env.Containerd.CtrIn("k8s.io", "run", "-d", "--net-host", "--label", "io.cri-containerd.kind=sandbox",
 		unsigned.Ref, id, "/bin/sh", "-c", "sleep 3600"); err != nil {

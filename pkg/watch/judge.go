@@ -79,7 +79,12 @@ func (w *Watcher) knownToNRI(ctx context.Context, ns, id string) bool {
 	if w.opts.KnownToNRI == nil {
 		return false
 	}
-	deadline := time.Now().Add(w.opts.SyncWait)
+	w.mu.Lock()
+	if w.syncDeadline.IsZero() {
+		w.syncDeadline = time.Now().Add(w.opts.SyncWait)
+	}
+	deadline := w.syncDeadline
+	w.mu.Unlock()
 	for {
 		known, synced := w.opts.KnownToNRI(id)
 		if synced {

@@ -61,9 +61,13 @@ type Watcher struct {
 	opts   Options
 
 	mu      sync.Mutex
-	indexes map[string]ChainIndex // by containerd namespace
+	indexes map[string]*ScanIndex // by containerd namespace, when Options.Index is nil
 	pinned  []string              // cached pinned configs; nil: read again
 	dropped atomic.Uint64
+	// syncDeadline is how long containers wait for NRI's first
+	// synchronization, shared so that a node where it never comes does not
+	// hold up each container in turn.
+	syncDeadline time.Time
 }
 
 // New returns a watcher on client.
@@ -77,7 +81,7 @@ func newWatcher(rt runtime, opts Options) *Watcher {
 	if opts.SyncWait <= 0 {
 		opts.SyncWait = 10 * time.Second
 	}
-	return &Watcher{rt: rt, opts: opts, indexes: map[string]ChainIndex{}}
+	return &Watcher{rt: rt, opts: opts, indexes: map[string]*ScanIndex{}}
 }
 
 // Dropped counts what the watcher could not act on: events it could not
@@ -102,6 +106,7 @@ func (w *Watcher) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evs, errs := w.client.EventService().Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/images/create"`, `topic=="/images/update"`, `topic=="/images/delete"`)
+	w.invalidate("") // image events may have been missed while unsubscribed
 	// Subscribe first, then sweep, so that nothing starting in between is missed.
 	if err := w.Sweep(ctx); err != nil {
 		w.opts.Log.Warn("judging running containers outside the CRI failed", "error", err)
@@ -145,13 +150,24 @@ func (w *Watcher) handle(ctx context.Context, env *events.Envelope) {
 }
 
 func (w *Watcher) image(ctx context.Context, ns, name string) {
-	if ns == w.opts.CRINamespace {
-		w.mu.Lock()
-		w.pinned = nil // the sandbox image may have been (re)pulled
-		w.mu.Unlock()
-	}
+	w.invalidate(ns)
 	if w.opts.OnImage != nil {
 		w.opts.OnImage(ctx, ns, name)
+	}
+}
+
+// invalidate forgets what was read from the image records of namespace ns
+// ("": all namespaces).
+func (w *Watcher) invalidate(ns string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ns == "" || ns == w.opts.CRINamespace {
+		w.pinned = nil // the sandbox image may have been (re)pulled
+	}
+	for n, x := range w.indexes {
+		if ns == "" || n == ns {
+			x.Invalidate()
+		}
 	}
 }
 
