@@ -12,6 +12,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
@@ -185,6 +186,11 @@ func (w *Watcher) Sweep(ctx context.Context) error {
 		}
 		for _, c := range ctrs {
 			if _, err := c.Task(nsCtx, nil); err != nil {
+				if !errdefs.IsNotFound(err) {
+					w.dropped.Add(1)
+					w.opts.Log.Warn("cannot tell whether a container runs; it is not judged now", "containerd_namespace", ns,
+						"container_id", c.ID(), "error", err)
+				}
 				continue // no task: not running
 			}
 			w.judge(nsCtx, ns, c.ID(), "startup", time.Time{})
