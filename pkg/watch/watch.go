@@ -35,8 +35,9 @@ type Options struct {
 	// SyncWait bounds how long a container in the CRI namespace waits for
 	// NRI's first synchronization before it is left unjudged (default 10s).
 	SyncWait time.Duration
-	// Index finds images by rootfs chain ID in a containerd namespace; nil:
-	// a ScanIndex per namespace (a stop-gap whose cost grows with the images).
+	// Index finds images by rootfs chain ID in a containerd namespace. When it
+	// is nil or returns nil for a namespace, a ScanIndex of that namespace is
+	// used (a stop-gap: rebuilt on the namespace's image events).
 	Index func(containerdNamespace string) ChainIndex
 	// SandboxConfigs are the config digests of the CRI's sandbox (pause)
 	// image, whose containers in the CRI namespace are not judged. Empty: the
@@ -202,7 +203,9 @@ func (w *Watcher) Sweep(ctx context.Context) error {
 // index returns the chain ID index of a containerd namespace.
 func (w *Watcher) index(ns string) ChainIndex {
 	if w.opts.Index != nil {
-		return w.opts.Index(ns)
+		if x := w.opts.Index(ns); x != nil {
+			return x
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
