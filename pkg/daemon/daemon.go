@@ -18,7 +18,11 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/opencontainers/go-digest"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
@@ -48,6 +52,9 @@ type Config struct {
 	WatchContainerd bool
 	// StopUntrusted stops running containers found untrusted when judged again.
 	StopUntrusted bool
+	// SandboxImageConfigs are the config digests of the CRI's sandbox image
+	// (empty: the images the CRI pinned); see watch.Options.SandboxConfigs.
+	SandboxImageConfigs []string
 
 	Log   *slog.Logger
 	Audit audit.Sink
@@ -98,6 +105,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.node = node
+	for _, dg := range cfg.SandboxImageConfigs {
+		if _, err := digest.Parse(dg); err != nil {
+			err = fmt.Errorf("--sandbox-image-config %q: %v; give the sandbox image's config digest, the CRI image ID that \"crictl inspecti IMAGE\" shows as status.id", dg, err)
+			d.log.Error("refusing to start", "error", err)
+			return err
+		}
+	}
 
 	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
 	if err != nil {
@@ -152,10 +166,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.WatchContainerd {
 		w := watch.New(client, watch.Options{
-			CRINamespace: cfg.ContainerdNamespace,
-			KnownToNRI:   d.plugin.Known,
-			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
-			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
+			CRINamespace:   cfg.ContainerdNamespace,
+			KnownToNRI:     d.plugin.Known,
+			SandboxConfigs: cfg.SandboxImageConfigs,
+			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
+			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
 			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
@@ -526,7 +541,13 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 	}
 }
 
-// taskStopper stops a container's task through containerd's API.
+// taskStopper stops a container through containerd's API. A running one
+// is killed. A created one has no task yet, and killing cannot stop its start:
+// the CRI, which owns it, is asked to remove it (CRI RemoveContainer on
+// containerd's socket), so that it can never start, even when nri-csig is not
+// connected at that moment. Deleting its containerd record instead is not an
+// option: containerd 2.4.2 then panics in the next NRI synchronization
+// (internal/cri/nri GetRlimits on the container's missing spec).
 type taskStopper struct {
 	client    *containerd.Client
 	namespace string
@@ -539,8 +560,30 @@ func (s taskStopper) Stop(ctx context.Context, id, _ string) error {
 		return err
 	}
 	task, err := c.Task(ctx, nil)
-	if err != nil {
+	if err == nil {
+		return task.Kill(ctx, syscall.SIGKILL)
+	}
+	if !errdefs.IsNotFound(err) {
 		return err
 	}
-	return task.Kill(ctx, syscall.SIGKILL)
+	conn, ok := s.client.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		return errors.New("no task to kill, and no connection to the CRI to remove the container")
+	}
+	cri := runtimeapi.NewRuntimeServiceClient(conn)
+	st, err := cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return fmt.Errorf("no task to kill, and the CRI cannot say what state the container is in: %w", err)
+	}
+	switch state := st.GetStatus().GetState(); state {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		if _, err := cri.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			return fmt.Errorf("removing the created container through the CRI before it starts: %w", err)
+		}
+		return nil
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return nil // nothing runs; kubelet's restart is judged at creation
+	default:
+		return fmt.Errorf("no task to kill, and the CRI reports the container %s", state)
+	}
 }

@@ -127,7 +127,7 @@ func (p *Plugin) Configure(_ context.Context, _, runtime, version string) (api.E
 		p.requestTimeout.Store(int64(s.RequestTimeout()))
 	}
 	p.log.Info("connected to runtime", "runtime", runtime, "version", version)
-	return api.MustParseEventMask("CreateContainer", "RemoveContainer", "ValidateContainerAdjustment"), nil
+	return api.MustParseEventMask("CreateContainer", "StartContainer", "RemoveContainer", "ValidateContainerAdjustment"), nil
 }
 
 // checkRuntime requires containerd >= 2.4: older releases do not report the
@@ -282,6 +282,31 @@ func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 	delete(p.containers, ctr.GetId())
 	p.mu.Unlock()
 	return nil
+}
+
+// StartContainer judges the container again just before its process starts,
+// so that a container created while its image was trusted does not start
+// after a revocation. An error here fails the CRI StartContainer in
+// containerd 2.4.2 (internal/cri/server/container_start.go returns "NRI
+// container start failed" before task.Start, and deletes the created task).
+// As in every phase but validation, a plugin that times out or has gone is
+// skipped (NRI <= v0.12.3): the decision answers within its own deadline, and
+// when the plugin was away Synchronize judges again what started meanwhile.
+// Only refusals are recorded: an allowed start repeats the creation's verdict.
+func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	start := time.Now()
+	v, s := p.decideWithin(ctx, pod, ctr)
+	if p.opts.Observe != nil {
+		p.opts.Observe("start", v, time.Since(start))
+	}
+	if v.Allowed() {
+		return nil
+	}
+	rec := audit.FromVerdict("start", s, v, time.Since(start))
+	rec.ContainerID = ctr.GetId()
+	rec.Reason = "container may not start, its image is no longer trusted: " + v.Reason
+	p.opts.Audit.Write(rec)
+	return errors.New(refusal(s, v))
 }
 
 // Shutdown is called when the runtime shuts down.

@@ -85,6 +85,7 @@ Node config file (--config):
 	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
 	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
 	f.BoolVar(&o.cfg.WatchContainerd, "watch-containerd", true, "also judge containers created outside the CRI (ctr, nerdctl, containerd clients), which NRI never sees, when their tasks start; they have no Kubernetes namespace, so only policies covering namespace \"*\" apply to them")
+	f.StringSliceVar(&o.cfg.SandboxImageConfigs, "sandbox-image-config", nil, "config digest (sha256:...) of the CRI's sandbox (pause) image, whose pod sandboxes the containerd watcher leaves alone (repeatable); default: the images the CRI pinned (label io.cri-containerd.pinned=pinned), which a sandbox image imported with ctr lacks")
 	f.StringVar(&o.logFile, "log-file", "", "write logs (JSON lines) to this file instead of stderr")
 	f.StringVar(&o.auditSink, "audit", "auto", "where the one-record-per-decision audit trail goes: journald (fields CSIG_DECISION, CSIG_NAMESPACE, ...), json (JSON lines with the logs), or auto (journald when its socket exists)")
 	return cmd
