@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
-	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -157,7 +157,7 @@ func resign(t *testing.T, path, key string, expires time.Time) *policy.Bundle {
 	if data, err = b.Marshal(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := keys.Open(context.Background(), key, keys.Options{})
+	s, err := keyref.Open(context.Background(), key, keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func resign(t *testing.T, path, key string, expires time.Time) *policy.Bundle {
 // the time at.
 func seedState(t *testing.T, n *node, path string, at time.Time) {
 	t.Helper()
-	pub, err := keys.OpenPublic(context.Background(), keyFile(bundleKey, "pub"), keys.Options{})
+	pub, err := keyref.OpenPublic(context.Background(), keyFile(bundleKey, "pub"), keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

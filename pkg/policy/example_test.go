@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -16,7 +16,7 @@ import (
 // of every reload and drops cached verdicts. Then one decision for a container.
 func Example() {
 	ctx := context.Background()
-	pub, err := keys.OpenPublic(ctx, "../../examples/bundle-signing.pub", keys.Options{})
+	pub, err := keyref.OpenPublic(ctx, "../../examples/bundle-signing.pub", keyref.Options{})
 	if err != nil {
 		panic(err)
 	}
