@@ -17,6 +17,7 @@ import (
 // the record's name. When the stream ends (containerd restarted) it
 // subscribes and builds again.
 func (x *Index) Follow(ctx context.Context, sub events.Subscriber, built func(ctx context.Context), changed func(ctx context.Context, recordName string)) {
+	x.following.Store(true)
 	for ctx.Err() == nil {
 		err := x.follow(ctx, sub, built, changed)
 		if ctx.Err() != nil {

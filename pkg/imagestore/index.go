@@ -44,6 +44,12 @@ type Index struct {
 	sem     chan struct{}
 	built   atomic.Bool
 	skipped atomic.Uint64
+	// following is set by Follow: the first build is then its own (after it
+	// subscribed), and lookups wait for it (firstBuild closes) instead of
+	// listing the records a second time.
+	following  atomic.Bool
+	firstBuild chan struct{}
+	firstOnce  sync.Once
 
 	mu        sync.RWMutex
 	records   map[string]*record             // by record name
@@ -93,7 +99,7 @@ func WithLogger(l *slog.Logger) Option {
 // or the first lookup.
 func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option) *Index {
 	x := &Index{images: imgs, content: cs, namespace: namespace, log: slog.New(slog.DiscardHandler),
-		sem: make(chan struct{}, 1)}
+		sem: make(chan struct{}, 1), firstBuild: make(chan struct{})}
 	x.reset()
 	for _, o := range opts {
 		o(x)
@@ -153,6 +159,7 @@ func (x *Index) build(ctx context.Context) error {
 	}
 	x.mu.Unlock()
 	x.built.Store(true)
+	x.firstOnce.Do(func() { close(x.firstBuild) })
 	return nil
 }
 
@@ -160,6 +167,14 @@ func (x *Index) build(ctx context.Context) error {
 func (x *Index) ensure(ctx context.Context) error {
 	if x.built.Load() {
 		return nil
+	}
+	if x.following.Load() {
+		select {
+		case <-x.firstBuild:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("the node's image index is still being built: %w", ctx.Err())
+		}
 	}
 	if err := x.lock(ctx); err != nil {
 		return fmt.Errorf("the node's image index is still being built: %w", err)
