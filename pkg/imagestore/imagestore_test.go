@@ -77,12 +77,20 @@ func (n *node) drop(name string) {
 	n.mu.Unlock()
 }
 
-// put writes bytes into the content store.
+// put writes bytes into the content store: where the local store keeps a
+// committed blob (its own writer fsyncs each one, too slow for 10,000 images).
 func (n *node) put(mediaType string, b []byte) ocispec.Descriptor {
 	n.t.Helper()
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-	if err := content.WriteBlob(context.Background(), n.cs, desc.Digest.String(), bytes.NewReader(b), desc); err != nil {
+	path := filepath.Join(n.root, "blobs", "sha256", desc.Digest.Encoded())
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		n.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o444); err != nil && !os.IsPermission(err) {
+		n.t.Fatal(err)
+	}
+	if _, err := n.cs.Info(context.Background(), desc.Digest); err != nil {
+		n.t.Fatalf("the local content store does not see %s: %v", desc.Digest, err)
 	}
 	return desc
 }
