@@ -52,13 +52,13 @@ type Index struct {
 	firstOnce  sync.Once
 
 	mu        sync.RWMutex
-	records   map[string]*record             // by record name
-	byConfig  map[string]map[string]struct{} // config digest -> names of the records leading to it
-	configsOf map[string]map[string]int      // image digest -> config digests it names -> records saying so
-	reposOf   map[string]map[string]int      // image digest -> repositories -> records saying so
-	chains    map[string]string              // config digest -> rootfs chain ID ("" when unreadable)
-	byChain   map[string][]string            // chain ID -> config digests
-	problems  map[string]int                 // skipped record or descriptor -> records that have it
+	records   map[string]*record            // by record name
+	byConfig  map[string]map[string]*record // config digest -> the records leading to it, by name
+	configsOf map[string]map[string]int     // image digest -> config digests it names -> records saying so
+	reposOf   map[string]map[string]int     // image digest -> repositories -> records saying so
+	chains    map[string]string             // config digest -> rootfs chain ID ("" when unreadable)
+	byChain   map[string][]string           // chain ID -> config digests
+	problems  map[string]int                // skipped record or descriptor -> records that have it
 }
 
 // record is what one image record leads to.
@@ -109,7 +109,7 @@ func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option
 
 func (x *Index) reset() {
 	x.records = map[string]*record{}
-	x.byConfig = map[string]map[string]struct{}{}
+	x.byConfig = map[string]map[string]*record{}
 	x.configsOf = map[string]map[string]int{}
 	x.reposOf = map[string]map[string]int{}
 	x.chains = map[string]string{}
@@ -275,10 +275,10 @@ func (x *Index) add(r *record, chains map[string]string, reported map[string]int
 	}
 	x.records[r.name] = r
 	if r.id != "" {
-		addName(x.byConfig, r.id, r.name)
+		addRecord(x.byConfig, r.id, r)
 	}
 	for c, ds := range r.leads {
-		addName(x.byConfig, c, r.name)
+		addRecord(x.byConfig, c, r)
 		if _, ok := x.chains[c]; !ok {
 			ch := chains[c]
 			x.chains[c] = ch
@@ -349,11 +349,11 @@ func (x *Index) dropName(c, n string) {
 	delete(x.chains, c)
 }
 
-func addName(m map[string]map[string]struct{}, k, n string) {
+func addRecord(m map[string]map[string]*record, k string, r *record) {
 	if m[k] == nil {
-		m[k] = map[string]struct{}{}
+		m[k] = map[string]*record{}
 	}
-	m[k][n] = struct{}{}
+	m[k][r.name] = r
 }
 
 func count(m map[string]map[string]int, k, v string, by int) {
@@ -391,8 +391,7 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	defer x.mu.RUnlock()
 	var found, bad []string
 	repos := map[string][]string{}
-	for n := range x.byConfig[configDigest] {
-		r := x.records[n]
+	for _, r := range x.byConfig[configDigest] {
 		ds := r.leads[configDigest]
 		found = append(found, ds...)
 		for _, d := range ds {
