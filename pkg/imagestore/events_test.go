@@ -2,6 +2,7 @@ package imagestore
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -72,5 +73,17 @@ func TestFollowAppliesImageEvents(t *testing.T) {
 	}
 	if n.lists != 1 {
 		t.Errorf("%d Lists, want the one build", n.lists)
+	}
+
+	// The stream ends (containerd restarted): subscribe and build again, so
+	// that what happened meanwhile is seen.
+	_, cCfg := n.image("reg.example/c:1", "c")
+	sub.errs <- errors.New("containerd went away")
+	wait(t, built)
+	if got, _ := resolve(t, x, cCfg); len(got) != 1 {
+		t.Errorf("an image pulled while the stream was down: Resolve = %v", got)
+	}
+	if n.lists != 2 {
+		t.Errorf("%d Lists, want one per (re)subscription", n.lists)
 	}
 }
