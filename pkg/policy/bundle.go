@@ -56,6 +56,12 @@ type Bundle struct {
 	Serial uint64
 	// Description is free text from the bundle document.
 	Description string
+	// NotBefore and Expires bound when a node accepts the bundle (zero: no
+	// bound). They are part of the signed bytes: a node never puts in force
+	// a bundle past Expires, so a replayed old bundle is refused by time, not
+	// only by serial. See Freshness.
+	NotBefore time.Time
+	Expires   time.Time
 
 	Witnesses   []*Witness
 	Policies    []*SecurityPolicy

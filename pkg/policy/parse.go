@@ -278,6 +278,20 @@ func (p *parser) uint(m map[string]*yaml.Node, key, path string, required bool, 
 	return v, n, true
 }
 
+// validity reads the bundle header's optional notBefore and expires.
+func (p *parser) validity(b *Bundle, m map[string]*yaml.Node, path string, spec *yaml.Node) {
+	if _, ok := m["notBefore"]; ok {
+		b.NotBefore = p.time(m, "notBefore", path, spec)
+	}
+	if _, ok := m["expires"]; ok {
+		b.Expires = p.time(m, "expires", path, spec)
+	}
+	if !b.NotBefore.IsZero() && !b.Expires.IsZero() && !b.NotBefore.Before(b.Expires) {
+		p.errorf(m["expires"], join(path, "expires"), "%s is not after notBefore %s; the bundle would never be valid",
+			b.Expires.Format(time.RFC3339), b.NotBefore.Format(time.RFC3339))
+	}
+}
+
 func (p *parser) time(m map[string]*yaml.Node, key, path string, parent *yaml.Node) time.Time {
 	n, ok := m[key]
 	fp := join(path, key)
@@ -401,7 +415,7 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 		}
 		*haveBundleDoc = true
 		b.Name = name
-		m := p.fields(spec, path, "serial", "description")
+		m := p.fields(spec, path, "serial", "description", "notBefore", "expires")
 		if m == nil {
 			return
 		}
@@ -411,6 +425,7 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 			p.errorf(sn, join(path, "serial"), "must be at least 1")
 		}
 		b.Description = p.str(m, "description", path, false, spec)
+		p.validity(b, m, path, spec)
 	case KindWitness:
 		if w := p.witness(name, nameNode, spec, path); w != nil && p.declare(kind, name, nameNode) {
 			b.Witnesses = append(b.Witnesses, w)

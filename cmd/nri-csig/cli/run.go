@@ -51,7 +51,15 @@ or as a pre-installed plugin that containerd launches from its plugin_path
 containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwise
 (containerd discards a pre-installed plugin's output).
 
-SIGHUP reloads the node config: a malformed one is refused and the one in force stays.
+The node config is checked at start exactly as "nri-csig check-config" checks it. At boot
+the daemon registers with NRI within 5 seconds whatever the bundle sources do: with the
+last good bundle from the state directory, or failing closed (allow lists only) without
+one, and it keeps reading the sources in the background.
+
+SIGHUP reloads the node config, all of it or none: the bundle section (added, removed,
+other sources, another signing key) applies at once, without waiting for a source; a
+config the start would refuse, or one that changes stateDir or signatures (which need a
+restart: "needs a restart: <field>"), is refused and the one in force stays.
 
 Node config file (--config):
 ` + indent(nodeconfig.Example),
@@ -109,7 +117,11 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening log file: %w", err)
 		}
-		w, closer = f, func() { f.Close() }
+		w, closer = f, func() {
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "nri-csig: closing the log file %s: %v\n", path, err)
+			}
+		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
 }
