@@ -78,7 +78,7 @@ type daemon struct {
 	sigs    *verify.Store
 	fetch   *prefetcher
 	bundles atomic.Pointer[policy.Store] // nil: no bundle configured; a reload may add or remove it
-	images  *imagestore.Resolver
+	images  *imagestore.Index
 	// rejudge asks the re-judging loop to judge the running containers
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
@@ -139,7 +139,8 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
-	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace)
+	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
+	d.metrics.watchImages(d.images)
 	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
@@ -148,7 +149,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if st := d.bundles.Load(); st != nil {
 		d.runBundles(ctx, st, false)
 	}
-	go d.prefetchAll(ctx)
+	// The image index follows containerd's image events itself (with or
+	// without the watcher), and boot verification walks it once built.
+	go d.images.Follow(ctx, client.EventService(), d.prefetchAll, func(ctx context.Context, name string) {
+		d.onImage(ctx, cfg.ContainerdNamespace, name)
+	})
 	d.metrics.watchStore(d.sigs)
 	go d.rejudgeLoop(ctx)
 	d.checkAlarms(node)
@@ -169,9 +174,9 @@ func Run(ctx context.Context, cfg Config) error {
 			CRINamespace:   cfg.ContainerdNamespace,
 			KnownToNRI:     d.plugin.Known,
 			SandboxConfigs: cfg.SandboxImageConfigs,
+			Index:          d.watchIndex,
 			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
 			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
-			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
 	}
@@ -344,50 +349,78 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 }
 
 // onImage verifies the signatures of an image as soon as it lands on the
-// node, so that the container's request finds them in memory.
+// node, so that the container's request finds them in memory. The index has
+// already applied the event (imagestore.Index.Follow calls this).
 func (d *daemon) onImage(ctx context.Context, ns, name string) {
-	if ns != d.cfg.ContainerdNamespace {
+	if ns != d.cfg.ContainerdNamespace || d.bundles.Load() == nil {
 		return
 	}
-	d.images.Invalidate() // which digests carry which config may have changed
-	if d.bundles.Load() == nil {
-		return
-	}
-	digests, repo, err := d.images.Record(ctx, name)
-	if err != nil || len(digests) == 0 {
-		return
-	}
-	var repos []string
-	if repo != "" {
-		repos = []string{repo}
-	}
-	for _, dg := range digests {
-		d.fetch.start(dg, repos)
+	for _, c := range d.images.RecordCandidates(name) {
+		if d.fetchable(c) {
+			d.fetch.start(c.Digest, c.Repositories)
+		}
 	}
 }
 
-// prefetchAll loads or verifies the signatures of every image on the node at
-// startup.
+// prefetchWorkers bounds the signature look-ups boot verification runs at once.
+const prefetchWorkers = 8
+
+// watchIndex gives the watcher the daemon's index of the CRI namespace; the
+// watcher indexes other namespaces itself.
+func (d *daemon) watchIndex(ns string) watch.ChainIndex {
+	if ns == d.cfg.ContainerdNamespace {
+		return d.images
+	}
+	return nil
+}
+
+// prefetchAll loads or verifies the signatures of every image digest of the
+// node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
 	if d.bundles.Load() == nil {
 		return
 	}
-	recs, err := d.images.Names(ctx)
+	cands, err := d.images.Candidates(ctx)
 	if err != nil {
 		d.log.Warn("listing images to verify their signatures", "error", err)
 		return
 	}
-	for _, name := range recs {
-		digests, repo, err := d.images.Record(ctx, name)
-		if err != nil {
-			continue
-		}
-		for _, dg := range digests {
-			if !d.sigs.Load(ctx, dg) {
-				d.fetch.start(dg, []string{repo})
+	work := make(chan imagestore.Candidate)
+	var wg sync.WaitGroup
+	for range prefetchWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if !d.sigs.Load(ctx, c.Digest) && d.fetchable(c) {
+					select {
+					case <-d.fetch.start(c.Digest, c.Repositories):
+					case <-ctx.Done():
+					}
+				}
 			}
+		}()
+	}
+	for _, c := range cands {
+		select {
+		case work <- c:
+		case <-ctx.Done():
 		}
 	}
+	close(work)
+	wg.Wait()
+}
+
+// fetchable reports whether a source could hold the signatures of c: an
+// image known only by ID (record "sha256:...") has no repository, so only a
+// signature directory can answer, never a registry.
+func (d *daemon) fetchable(c imagestore.Candidate) bool {
+	if len(c.Repositories) > 0 {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.node.Signatures.Dir != ""
 }
 
 func (d *daemon) observe(event string, v policy.Verdict, took time.Duration) {

@@ -122,3 +122,13 @@ func (m *metrics) watchStore(s interface{ Len() int }) {
 		Help: "Image digests whose signatures the node holds (verified or not).",
 	}, func() float64 { return float64(s.Len()) }))
 }
+
+// watchImages exports what the image index skipped: image records and
+// descriptors that could not be used (too large, garbled, not matching their
+// digest), each counted once while it stays on the node.
+func (m *metrics) watchImages(x interface{ Skipped() uint64 }) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nri_csig_image_records_skipped_total",
+		Help: "Image records, descriptors and configs the image index skipped because they could not be used; only containers of those images are affected (see the log: grep imagestore: skipped).",
+	}, func() float64 { return float64(x.Skipped()) }))
+}

@@ -401,6 +401,10 @@ func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Containe
 	s.ConfigDigest = img.GetConfigDigest()
 	digests, repos, err := p.images.Resolve(ctx, s.ConfigDigest)
 	if err != nil {
+		// An allow-list entry by config digest still decides: it needs no manifest.
+		if v := p.decider.Load().Decide(ctx, s); v.Allowed() && v.Kind == policy.RuleAllowlist {
+			return v, s
+		}
 		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("cannot read the image from containerd's content store: %v", err)}, s
 	}
