@@ -120,9 +120,9 @@ func (w *Watcher) isSandbox(ctx context.Context, rfs rootfs) bool {
 func (w *Watcher) decide(ctx context.Context, idx ChainIndex, rfs rootfs, claimed string, s policy.Subject) (policy.Verdict, policy.Subject) {
 	// The record's Image field is the client's word: it names the container
 	// in the record only when it is the image that runs.
-	claimedConfig := ""
+	claimedConfig, claimedTarget := "", ""
 	if claimed != "" {
-		claimedConfig, _ = w.rt.imageConfig(ctx, claimed)
+		claimedConfig, claimedTarget, _ = w.rt.imageConfig(ctx, claimed)
 	}
 	configs := rfs.Configs
 	if len(configs) > maxCandidates {
@@ -134,7 +134,10 @@ func (w *Watcher) decide(ctx context.Context, idx ChainIndex, rfs rootfs, claime
 		cs := s
 		cs.ConfigDigest = cfg
 		if cfg == claimedConfig {
-			cs.ImageName = claimed
+			// The record names the image that runs: what it points at is
+			// the digest "pulled" for it (the audit record's digest when
+			// nothing was signed).
+			cs.ImageName, cs.PulledDigest = claimed, claimedTarget
 		}
 		digests, repos, err := w.resolve(ctx, idx, cfg)
 		var cv policy.Verdict

@@ -19,8 +19,9 @@ import (
 type runtime interface {
 	container(ctx context.Context, id string) (containers.Container, error)
 	snapshot(ctx context.Context, snapshotter, key string) (snapshots.Info, error)
-	// imageConfig is the config digest of the image record called name.
-	imageConfig(ctx context.Context, name string) (string, error)
+	// imageConfig is the config digest of the image record called name, and
+	// the manifest or index digest the record points at.
+	imageConfig(ctx context.Context, name string) (config, target string, err error)
 	// resolve returns the image digests whose config is configDigest and
 	// the repositories each was pulled from.
 	resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error)
@@ -44,16 +45,16 @@ func (r clientRuntime) snapshot(ctx context.Context, snapshotter, key string) (s
 	return r.client.SnapshotService(snapshotter).Stat(ctx, key)
 }
 
-func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, error) {
+func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, string, error) {
 	img, err := r.client.GetImage(ctx, name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	cfg, err := img.Config(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return cfg.Digest.String(), nil
+	return cfg.Digest.String(), img.Target().Digest.String(), nil
 }
 
 func (r clientRuntime) resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
