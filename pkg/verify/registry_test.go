@@ -1,15 +1,18 @@
 package verify
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -155,9 +158,8 @@ func TestOversizedReferrersScopedToImage(t *testing.T) {
 func TestDiscoveryRequests(t *testing.T) {
 	host, n := faultyRegistry(t, nil)
 	image := pushRandom(t, host, "app")
-	for i := range 5 {
+	for range 5 {
 		signLegacy(t, newECDSA(t, "ec"), image) // 5 signers, one payload
-		_ = i
 	}
 	reg := NewRegistry()
 	if _, err := reg.Fetch(t.Context(), image); err != nil { // handshake
@@ -174,5 +176,46 @@ func TestDiscoveryRequests(t *testing.T) {
 	}
 	if m, _ := signature.ParseManifest(ms[0].Raw); len(m.Layers) != 5 || len(ms[0].Blobs) != 1 {
 		t.Errorf(".sig: %d layers, %d blobs; want 5 layers sharing 1 blob", len(m.Layers), len(ms[0].Blobs))
+	}
+}
+
+// TestSilentRegistryIsUnavailable: a registry that accepts connections and
+// never answers ends the discovery with ErrUnavailable, by the client's own
+// timeouts (the caller's context has no deadline).
+func TestSilentRegistryIsUnavailable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	image, _ := name.NewDigest(l.Addr().String() + "/app@sha256:" + strings.Repeat("ab", 32))
+	c := registry.New(registry.Options{DialTimeout: 200 * time.Millisecond, ResponseTimeout: 200 * time.Millisecond, CallTimeout: time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewRegistry(WithClient(c)).Fetch(context.Background(), image)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Fetch(silent registry) = %v; want ErrUnavailable", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Fetch(silent registry) hung")
 	}
 }
