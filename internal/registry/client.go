@@ -142,13 +142,6 @@ func (c *Client) HTTPAllowed(host string) bool {
 	return c.opts.AllowHTTP || check.LoopbackHostPort(host) || slices.Contains(c.opts.HTTPHosts, host)
 }
 
-// CloseIdleConnections closes the kept-alive connections not in use.
-func (c *Client) CloseIdleConnections() {
-	if t, ok := c.http.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
-}
-
 func (c *Client) scheme(host string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

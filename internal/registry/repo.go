@@ -51,9 +51,6 @@ type Repo struct {
 	client *http.Client
 }
 
-// Name returns the repository.
-func (r *Repo) Name() name.Repository { return r.repo }
-
 // RemoteOptions returns go-containerregistry remote options that reuse this
 // repository's transport and handshake (no new ping), for writes.
 func (r *Repo) RemoteOptions(ctx context.Context) []remote.Option {

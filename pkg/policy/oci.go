@@ -210,17 +210,18 @@ func WithOCISource(ref string, opts ...RegistryOption) StoreOption {
 		if err != nil {
 			return err
 		}
-		so.sources = append(so.sources, &ociSource{ref: r, client: registryClient(opts)})
+		so.sources = append(so.sources, &ociSource{raw: ref, ref: r, client: registryClient(opts)})
 		return nil
 	}
 }
 
 type ociSource struct {
+	raw    string // as configured, for reload events
 	ref    name.Reference
 	client *registry.Client // one for the source's life: one transport, one handshake
 }
 
-func (s *ociSource) String() string { return s.ref.String() }
+func (s *ociSource) String() string { return s.raw }
 
 // fetch polls the source: a HEAD of the reference (nothing is read when the
 // digest is unchanged), then the artifact by digest. Every exchange is
@@ -248,5 +249,5 @@ func (s *ociSource) fetch(ctx context.Context, last string) (*fetched, error) {
 	if digest == last {
 		return nil, nil
 	}
-	return &fetched{name: s.ref.String() + "@" + digest, data: data, sig: sig, id: digest}, nil
+	return &fetched{name: s.raw + "@" + digest, data: data, sig: sig, id: digest}, nil
 }

@@ -4,14 +4,19 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	internalregistry "github.com/nri-csig/nri-csig/internal/registry"
 )
 
 // testRegistry serves an in-memory OCI registry on 127.0.0.1 and returns its host:port.
@@ -112,5 +117,34 @@ func TestStoreOCISource(t *testing.T) {
 	s.Reload(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || s.Current().Serial != 8 {
 		t.Errorf("event = %+v, serial %d; want the unsigned bundle refused and 8 in force", e, s.Current().Serial)
+	}
+}
+
+// TestPullBundleBounded: a registry answering a bundle pull with 100 MiB is
+// refused as it is read (the manifest cap), not after.
+func TestPullBundleBounded(t *testing.T) {
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		w.Header().Set("Content-Type", string(types.OCIManifestSchema1))
+		chunk := make([]byte, 64<<10)
+		for n := 0; n < 100<<20; n += len(chunk) {
+			m, err := w.Write(chunk)
+			written.Add(int64(m))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, _, _, err := PullBundle(t.Context(), strings.TrimPrefix(srv.URL, "http://")+"/security/csig-bundle:prod")
+	if !errors.Is(err, internalregistry.ErrTooLarge) {
+		t.Fatalf("PullBundle(100 MiB manifest) = %v; want ErrTooLarge", err)
+	}
+	srv.Close()
+	if w := written.Load(); w > 32<<20 {
+		t.Errorf("the registry wrote %d bytes before the pull hung up", w)
 	}
 }
