@@ -88,6 +88,10 @@ type Client struct {
 	mu      sync.Mutex
 	schemes map[string]string // registry host[:port] -> "https" or "http", once learned
 	scopes  map[string]*scope // registry + " " + scope -> handshake
+	// open holds, per registry host, whether it answered its ping without
+	// asking for credentials: then every repository there is read with no
+	// handshake of its own (one ping per registry, not per repository).
+	open map[string]*scope
 }
 
 type scope struct {
@@ -110,7 +114,7 @@ func New(o Options) *Client {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
-	c := &Client{opts: o, http: o.Transport, now: time.Now, schemes: map[string]string{}, scopes: map[string]*scope{}}
+	c := &Client{opts: o, http: o.Transport, now: time.Now, schemes: map[string]string{}, scopes: map[string]*scope{}, open: map[string]*scope{}}
 	if c.http == nil {
 		c.http = newTransport(o)
 	}
@@ -188,8 +192,11 @@ func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	learned := c.scheme(host) != ""
 	resp, err := c.send(req)
 	if err == nil {
-		if !learned {
-			c.learn(host, req.URL.Scheme)
+		// Only an HTTPS answer, or the fallback below, teaches the scheme: a
+		// plain HTTP request that got an answer (go-containerregistry's ping
+		// racer) proves nothing about HTTPS, e.g. after a certificate error.
+		if !learned && req.URL.Scheme == "https" {
+			c.learn(host, "https")
 		}
 		return resp, nil
 	}
@@ -254,7 +261,21 @@ func (b *cancelOnClose) Close() error {
 // Repo returns access to one repository: the authentication handshake for
 // its pull scope (push and pull when write) is done now, once per Client and
 // scope (and again after 10 minutes), and reused by every call on the result.
+// Reading from a registry that answers its ping without asking for
+// credentials, with no credentials for it in the keychain, needs no handshake
+// per repository: the registry is pinged once.
 func (c *Client) Repo(ctx context.Context, repo name.Repository, write bool) (*Repo, error) {
+	if !write {
+		if r := c.openRepo(ctx, repo); r != nil {
+			return r, nil
+		}
+	}
+	return c.handshake(ctx, repo, write)
+}
+
+// handshake returns repo after go-containerregistry's handshake for its
+// scope, cached.
+func (c *Client) handshake(ctx context.Context, repo name.Repository, write bool) (*Repo, error) {
 	sc := repo.Scope(transport.PullScope)
 	if write {
 		sc = repo.Scope(transport.PushScope)
@@ -292,6 +313,64 @@ func (c *Client) Repo(ctx context.Context, repo name.Repository, write bool) (*R
 		s.rt, s.at = rt, c.now()
 	}
 	return &Repo{c: c, repo: repo, rt: s.rt, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
+}
+
+// openRepo returns repo for reading without a handshake of its own when its
+// registry asks no credentials and the keychain has none for it; nil
+// otherwise (or when the ping fails: the handshake then says why).
+func (c *Client) openRepo(ctx context.Context, repo name.Repository) *Repo {
+	auth, err := authn.Resolve(ctx, c.opts.Keychain, repo)
+	if err != nil || auth != authn.Anonymous {
+		return nil
+	}
+	host := repo.RegistryStr()
+	c.mu.Lock()
+	s, ok := c.open[host]
+	if !ok {
+		if len(c.open) >= maxScopes {
+			clear(c.open)
+		}
+		s = &scope{lock: make(chan struct{}, 1)}
+		c.open[host] = s
+	}
+	c.mu.Unlock()
+	select {
+	case s.lock <- struct{}{}:
+		defer func() { <-s.lock }()
+	case <-ctx.Done():
+		return nil
+	}
+	if s.at.IsZero() || c.now().Sub(s.at) > scopeTTL {
+		ch, err := transport.Ping(ctx, repo.Registry, c.rt)
+		if err != nil {
+			return nil
+		}
+		s.rt, s.at = nil, c.now()
+		if ch.Scheme == "" { // 200: no credentials asked
+			s.rt = c.rt
+		}
+	}
+	if s.rt == nil {
+		return nil
+	}
+	return &Repo{c: c, repo: repo, rt: s.rt, open: true, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}
+}
+
+// closeHost records that host asked for credentials after all: its
+// repositories go through the handshake from now on.
+func (c *Client) closeHost(host string) {
+	c.mu.Lock()
+	s := c.open[host]
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	select {
+	case s.lock <- struct{}{}:
+		s.rt = nil
+		<-s.lock
+	default: // a ping is under way; it decides
+	}
 }
 
 // checkRedirect follows at most 5 redirects (blob downloads are often

@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // okTransport answers every request with 200 and records the URLs.
@@ -181,9 +183,79 @@ func TestSchemeAndHandshakeOncePerRegistry(t *testing.T) {
 	if n := l.tls.Load() - before; n != 1 {
 		t.Errorf("%d TLS attempts against a plain-HTTP registry; want 1 (the scheme is learned once)", n)
 	}
-	// One handshake per repository scope: app and other.
+	// The registry asks no credentials: one ping for the registry, not one
+	// per repository.
+	if n := pings.Load() - pingsBefore; n != 1 {
+		t.Errorf("%d pings for 5 rounds on one repository and one on another; want 1", n)
+	}
+	// Writes shake hands for their scope, once.
+	for range 2 {
+		if _, err := c.Repo(t.Context(), ref.Context(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n := pings.Load() - pingsBefore; n != 2 {
-		t.Errorf("%d pings for 5 rounds on one repository and one on another; want 2", n)
+		t.Errorf("%d pings after two write accesses; want 2", n)
+	}
+}
+
+// basicAuthRegistry answers its ping 200 but asks Basic credentials for
+// every repository, as some registries do; it counts pings.
+func basicAuthRegistry(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	pings := &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			pings.Add(1)
+			if _, _, ok := r.BasicAuth(); !ok && pings.Load() > 1 {
+				// The handshake's ping: ask, so that it sends credentials.
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+			return
+		}
+		if u, p, ok := r.BasicAuth(); !ok || u != "user" || p != "pass" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Write([]byte(`{"schemaVersion":2}`))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), pings
+}
+
+type staticKeychain struct{ auth authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+func TestCredentialsAskedAfterAnOpenPing(t *testing.T) {
+	host, pings := basicAuthRegistry(t)
+	repo, _ := name.NewRepository(host + "/private")
+	// With credentials: the handshake at once, and they are sent.
+	c := New(Options{Keychain: staticKeychain{&authn.Basic{Username: "user", Password: "pass"}}})
+	r, err := c.Repo(t.Context(), repo, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Manifest(t.Context(), "v1", nil, MaxManifestSize); err != nil {
+		t.Fatalf("Manifest with credentials = %v", err)
+	}
+	// Without: the open ping (200), the 401, one handshake (its ping), the
+	// 401 again as the answer; not a loop.
+	pings.Store(0)
+	r, err = New(Options{Keychain: staticKeychain{authn.Anonymous}}).Repo(t.Context(), repo, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = within(t, func() error { _, err := r.Manifest(t.Context(), "v1", nil, MaxManifestSize); return err })
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Manifest without credentials = %v; want the registry's 401", err)
+	}
+	if n := pings.Load(); n != 2 {
+		t.Errorf("%d pings; want 2 (the open ping, then the handshake's)", n)
 	}
 }
 

@@ -48,6 +48,7 @@ type Repo struct {
 	c      *Client
 	repo   name.Repository
 	rt     http.RoundTripper
+	open   bool // no handshake: the registry asked no credentials at its ping
 	client *http.Client
 }
 
@@ -168,14 +169,30 @@ func (r *Repo) Blob(ctx context.Context, digest string, max int64) ([]byte, erro
 }
 
 func (r *Repo) get(ctx context.Context, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
+	return r.do(ctx, http.MethodGet, kind, identifier, accept)
+}
+
+func (r *Repo) do(ctx context.Context, method, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
 	// https here; the Client turns it into http for a registry that speaks it.
 	u := url.URL{Scheme: "https", Host: r.repo.RegistryStr(), Path: "/v2/" + r.repo.RepositoryStr() + "/" + kind + "/" + identifier}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
 	setAccept(req, accept)
-	return r.client.Do(req)
+	resp, err := r.client.Do(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && r.open {
+		// The registry wants credentials for this repository after all:
+		// shake hands and ask again.
+		resp.Body.Close()
+		r.c.closeHost(r.repo.RegistryStr())
+		hr, err := r.c.handshake(ctx, r.repo, false)
+		if err != nil {
+			return nil, err
+		}
+		return hr.do(ctx, method, kind, identifier, accept)
+	}
+	return resp, err
 }
 
 // readBounded reads an answer's body, refusing it unread when its
@@ -224,13 +241,7 @@ func ParseReference(s string) (name.Reference, error) {
 // ErrNoDigest when the registry does not say (no Docker-Content-Digest
 // header); read the manifest then.
 func (r *Repo) Head(ctx context.Context, identifier string, accept []types.MediaType) (string, error) {
-	u := url.URL{Scheme: "https", Host: r.repo.RegistryStr(), Path: "/v2/" + r.repo.RepositoryStr() + "/manifests/" + identifier}
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
-	if err != nil {
-		return "", err
-	}
-	setAccept(req, accept)
-	resp, err := r.client.Do(req)
+	resp, err := r.do(ctx, http.MethodHead, "manifests", identifier, accept)
 	if err != nil {
 		return "", err
 	}
