@@ -9,7 +9,10 @@
 //     (loopback, the hosts in Options.HTTPHosts, or any with
 //     Options.AllowHTTP), decided at the first exchange and not probed again;
 //   - the authentication handshake (go-containerregistry's ping and token
-//     exchange), done once per repository scope and reused.
+//     exchange), done once per repository scope and reused for 10 minutes;
+//     a registry that answers its ping without asking for credentials (and
+//     for which the keychain has none) is pinged once for all its
+//     repositories.
 //
 // Every exchange has a deadline (Options.CallTimeout, on top of the
 // caller's context), every connection a connect timeout and every answer a
