@@ -266,7 +266,13 @@ func (b *cancelOnClose) Close() error {
 // per repository: the registry is pinged once.
 func (c *Client) Repo(ctx context.Context, repo name.Repository, write bool) (*Repo, error) {
 	if !write {
-		if r := c.openRepo(ctx, repo); r != nil {
+		r, err := c.openRepo(ctx, repo)
+		if err != nil {
+			// The registry did not answer its ping: a handshake, which
+			// pings again, would only wait as long a second time.
+			return nil, fmt.Errorf("contacting registry %s: %w", repo.RegistryStr(), err)
+		}
+		if r != nil {
 			return r, nil
 		}
 	}
@@ -316,12 +322,13 @@ func (c *Client) handshake(ctx context.Context, repo name.Repository, write bool
 }
 
 // openRepo returns repo for reading without a handshake of its own when its
-// registry asks no credentials and the keychain has none for it; nil
-// otherwise (or when the ping fails: the handshake then says why).
-func (c *Client) openRepo(ctx context.Context, repo name.Repository) *Repo {
+// registry asks no credentials and the keychain has none for it, and nil
+// otherwise. The error is the ping's when the registry could not be reached
+// (an HTTP error answer is not one: the handshake then says what it means).
+func (c *Client) openRepo(ctx context.Context, repo name.Repository) (*Repo, error) {
 	auth, err := authn.Resolve(ctx, c.opts.Keychain, repo)
 	if err != nil || auth != authn.Anonymous {
-		return nil
+		return nil, nil
 	}
 	host := repo.RegistryStr()
 	c.mu.Lock()
@@ -338,12 +345,16 @@ func (c *Client) openRepo(ctx context.Context, repo name.Repository) *Repo {
 	case s.lock <- struct{}{}:
 		defer func() { <-s.lock }()
 	case <-ctx.Done():
-		return nil
+		return nil, ctx.Err()
 	}
 	if s.at.IsZero() || c.now().Sub(s.at) > scopeTTL {
 		ch, err := transport.Ping(ctx, repo.Registry, c.rt)
+		var te *transport.Error
+		if errors.As(err, &te) {
+			return nil, nil
+		}
 		if err != nil {
-			return nil
+			return nil, err
 		}
 		s.rt, s.at = nil, c.now()
 		if ch.Scheme == "" { // 200: no credentials asked
@@ -351,9 +362,9 @@ func (c *Client) openRepo(ctx context.Context, repo name.Repository) *Repo {
 		}
 	}
 	if s.rt == nil {
-		return nil
+		return nil, nil
 	}
-	return &Repo{c: c, repo: repo, rt: s.rt, open: true, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}
+	return &Repo{c: c, repo: repo, rt: s.rt, open: true, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
 }
 
 // closeHost records that host asked for credentials after all: its
