@@ -20,10 +20,12 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
@@ -79,6 +81,8 @@ type daemon struct {
 	fetch   *prefetcher
 	bundles atomic.Pointer[policy.Store] // nil: no bundle configured; a reload may add or remove it
 	images  *imagestore.Index
+	// registry is the daemon's one registry client (nil in unit tests).
+	registry *registry.Client
 	// rejudge asks the re-judging loop to judge the running containers
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
@@ -122,7 +126,10 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	d.sigs = newSignatureStore(node)
+	// One registry client for the daemon's life: signature discovery and
+	// bundle polling share its connections, timeouts and handshakes.
+	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries})
+	d.sigs = newSignatureStore(node, verify.WithClient(d.registry), verify.WithPartialHook(d.onPartialDiscovery))
 	d.fetch = newPrefetcher(d.sigs)
 	d.fetch.onError = func(digest string, err error) {
 		d.metrics.registryErrors.Inc()
@@ -256,10 +263,10 @@ func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 }
 
 // newSignatureStore returns where the node finds and keeps signatures.
-func newSignatureStore(node *nodeconfig.Config) *verify.Store {
+func newSignatureStore(node *nodeconfig.Config, opts ...verify.RegistryOption) *verify.Store {
 	var sources []verify.SignatureFetcher
 	if node.Signatures.Registry {
-		sources = append(sources, verify.NewRegistry(verify.WithInsecureHosts(node.Signatures.InsecureRegistries...)))
+		sources = append(sources, verify.NewRegistry(append([]verify.RegistryOption{verify.WithInsecureHosts(node.Signatures.InsecureRegistries...)}, opts...)...))
 	}
 	if node.Signatures.Dir != "" {
 		sources = append(sources, verify.NewDir(node.Signatures.Dir))
@@ -271,6 +278,13 @@ func newSignatureStore(node *nodeconfig.Config) *verify.Store {
 	st := verify.NewStore(persist, sources...)
 	st.Insecure = node.Signatures.InsecureRegistries
 	return st
+}
+
+// onPartialDiscovery records a signature discovery that kept what it read
+// although a part of it failed (the referrers API, one referrer, a layer).
+func (d *daemon) onPartialDiscovery(image name.Digest, err error) {
+	d.metrics.partialDiscoveries.Inc()
+	d.log.Warn("signature discovery partial: kept the signatures read, the rest failed", "image", image.String(), "error", err)
 }
 
 // openBundleStore builds the policy bundle store the node config describes.
@@ -287,7 +301,7 @@ func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (
 		opts = append(opts, policy.WithFileSource(node.Bundle.File))
 	}
 	if node.Bundle.OCI != "" {
-		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithInsecureRegistries(node.Signatures.InsecureRegistries...)))
+		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithRegistryClient(d.registry)))
 	}
 	if node.Bundle.SigningKey != "" {
 		pub, err := openSigningKey(node.Bundle.SigningKey)

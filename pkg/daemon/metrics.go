@@ -27,6 +27,8 @@ type metrics struct {
 	connected    prometheus.Gauge
 	// registryErrors counts failed signature discoveries.
 	registryErrors prometheus.Counter
+	// partialDiscoveries counts discoveries that kept what they read while a part failed.
+	partialDiscoveries prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -66,7 +68,11 @@ func newMetrics() *metrics {
 		Name: "nri_csig_signature_fetch_errors_total",
 		Help: "Signature discoveries that failed (registry unreachable, refused, unauthorized).",
 	})
-	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
+	m.partialDiscoveries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nri_csig_signature_discovery_partial_total",
+		Help: "Signature discoveries that kept the signatures read while a part failed (referrers API, one referrer, a layer, an oversized answer).",
+	})
+	m.reg.MustRegister(m.registryErrors, m.partialDiscoveries, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
 	m.alarmGauges = newAlarmGauges(m.reg)

@@ -19,7 +19,6 @@ import (
 	"crypto"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -301,12 +300,4 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
