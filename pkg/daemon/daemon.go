@@ -64,6 +64,8 @@ type daemon struct {
 	fetch   *prefetcher
 	bundles *policy.Store // nil: no bundle configured
 	images  *imagestore.Resolver
+	// ctrdRoot is containerd's root folder, as containerd reports it.
+	ctrdRoot string
 
 	mu   sync.Mutex
 	node *nodeconfig.Config
@@ -107,8 +109,9 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
+	d.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace)
-	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
+	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe, Integrity: d.integrity(node)}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
@@ -338,6 +341,7 @@ func (d *daemon) reload(ctx context.Context, why string) {
 		d.bundles.Reload(ctx) // its hook swaps the decider when the bundle changed
 	}
 	d.plugin.SetDecider(d.decider(node))
+	d.plugin.SetIntegrity(d.integrity(node))
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
 	d.metrics.reloadOK.Set(1)
 	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Rule: "node-config", Reason: why})

@@ -54,7 +54,7 @@ containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwis
 SIGHUP reloads the node config: a malformed one is refused and the one in force stays.
 
 Node config file (--config):
-` + indent(nodeconfig.Example),
+` + indent(nodeconfig.Example+nodeconfig.GuardExample),
 		Example: `  # external plugin on a standard node
   nri-csig run --config /etc/nri-csig/config.yaml
 
