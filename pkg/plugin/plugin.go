@@ -63,11 +63,9 @@ type Stopper interface {
 // Plugin implements the NRI handlers nri-csig needs.
 type Plugin struct {
 	decider atomic.Pointer[deciderBox]
-	// integrity is the node-integrity guard in force (guard.go).
-	integrity atomic.Pointer[Integrity]
-	images    ImageResolver
-	log       *slog.Logger
-	opts      Options
+	images  ImageResolver
+	log     *slog.Logger
+	opts    Options
 
 	// requestTimeout is NRI's plugin_request_timeout, learnt at Configure.
 	requestTimeout atomic.Int64
@@ -86,6 +84,9 @@ type Plugin struct {
 	synced atomic.Bool
 	// background runs work that must not hold up an NRI request.
 	background func(func())
+
+	// integrity is the node-integrity guard in force (guard.go).
+	integrity atomic.Pointer[Integrity]
 }
 
 type tracked struct {
