@@ -113,7 +113,7 @@ func TestContainerdDropIns(t *testing.T) {
 	if fi, err := os.Stat("nri/50-nri-csig"); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("nri/50-nri-csig must exist and be executable: %v", err)
 	}
-	if body := uncommented(t, "nri/50-nri-csig"); !strings.HasPrefix(body, "exec /usr/bin/nri-csig run") {
+	if body := uncommented(t, "nri/50-nri-csig"); !strings.Contains(body, "\nexec /usr/bin/nri-csig run") {
 		t.Errorf("nri/50-nri-csig does not exec nri-csig run:\n%s", body)
 	}
 }
@@ -370,7 +370,7 @@ func TestMaintainerScripts(t *testing.T) {
 	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\n"), 0o755)
 	start := "daemon-reload|enable nri-csig.service nri-csig-reload.path|--no-block start nri-csig.service nri-csig-reload.path"
 	restart := "daemon-reload|--no-block try-restart nri-csig.service"
-	stop := "disable --now nri-csig-reload.path nri-csig.service"
+	stop := "disable --now nri-csig-reload.path nri-csig.service nri-csig-preinstalled-check.timer"
 	for _, tc := range []struct {
 		script string
 		args   []string
