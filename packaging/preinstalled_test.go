@@ -202,3 +202,33 @@ func TestReloadScript(t *testing.T) {
 		}
 	}
 }
+
+// Removing the package also removes what mode.sh preinstalled copied, so that
+// containerd does not keep launching a wrapper whose binary is gone.
+func TestPreRemoveTakesPreInstalledCopies(t *testing.T) {
+	root := t.TempDir()
+	files := []string{"opt/nri/plugins/50-nri-csig", "etc/nri/conf.d/50-nri-csig.conf", "etc/containerd/conf.d/51-nri-csig-preinstalled.toml"}
+	for _, f := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
+		os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644)
+	}
+	keep := filepath.Join(root, "etc/containerd/conf.d/60-local.toml")
+	os.WriteFile(keep, nil, 0o644)
+	for _, args := range [][]string{{"upgrade", "0.2.0"}, {"remove"}} {
+		cmd := exec.Command("sh", append([]string{"scripts/preremove.sh"}, args...)...)
+		cmd.Env = append(os.Environ(), "DPKG_ROOT="+root)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("preremove %v: %v\n%s", args, err, out)
+		}
+		for _, f := range files {
+			_, err := os.Stat(filepath.Join(root, f))
+			if gone := err != nil; gone != (args[0] == "remove") {
+				t.Errorf("preremove %v: /%s gone = %v", args, f, gone)
+			}
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("preremove removed an unrelated drop-in: %v", err)
+	}
+}
