@@ -270,7 +270,9 @@ func TestGuardRefusesPodsReachingTheMachinery(t *testing.T) {
 }
 
 // Only an entry naming the namespace AND the image digest AND the path lets a
-// container reach the machinery; each alone does not.
+// container reach the machinery; each alone does not. Once the entry is gone,
+// the running container is reported (and would be stopped with
+// --stop-untrusted).
 func TestGuardAllowEntry(t *testing.T) {
 	n := startGuardContainerd(t)
 	n.writeConfig(t, fmt.Sprintf("guard:\n  allow:\n    - namespace: csig-storage\n      digests: [%s]\n      paths: [%s]\n", env.Trusted.ConfigDigest, n.c.Socket))
@@ -286,6 +288,14 @@ func TestGuardAllowEntry(t *testing.T) {
 	other := n.pod(t, "other", "csig-other", podOptions{})
 	_, err = other.create(t, "other-namespace", env.Trusted.Ref, ctrOptions{mounts: [][2]string{{n.c.Socket, "/run/containerd.sock"}}})
 	refusedBy(t, "other namespace", err, "node integrity", "the containerd socket")
+
+	// Without the entry (node config reloaded), the container allowed before
+	// is reported when running containers are judged again.
+	n.reload(t, "")
+	rec := n.d.WaitRecord(t, map[string]string{"event": "running", "decision": "deny", "rule": "node-integrity", "container": "allowed"})
+	if !strings.Contains(fmt.Sprint(rec["reason"]), "the containerd socket") {
+		t.Errorf("running record = %v; want it to name the containerd socket", rec)
+	}
 }
 
 // A second, real NRI plugin (integration/testplugin, annotation-driven like

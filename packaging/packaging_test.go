@@ -29,6 +29,20 @@ func TestExampleNodeConfigLoads(t *testing.T) {
 	if len(c.Allowlists) != 0 {
 		t.Errorf("the installed example config has allow lists %v; a fresh node must enforce nothing until configured", c.Allowlists)
 	}
+	if len(c.Guard.Paths.Allow) != 0 || c.Guard.RefuseMounts || c.Guard.RefuseDevices {
+		t.Errorf("the installed example config changes the guard's defaults: %+v", c.Guard)
+	}
+	// Its commented guard section parses once uncommented.
+	b, _ := os.ReadFile("config.yaml")
+	head, block, ok := strings.Cut(string(b), "\n# guard:\n")
+	if !ok {
+		t.Fatalf("config.yaml has no commented guard: section")
+	}
+	doc := head + "\nguard:\n" + regexp.MustCompile(`(?m)^# `).ReplaceAllString(block, "")
+	doc = strings.ReplaceAll(doc, "sha256:<64 hex>", "sha256:"+strings.Repeat("a", 64))
+	if _, err := nodeconfig.Parse("config.yaml, guard uncommented", []byte(doc)); err != nil {
+		t.Errorf("%v", err)
+	}
 }
 
 // Every file the nfpm recipe packs exists (a rename would break make package
