@@ -158,6 +158,7 @@ func New(c Config, resolve Resolver) *Guard {
 	add(def(c.ConfigDir, DefaultConfigDir), "nri-csig's config directory")
 	add(def(c.StateDir, DefaultStateDir), "nri-csig's state directory")
 	add(def(c.Binary, DefaultBinary), "the nri-csig executable")
+	add("/run/nri-csig", "nri-csig's runtime directory (the pre-installed daemon's PID file)")
 	for _, p := range c.Extra {
 		add(p, "a path the node config protects")
 	}
