@@ -55,6 +55,9 @@ type Config struct {
 
 // daemon is one running node daemon.
 type daemon struct {
+	// The node-integrity guard of the node config in force (integrity.go).
+	guard guardSource
+
 	cfg     Config
 	log     *slog.Logger
 	audit   audit.Sink
@@ -64,8 +67,6 @@ type daemon struct {
 	fetch   *prefetcher
 	bundles *policy.Store // nil: no bundle configured
 	images  *imagestore.Resolver
-	// ctrdRoot is containerd's root folder, as containerd reports it.
-	ctrdRoot string
 
 	mu   sync.Mutex
 	node *nodeconfig.Config
@@ -86,6 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
 	defer client.Close()
+	d.guard.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -109,12 +111,12 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
-	d.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace)
-	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe, Integrity: d.integrity(node)}
+	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
+	opts.Integrity = d.integrityInForce // follows d.node: reloads need no extra step
 	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
 	if d.bundles != nil {
 		go d.bundles.Run(ctx)
@@ -341,7 +343,6 @@ func (d *daemon) reload(ctx context.Context, why string) {
 		d.bundles.Reload(ctx) // its hook swaps the decider when the bundle changed
 	}
 	d.plugin.SetDecider(d.decider(node))
-	d.plugin.SetIntegrity(d.integrity(node))
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
 	d.metrics.reloadOK.Set(1)
 	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Rule: "node-config", Reason: why})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -13,6 +14,30 @@ import (
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
 )
+
+// guardSource builds the node-integrity guard once per node config.
+type guardSource struct {
+	ctrdRoot string // containerd's root folder, as containerd reports it
+
+	mu   sync.Mutex
+	node *nodeconfig.Config // the config built is for
+	in   *plugin.Integrity
+}
+
+// integrityInForce is the guard of the node config in force (d.node), for
+// the plugin, which asks at every decision: a reloaded config takes effect at
+// the next one.
+func (d *daemon) integrityInForce() *plugin.Integrity {
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	d.guard.mu.Lock()
+	defer d.guard.mu.Unlock()
+	if d.guard.in == nil || d.guard.node != node {
+		d.guard.node, d.guard.in = node, d.integrity(node)
+	}
+	return d.guard.in
+}
 
 // integrity builds the node-integrity guard of a node config. What the daemon
 // itself was told is protected too: the NRI socket and containerd address it
@@ -42,7 +67,7 @@ func (d *daemon) integrity(node *nodeconfig.Config) *plugin.Integrity {
 	// containerd reports (its content store lives in <root>), and the
 	// folder of its socket (<state>/containerd.sock in every standard layout).
 	if gc.ContainerdRoot == "" {
-		gc.ContainerdRoot = d.ctrdRoot
+		gc.ContainerdRoot = d.guard.ctrdRoot
 	}
 	if sock := d.cfg.ContainerdAddress; gc.ContainerdState == "" && filepath.Base(sock) == "containerd.sock" && filepath.IsAbs(sock) {
 		gc.ContainerdState = filepath.Dir(sock)

@@ -23,14 +23,25 @@ type Integrity struct {
 	RefuseDevices bool
 }
 
-// SetIntegrity swaps the guard, e.g. after the node config was reloaded; nil
-// turns it off (unit tests of other parts).
-func (p *Plugin) SetIntegrity(g *Integrity) { p.integrity.Store(g) }
+// SetIntegrity replaces the guard by g (nil: none).
+func (p *Plugin) SetIntegrity(g *Integrity) {
+	p.setIntegritySource(func() *Integrity { return g })
+}
+
+func (p *Plugin) setIntegritySource(f func() *Integrity) { p.integrity.Store(&f) }
+
+// currentIntegrity is the guard in force, or nil.
+func (p *Plugin) currentIntegrity() *Integrity {
+	if f := p.integrity.Load(); f != nil && *f != nil {
+		return (*f)()
+	}
+	return nil
+}
 
 // checkIntegrity runs the guard over the container as the pod spec makes it.
 // It fills in the subject's image for the refusal message and the record.
 func (p *Plugin) checkIntegrity(pod *api.PodSandbox, ctr *api.Container, s *policy.Subject) (policy.Verdict, bool) {
-	g := p.integrity.Load()
+	g := p.currentIntegrity()
 	if g == nil || g.Guard == nil {
 		return policy.Verdict{}, false
 	}
@@ -60,8 +71,8 @@ func (p *Plugin) checkAdjustment(req *api.ValidateContainerAdjustmentRequest, s 
 		return v
 	}
 	ctr := req.GetContainer()
-	g := p.integrity.Load()
-	if g == nil || g.Guard == nil {
+	g := p.currentIntegrity()
+	if g == nil {
 		g = &Integrity{}
 	}
 	// The guard again, now knowing which plugin added what. (At

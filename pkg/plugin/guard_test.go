@@ -48,7 +48,7 @@ func guardedPlugin(in Integrity) (*Plugin, *recorder) {
 	rec := &recorder{}
 	in.Guard = guard.New(guard.Config{}, nil)
 	p := New(allowAll{}, fakeImages{digests: []string{trustedDigest}}, slog.New(slog.DiscardHandler),
-		Options{DecisionTimeout: time.Second, Audit: rec, Integrity: &in})
+		Options{DecisionTimeout: time.Second, Audit: rec, Integrity: func() *Integrity { return &in }})
 	return p, rec
 }
 

@@ -50,8 +50,9 @@ type Options struct {
 	Stopper Stopper
 	// Observe, when set, is told of every decision (for metrics).
 	Observe func(event string, v policy.Verdict, took time.Duration)
-	// Integrity is the node-integrity guard (guard.go); nil: none.
-	Integrity *Integrity
+	// Integrity returns the node-integrity guard in force (guard.go); the
+	// plugin asks at every decision. nil: no guard.
+	Integrity func() *Integrity
 }
 
 // Stopper stops a running container, e.g. through containerd's task API:
@@ -86,7 +87,7 @@ type Plugin struct {
 	background func(func())
 
 	// integrity is the node-integrity guard in force (guard.go).
-	integrity atomic.Pointer[Integrity]
+	integrity atomic.Pointer[func() *Integrity]
 }
 
 type tracked struct {
@@ -111,7 +112,7 @@ func New(d Decider, images ImageResolver, log *slog.Logger, opts Options) *Plugi
 	p := &Plugin{images: images, log: log, opts: opts, containers: map[string]tracked{},
 		background: func(f func()) { go f() }}
 	p.SetDecider(d)
-	p.SetIntegrity(opts.Integrity)
+	p.setIntegritySource(opts.Integrity)
 	return p
 }
 
