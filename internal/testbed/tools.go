@@ -20,7 +20,7 @@ const CrictlVersion = "v1.37.0"
 
 // Tools are the binaries the testbed runs.
 type Tools struct {
-	BinDir     string // containerd, ctr, containerd-shim-runc-v2, crictl, pause, nri-csig
+	BinDir     string // containerd, ctr, containerd-shim-runc-v2, crictl (the shared tool cache)
 	Containerd string
 	Ctr        string
 	Crictl     string
@@ -65,9 +65,15 @@ func EnsureTools() (*Tools, error) {
 		Crictl:     filepath.Join(bin, "crictl"),
 		Runc:       runc,
 		Busybox:    "/bin/busybox",
-		Pause:      filepath.Join(bin, "pause"),
-		NRICsig:    filepath.Join(bin, "nri-csig"),
 	}
+	// Our own binaries go into this work tree's bin/, not the shared tool
+	// cache: two checkouts sharing one cache must not test each other's code.
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	own := filepath.Join(root, "bin", "testbed")
+	t.Pause, t.NRICsig = filepath.Join(own, "pause"), filepath.Join(own, "nri-csig")
 	// Our own code is rebuilt every time (Go's build cache makes that cheap).
 	if err := goBuild(t.Pause, "./internal/testbed/pause"); err != nil {
 		return nil, err

@@ -139,7 +139,7 @@ func TestCheck(t *testing.T) {
 			if !strings.Contains(v.Reason, tc.want) {
 				t.Errorf("reason = %q; want it to contain %q", v.Reason, tc.want)
 			}
-			if v.Decision != policy.Deny || v.Kind != policy.RuleNodeIntegrity || v.Rule != "node-integrity" || v.Digest != mfDigest {
+			if v.Decision != policy.Deny || v.Kind != policy.RuleNodeIntegrity || v.Digest != mfDigest {
 				t.Errorf("verdict = %+v; want deny, kind node-integrity, digest %s", v, mfDigest)
 			}
 		})
