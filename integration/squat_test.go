@@ -72,11 +72,11 @@ func waitLog(t *testing.T, path, s string, deadline time.Duration) {
 	}
 }
 
-// tryImpostor runs the test plugin as "nri-csig" (index 99) against the NRI
-// socket; it returns nil once the impostor registered, or why it could not.
-func tryImpostor(t *testing.T, n *guardNode) (stop func(), err error) {
+// tryImpostor runs the test plugin as "nri-csig" with index idx against the
+// NRI socket; it returns nil once the impostor registered, or why it could not.
+func tryImpostor(t *testing.T, n *guardNode, idx string) (stop func(), err error) {
 	t.Helper()
-	cmd := exec.Command(n.plugin, "-socket", n.c.NRISocket, "-name", testbed.PluginName, "-idx", "99", "-mode", "impostor")
+	cmd := exec.Command(n.plugin, "-socket", n.c.NRISocket, "-name", testbed.PluginName, "-idx", idx, "-mode", "impostor")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -143,7 +143,7 @@ func TestImpostorCannotSquatInRecommendedMode(t *testing.T) {
 	}
 	_, err = pod.create(t, "unsigned", env.Untrusted.Ref, ctrOptions{})
 	refusedBy(t, "unsigned, daemon up", err, "not on the allow list")
-	if stop, err := tryImpostor(t, n); err == nil {
+	if stop, err := tryImpostor(t, n, "99"); err == nil {
 		stop()
 		t.Fatalf("an impostor registered as nri-csig while the daemon runs")
 	} else {
@@ -169,12 +169,14 @@ func TestImpostorCannotSquatInRecommendedMode(t *testing.T) {
 		t.Fatalf("PID %d in %s is %q, not nri-csig", pid, pidfile, comm)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	stop, err := tryImpostor(t, n)
-	if err == nil {
-		defer stop()
-		t.Errorf("an impostor registered as nri-csig while the daemon was down")
-	} else {
-		t.Logf("impostor while the daemon is down: %v", err)
+	for _, idx := range []string{"00", "50", "99"} { // its own index too
+		stop, err := tryImpostor(t, n, idx)
+		if err == nil {
+			defer stop()
+			t.Errorf("an impostor registered as %s-nri-csig while the daemon was down", idx)
+		} else {
+			t.Logf("impostor %s-nri-csig while the daemon is down: %v", idx, err)
+		}
 	}
 	for i := range 3 {
 		name := fmt.Sprintf("unsigned-outage-%d", i)
@@ -234,7 +236,7 @@ func TestImpostorSquatsInExternalMode(t *testing.T) {
 	_, err := pod.create(t, "unsigned", env.Untrusted.Ref, ctrOptions{})
 	refusedBy(t, "unsigned, daemon up", err, "not on the allow list")
 	n.d.Kill()
-	stop, err := tryImpostor(t, n)
+	stop, err := tryImpostor(t, n, "99")
 	if err != nil {
 		t.Fatalf("control: the impostor could not register in external mode: %v", err)
 	}
