@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 )
@@ -173,7 +174,7 @@ func newImage(t *testing.T, reg *testbed.Registry, repoTag, marker string, signe
 
 func fingerprint(t *testing.T, pubFile string) string {
 	t.Helper()
-	pub, err := keys.OpenPublic(context.Background(), pubFile, keys.Options{})
+	pub, err := keyref.OpenPublic(context.Background(), pubFile, keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestSignedByWitnessRunsAndIsMarkedTrusted(t *testing.T) {
 		}
 	}
 	rec := waitRecord(t, map[string]string{"event": "create", "container": "trusted", "namespace": "signed"})
-	if rec["decision"] != "allow" || rec["rule"] != "policy/ci-required" || rec["witness"] != "ci" || rec["digest"] != img.Digest {
+	if rec["decision"] != "allow" || rec["rule"] != "policy" || rec["policy"] != "ci-required" || rec["witness"] != "ci" || rec["digest"] != img.Digest {
 		t.Errorf("audit record = %v", rec)
 	}
 }
@@ -234,7 +234,7 @@ func TestUntrustedContainerOutsideCRIStopped(t *testing.T) {
 		})
 	})
 	rec := waitRecord(t, map[string]string{"event": "running", "container_id": "outside-cri", "containerd_namespace": "default"})
-	if rec["decision"] != "stopped" || rec["rule"] != "policy/everything" {
+	if rec["decision"] != "stopped" || rec["rule"] != "policy" || rec["policy"] != "everything" || rec["level"] != "WARN" {
 		t.Errorf("record = %v, want stopped by policy/everything", rec)
 	}
 	err = testbed.Poll(10*time.Second, func() error {
@@ -335,7 +335,7 @@ func TestExemptionIsBreakGlass(t *testing.T) {
 	t.Cleanup(func() { editBundle(t, "exemption", "delete", "inc-1") })
 	mustRun(t, pod, "exempted", img)
 	rec := waitRecord(t, map[string]string{"event": "create", "container": "exempted"})
-	if rec["decision"] != "exempt" || rec["rule"] != "exemption/inc-1" || rec["level"] != "WARN" {
+	if rec["decision"] != "exempt" || rec["rule"] != "exemption" || rec["exemption"] != "inc-1" || rec["policy"] != nil || rec["level"] != "WARN" {
 		t.Errorf("exemption record = %v, want a warning with decision exempt", rec)
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestRecordFields(t *testing.T) {
-	r := Record{Event: "create", Decision: "deny", Rule: "policy/prod", Policy: "prod", Witness: "ci",
+	r := Record{Event: "create", Decision: "deny", Rule: "policy", Policy: "prod", Witness: "ci",
 		Namespace: "shop", Pod: "web", Container: "app", Image: "reg/app:1", Digest: "sha256:ab", Reason: "unsigned", Mode: "enforce", DurationMS: 0.5}
 	f := r.fields()
 	for k, want := range map[string]string{"CSIG_DECISION": "deny", "CSIG_POLICY": "prod", "CSIG_WITNESS": "ci",

@@ -12,17 +12,21 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/opencontainers/go-digest"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
-	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -48,10 +52,21 @@ type Config struct {
 	WatchContainerd bool
 	// StopUntrusted stops running containers found untrusted when judged again.
 	StopUntrusted bool
+	// SandboxImageConfigs are the config digests of the CRI's sandbox image
+	// (empty: the images the CRI pinned); see watch.Options.SandboxConfigs.
+	SandboxImageConfigs []string
 
 	Log   *slog.Logger
 	Audit audit.Sink
 }
+
+// bootBundleTimeout bounds how long boot waits for the bundle sources
+// before it registers with NRI: with the last good bundle in force, or fail
+// closed (allow lists only) without one. The store keeps polling afterwards.
+const bootBundleTimeout = 5 * time.Second
+
+// freshnessInterval is how often the bundle in force is dated (stale, expired).
+const freshnessInterval = 30 * time.Second
 
 // daemon is one running node daemon.
 type daemon struct {
@@ -65,22 +80,41 @@ type daemon struct {
 	plugin  *plugin.Plugin
 	sigs    *verify.Store
 	fetch   *prefetcher
-	bundles *policy.Store // nil: no bundle configured
+	bundles atomic.Pointer[policy.Store] // nil: no bundle configured; a reload may add or remove it
 	images  *imagestore.Resolver
+	// rejudge asks the re-judging loop to judge the running containers
+	// again; requests that arrive while one is pending are one.
+	rejudge chan string
 
-	mu   sync.Mutex
-	node *nodeconfig.Config
+	reloadMu  sync.Mutex // one reload at a time
+	deciderMu sync.Mutex // serializes refreshDecider
+	mu        sync.Mutex // guards what follows
+	node      *nodeconfig.Config
+	// stopBundles ends the bundle store's polling (when a reload removes the
+	// bundle section).
+	stopBundles context.CancelFunc
+	alarms      alarmState
 }
 
 // Run runs the daemon until ctx ends or SIGTERM/SIGINT.
 func Run(ctx context.Context, cfg Config) error {
-	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics()}
+	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1)}
 	node, err := d.loadNodeConfig()
+	if err == nil {
+		err = checkNode(node) // exactly what check-config runs
+	}
 	if err != nil {
 		d.log.Error("refusing to start", "error", err)
 		return err
 	}
 	d.node = node
+	for _, dg := range cfg.SandboxImageConfigs {
+		if _, err := digest.Parse(dg); err != nil {
+			err = fmt.Errorf("--sandbox-image-config %q: %v; give the sandbox image's config digest, the CRI image ID that \"crictl inspecti IMAGE\" shows as status.id", dg, err)
+			d.log.Error("refusing to start", "error", err)
+			return err
+		}
+	}
 
 	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
 	if err != nil {
@@ -99,15 +133,13 @@ func Run(ctx context.Context, cfg Config) error {
 		d.log.Warn("signature discovery failed", "digest", digest, "error", err)
 	}
 	if node.Bundle.Configured() {
-		if d.bundles, err = d.openBundleStore(ctx, node); err != nil {
+		st, err := d.openBundleStore(ctx, node)
+		if err != nil {
 			d.log.Error("refusing to start", "error", err)
 			return err
 		}
-		if err := d.bundles.Load(ctx); err != nil {
-			// Fail closed: until a bundle is in force, only allow-listed images run.
-			d.log.Error("no policy bundle can be put in force; refusing every container that is not on an allow list until one is",
-				"bundle_file", node.Bundle.File, "bundle_oci", node.Bundle.OCI, "error", err)
-		}
+		d.bundles.Store(st)
+		d.loadBundle(ctx, st, node)
 		d.applyBundleKeys()
 	}
 
@@ -118,14 +150,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	opts.Integrity = d.integrityInForce // follows d.node: reloads need no extra step
 	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
-	if d.bundles != nil {
-		go d.bundles.Run(ctx)
+	if st := d.bundles.Load(); st != nil {
+		d.runBundles(ctx, st, false)
 	}
 	go d.prefetchAll(ctx)
 	d.metrics.watchStore(d.sigs)
+	go d.rejudgeLoop(ctx)
+	d.checkAlarms(node)
+	go d.watchFreshness(ctx)
 
 	if cfg.MetricsAddress != "" {
-		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, d.plugin.Ready)
+		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, d.plugin.Ready, d.readyDetail, func(err error) {
+			d.log.Error("the metrics server stopped; /metrics and /readyz are no longer served", "address", cfg.MetricsAddress, "error", err)
+		})
 		if err != nil {
 			return fmt.Errorf("serving metrics on %s: %w (use --metrics-address to pick another, or \"\" to turn it off)", cfg.MetricsAddress, err)
 		}
@@ -134,10 +171,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.WatchContainerd {
 		w := watch.New(client, watch.Options{
-			CRINamespace: cfg.ContainerdNamespace,
-			KnownToNRI:   d.plugin.Known,
-			Decider:      func() watch.Decider { return d.plugin.CurrentDecider() },
-			Audit:        cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
+			CRINamespace:   cfg.ContainerdNamespace,
+			KnownToNRI:     d.plugin.Known,
+			SandboxConfigs: cfg.SandboxImageConfigs,
+			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
+			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
 			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
@@ -158,6 +196,34 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// loadBundle brings a bundle store up within bootBundleTimeout: the last
+// good bundle from the state directory, then one read of every source.
+func (d *daemon) loadBundle(ctx context.Context, st *policy.Store, node *nodeconfig.Config) {
+	bctx, cancel := context.WithTimeout(ctx, bootBundleTimeout)
+	defer cancel()
+	if err := st.Load(bctx); err != nil {
+		// Fail closed: until a bundle is in force, only allow-listed images run.
+		d.log.Error("no policy bundle can be put in force; refusing every container that is not on an allow list until one is",
+			"bundle_file", node.Bundle.File, "bundle_oci", node.Bundle.OCI, "error", err)
+	}
+}
+
+// runBundles polls st in the background until ctx ends or a reload removes
+// the bundle section; first loads it (bounded) when load is set.
+func (d *daemon) runBundles(ctx context.Context, st *policy.Store, load bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.stopBundles = cancel
+	node := d.node
+	d.mu.Unlock()
+	go func() {
+		if load {
+			d.loadBundle(ctx, st, node)
+		}
+		st.Run(ctx)
+	}()
+}
+
 func (d *daemon) loadNodeConfig() (*nodeconfig.Config, error) {
 	if _, err := os.Stat(d.cfg.ConfigPath); errors.Is(err, os.ErrNotExist) && d.cfg.ConfigOptional {
 		return nodeconfig.Default(), nil
@@ -165,11 +231,25 @@ func (d *daemon) loadNodeConfig() (*nodeconfig.Config, error) {
 	return nodeconfig.Load(d.cfg.ConfigPath)
 }
 
+// refreshDecider puts in force the decision of the node config and the
+// bundle in force now, and returns that node config. Calls are serialized
+// and each reads both afresh, so the last swap reflects the latest of both
+// even when a bundle reload and a config reload race.
+func (d *daemon) refreshDecider() *nodeconfig.Config {
+	d.deciderMu.Lock()
+	defer d.deciderMu.Unlock()
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	d.plugin.SetDecider(d.decider(node))
+	return node
+}
+
 // decider builds the decision of a node config and the bundle in force.
 func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 	dc := &decider{node: node, sigs: d.sigs, fetch: d.fetch, now: time.Now}
-	if d.bundles != nil {
-		dc.bundle = d.bundles.Current()
+	if st := d.bundles.Load(); st != nil {
+		dc.bundle = st.Current()
 		dc.bundleMissing = dc.bundle == nil
 	}
 	return dc
@@ -210,7 +290,7 @@ func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (
 		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithInsecureRegistries(node.Signatures.InsecureRegistries...)))
 	}
 	if node.Bundle.SigningKey != "" {
-		pub, err := keys.OpenPublic(ctx, node.Bundle.SigningKey, keys.Options{})
+		pub, err := openSigningKey(node.Bundle.SigningKey)
 		if err != nil {
 			return nil, fmt.Errorf("bundle.signingKey: %w", err)
 		}
@@ -223,12 +303,16 @@ func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (
 // in force (signatures are re-verified locally, no network).
 func (d *daemon) applyBundleKeys() {
 	var ks []verify.Key
-	if b := d.bundles.Current(); b != nil {
-		for _, k := range b.Keys() {
-			ks = append(ks, verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm})
+	var serial uint64
+	if st := d.bundles.Load(); st != nil {
+		if b := st.Current(); b != nil {
+			for _, k := range b.Keys() {
+				ks = append(ks, verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm})
+			}
+			serial = b.Serial
 		}
-		d.metrics.bundleSerial.Set(float64(b.Serial))
 	}
+	d.metrics.bundleSerial.Set(float64(serial))
 	d.sigs.SetKeys(ks)
 }
 
@@ -253,15 +337,9 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 			return // at boot: the decider is built once everything is open
 		}
 		d.applyBundleKeys()
-		d.mu.Lock()
-		node := d.node
-		d.mu.Unlock()
-		d.plugin.SetDecider(d.decider(node))
-		go func() {
-			if n := d.plugin.Rejudge(context.Background(), fmt.Sprintf("bundle serial %d", ev.InForce)); n > 0 {
-				d.log.Warn("running containers are not trusted under the new bundle", "count", n, "serial", ev.InForce)
-			}
-		}()
+		node := d.refreshDecider()
+		d.checkAlarms(node)
+		d.requestRejudge(fmt.Sprintf("bundle serial %d", ev.InForce))
 	default:
 		d.metrics.reloads.WithLabelValues("refused").Inc()
 		d.metrics.reloadOK.Set(0)
@@ -277,7 +355,7 @@ func (d *daemon) onImage(ctx context.Context, ns, name string) {
 		return
 	}
 	d.images.Invalidate() // which digests carry which config may have changed
-	if d.bundles == nil {
+	if d.bundles.Load() == nil {
 		return
 	}
 	digests, repo, err := d.images.Record(ctx, name)
@@ -296,7 +374,7 @@ func (d *daemon) onImage(ctx context.Context, ns, name string) {
 // prefetchAll loads or verifies the signatures of every image on the node at
 // startup.
 func (d *daemon) prefetchAll(ctx context.Context) {
-	if d.bundles == nil {
+	if d.bundles.Load() == nil {
 		return
 	}
 	recs, err := d.images.Names(ctx)
@@ -324,31 +402,106 @@ func (d *daemon) observe(event string, v policy.Verdict, took time.Duration) {
 	}
 }
 
-// reload re-reads the node config. A bad one is refused loudly and the one in
-// force stays; a good one takes effect at the next decision, and every running
-// container is judged again.
+// reload re-reads the node config and applies all of it, or none: a config
+// that daemon start would refuse, or that changes a setting only a restart
+// applies ("needs a restart: <field>"), is refused loudly and the one in force
+// stays. An accepted one takes effect at the next decision: the bundle
+// section is added, removed or re-pointed (sources, signing key, interval)
+// at once, and the sources are read in the background, so that a reload
+// never waits behind a hung fetch. Every running container is judged again.
 func (d *daemon) reload(ctx context.Context, why string) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.mu.Lock()
+	cur := d.node
+	d.mu.Unlock()
 	node, err := d.loadNodeConfig()
+	if err == nil {
+		err = checkNode(node)
+	}
+	if err == nil {
+		err = needsRestart(cur, node)
+	}
+	var next *policy.Store
+	if err == nil && node.Bundle.Configured() {
+		next, err = d.openBundleStore(ctx, node)
+	}
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("refused").Inc()
 		d.metrics.reloadOK.Set(0)
-		d.audit.Write(audit.Record{Event: "reload", Decision: "refused", Reason: fmt.Sprintf("%s: the configuration in force stays: %v", why, err)})
+		d.audit.Write(audit.Record{Event: "reload", Decision: "refused", Rule: "node-config", Reason: fmt.Sprintf("%s: the configuration in force stays: %v", why, err)})
 		d.log.Error("reload refused; the configuration in force stays", "trigger", why, "error", err)
 		return
 	}
 	d.mu.Lock()
 	d.node = node
 	d.mu.Unlock()
-	if d.bundles != nil {
-		d.bundles.Reload(ctx) // its hook swaps the decider when the bundle changed
-	}
-	d.plugin.SetDecider(d.decider(node))
+	change := d.applyBundleSection(ctx, next)
+	d.refreshDecider()
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
 	d.metrics.reloadOK.Set(1)
-	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Rule: "node-config", Reason: why})
-	d.log.Info("configuration reloaded", "trigger", why, "cluster", node.Cluster, "allowlisted_namespaces", len(node.Allowlists))
-	if n := d.plugin.Rejudge(ctx, why); n > 0 {
-		d.log.Warn("running containers are not trusted under the new configuration", "count", n)
+	reason := why
+	if change != "" {
+		reason += ": " + change
+	}
+	d.audit.Write(audit.Record{Event: "reload", Decision: "accepted", Rule: "node-config", Reason: reason})
+	d.log.Info("configuration reloaded", "trigger", why, "bundle", change, "cluster", node.Cluster, "allowlisted_namespaces", len(node.Allowlists))
+	d.checkAlarms(node)
+	d.requestRejudge(why)
+}
+
+// applyBundleSection puts the reloaded bundle section in force (next: the
+// store it describes, nil without one) and says what changed.
+func (d *daemon) applyBundleSection(ctx context.Context, next *policy.Store) string {
+	cur := d.bundles.Load()
+	switch {
+	case cur == nil && next == nil:
+		return ""
+	case cur == nil:
+		// Fail closed until the new bundle is read: allow lists only.
+		d.bundles.Store(next)
+		d.runBundles(ctx, next, true)
+		return "bundle section added: its bundle is enforced once read; until then only allow-listed images run"
+	case next == nil:
+		d.mu.Lock()
+		stop := d.stopBundles
+		d.stopBundles = nil
+		d.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		d.bundles.Store(nil)
+		d.applyBundleKeys()
+		d.log.Warn("the bundle section was removed: no security policy is enforced any more, only allow lists and the uncovered rule")
+		return "bundle section removed: no security policy is enforced"
+	}
+	// The same or changed sources and signing key (a key file may change
+	// in place): the bundle in force stays, and the sources are judged again
+	// under the new settings at once.
+	cur.Reconfigure(next)
+	return "bundle sources and signing key re-read"
+}
+
+// requestRejudge asks the re-judging loop to judge the running containers
+// again; it never blocks, and requests made while one is pending are one.
+func (d *daemon) requestRejudge(why string) {
+	select {
+	case d.rejudge <- why:
+	default:
+	}
+}
+
+// rejudgeLoop is the one owner of re-judging: one pass at a time, until ctx ends.
+func (d *daemon) rejudgeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case why := <-d.rejudge:
+			if n := d.plugin.Rejudge(ctx, why); n > 0 {
+				d.log.Warn("running containers are not trusted under the new configuration or bundle", "count", n, "trigger", why)
+			}
+		}
 	}
 }
 
@@ -380,7 +533,9 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if !readySent && d.plugin.Ready() {
+		ready := d.plugin.Ready()
+		d.metrics.connected.Set(boolGauge(ready))
+		if !readySent && ready {
 			sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
 			readySent = true
 		}
@@ -391,7 +546,13 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 	}
 }
 
-// taskStopper stops a container's task through containerd's API.
+// taskStopper stops a container through containerd's API. A running one
+// is killed. A created one has no task yet, and killing cannot stop its start:
+// the CRI, which owns it, is asked to remove it (CRI RemoveContainer on
+// containerd's socket), so that it can never start, even when nri-csig is not
+// connected at that moment. Deleting its containerd record instead is not an
+// option: containerd 2.4.2 then panics in the next NRI synchronization
+// (internal/cri/nri GetRlimits on the container's missing spec).
 type taskStopper struct {
 	client    *containerd.Client
 	namespace string
@@ -404,8 +565,30 @@ func (s taskStopper) Stop(ctx context.Context, id, _ string) error {
 		return err
 	}
 	task, err := c.Task(ctx, nil)
-	if err != nil {
+	if err == nil {
+		return task.Kill(ctx, syscall.SIGKILL)
+	}
+	if !errdefs.IsNotFound(err) {
 		return err
 	}
-	return task.Kill(ctx, syscall.SIGKILL)
+	conn, ok := s.client.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		return errors.New("no task to kill, and no connection to the CRI to remove the container")
+	}
+	cri := runtimeapi.NewRuntimeServiceClient(conn)
+	st, err := cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return fmt.Errorf("no task to kill, and the CRI cannot say what state the container is in: %w", err)
+	}
+	switch state := st.GetStatus().GetState(); state {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		if _, err := cri.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			return fmt.Errorf("removing the created container through the CRI before it starts: %w", err)
+		}
+		return nil
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return nil // nothing runs; kubelet's restart is judged at creation
+	default:
+		return fmt.Errorf("no task to kill, and the CRI reports the container %s", state)
+	}
 }

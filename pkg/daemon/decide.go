@@ -2,11 +2,11 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nri-csig/nri-csig/pkg/decision"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
@@ -22,10 +22,9 @@ const prefetchTimeout = 30 * time.Second
 // kubelet's next retry, not only after a restart.
 const refreshAfter = 30 * time.Second
 
-// decider is the node's decision: the node config's allow lists, then the
-// policy bundle's revocations, exemptions and security policies, judged on
-// the signatures the store verified. One decider is built per (node config,
-// bundle); a reload builds a new one.
+// decider is the node's decision (pkg/decision) plus its I/O: fetching the
+// signatures a decision needs within the request's deadline. One decider is
+// built per (node config, bundle); a reload builds a new one.
 type decider struct {
 	node   *nodeconfig.Config
 	bundle *policy.Bundle // nil: no bundle configured or none valid yet
@@ -46,64 +45,41 @@ func (a signatures) Verified(digest string, key *policy.Key) bool {
 	return a.s.Verified(digest, key.Fingerprint)
 }
 
-// Decide implements plugin.Decider.
-//
-// An allow list entry lets an image run in its namespace (an exemption for
-// system images). A namespace with an allow list is covered by it: images not
-// on the list are refused unless the bundle's policies cover the namespace and
-// pass. Everything else is the bundle's (see pkg/policy's Decide).
+// pure is the decision without I/O.
+func (d *decider) pure() *decision.Decider {
+	uncovered := policy.UncoveredAllow
+	if d.node.UncoveredDeny {
+		uncovered = policy.UncoveredDeny
+	}
+	return &decision.Decider{
+		Node:   decision.Node{Cluster: d.node.Cluster, Allowlists: d.node.Allowlists, Uncovered: uncovered},
+		Bundle: d.bundle, BundleMissing: d.bundleMissing, Signatures: signatures{d.sigs}, Now: d.now,
+	}
+}
+
+// Decide implements plugin.Decider: pkg/decision judges; this makes sure the
+// signatures it needs were looked up first (see ensureSignatures), and looks
+// again once when a policy refuses on signatures older than refreshAfter.
 func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
-	av, listed := d.node.Allowlists.Decide(s)
-	if listed && av.Allowed() {
-		return av
+	pd := d.pure()
+	var fetched bool
+	var pending []string
+	if pd.WantsSignatures(s) {
+		fetched, pending = d.ensureSignatures(ctx, s)
 	}
-	if d.bundleMissing {
-		return policy.Verdict{Decision: policy.Deny, Rule: "no-bundle", Digest: firstDigest(s),
-			Reason: "no policy bundle is in force on this node (see the daemon's log: the source is unreachable or its bundles were refused); only allow-listed images run until one is"}
-	}
-	if d.bundle == nil {
-		if listed {
-			return av
-		}
-		return d.uncovered(s)
-	}
-	fetched, pending := d.ensureSignatures(ctx, s)
-	req := policy.Request{
-		Cluster: d.node.Cluster, Subject: s, Signatures: signatures{d.sigs}, Now: d.now(),
-		Uncovered: map[bool]policy.Uncovered{true: policy.UncoveredDeny, false: policy.UncoveredAllow}[d.node.UncoveredDeny],
-	}
-	res := d.bundle.Decide(req)
-	if !res.Verdict.Allowed() && strings.HasPrefix(res.Verdict.Rule, "policy/") && d.refresh(ctx, s) {
+	v := pd.Judge(s)
+	if refusedByPolicy(v) && d.refresh(ctx, s) {
 		fetched = true
-		res = d.bundle.Decide(req)
-	}
-	v := res.Verdict
-	if listed && !res.Covered && v.Rule == "uncovered" {
-		return av // the allow list covers the namespace; the bundle does not
+		v = pd.Judge(s)
 	}
 	v.Fetched = fetched
-	if !v.Allowed() && strings.HasPrefix(v.Rule, "policy/") {
+	if refusedByPolicy(v) {
 		v.Reason += "; signatures: " + d.describe(s, pending)
 	}
 	return v
 }
 
-func firstDigest(s policy.Subject) string {
-	if len(s.ImageDigests) > 0 {
-		return s.ImageDigests[0]
-	}
-	return s.ConfigDigest
-}
-
-func (d *decider) uncovered(s policy.Subject) policy.Verdict {
-	digest := firstDigest(s)
-	if d.node.UncoveredDeny {
-		return policy.Verdict{Decision: policy.Deny, Rule: "uncovered", Digest: digest,
-			Reason: fmt.Sprintf("no allow list or policy covers namespace %q and the node config says uncovered: deny", s.Namespace)}
-	}
-	return policy.Verdict{Decision: policy.Allow, Rule: "uncovered", Digest: digest,
-		Reason: fmt.Sprintf("no allow list or policy covers namespace %q", s.Namespace)}
-}
+func refusedByPolicy(v policy.Verdict) bool { return !v.Allowed() && v.Kind == policy.RulePolicy }
 
 // ensureSignatures makes sure the store has looked up the signatures of the
 // subject's digests when a policy covers it: from the persisted store first,
@@ -111,9 +87,6 @@ func (d *decider) uncovered(s policy.Subject) policy.Verdict {
 // (less a margin to answer in). It reports whether it had to fetch, and the
 // digests still pending.
 func (d *decider) ensureSignatures(ctx context.Context, s policy.Subject) (fetched bool, pending []string) {
-	if len(d.bundle.Evaluate(d.node.Cluster, s.Namespace)) == 0 {
-		return false, nil
-	}
 	var waits []<-chan struct{}
 	var waiting []string
 	for _, dg := range s.ImageDigests {

@@ -67,7 +67,7 @@ func TestDecideAllowlistThenBundle(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := d.Decide(ctx, tc.s)
-			if v.Allowed() != tc.allowed || v.Rule != tc.rule || !strings.Contains(v.Reason, tc.contains) {
+			if v.Allowed() != tc.allowed || v.RuleName() != tc.rule || !strings.Contains(v.Reason, tc.contains) {
 				t.Errorf("verdict = %+v; want allowed=%v rule=%s reason containing %q", v, tc.allowed, tc.rule, tc.contains)
 			}
 		})
@@ -79,7 +79,7 @@ func TestDecideWithoutBundleFailsClosed(t *testing.T) {
 	node.Allowlists = policy.Allowlists{"kube-system": {unsignedDigest}}
 	d := newDecider(t, node, nil)
 	d.bundleMissing = true
-	if v := d.Decide(context.Background(), subject("dev", "sha256:"+strings.Repeat("2", 64))); v.Allowed() || v.Rule != "no-bundle" {
+	if v := d.Decide(context.Background(), subject("dev", "sha256:"+strings.Repeat("2", 64))); v.Allowed() || v.RuleName() != "no-bundle" {
 		t.Errorf("no bundle in force: %+v, want a refusal", v)
 	}
 	if v := d.Decide(context.Background(), subject("kube-system", unsignedDigest)); !v.Allowed() {
@@ -90,7 +90,7 @@ func TestDecideWithoutBundleFailsClosed(t *testing.T) {
 func TestDecideUncoveredDeny(t *testing.T) {
 	node := nodeconfig.Default()
 	node.UncoveredDeny = true
-	if v := newDecider(t, node, nil).Decide(context.Background(), subject("dev", unsignedDigest)); v.Allowed() || v.Rule != "uncovered" {
+	if v := newDecider(t, node, nil).Decide(context.Background(), subject("dev", unsignedDigest)); v.Allowed() || v.RuleName() != "uncovered" {
 		t.Errorf("uncovered: deny without a bundle: %+v", v)
 	}
 	node.Cluster = "prod-1"

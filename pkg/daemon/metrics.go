@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -14,6 +16,7 @@ import (
 // metrics are the daemon's Prometheus metrics, on their own registry so that
 // only nri-csig's series (and Go's) are exported.
 type metrics struct {
+	alarmGauges
 	reg          *prometheus.Registry
 	decisions    *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
@@ -31,7 +34,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nri_csig_decisions_total",
-			Help: "Decisions by phase (create = a container being created, running = judged again), result and the rule or policy that decided.",
+			Help: "Decisions by phase (create = a container being created, running = judged again), result and the kind of rule that decided (policy.RuleKind: allowlist, policy, exemption, ...).",
 		}, []string{"event", "decision", "rule"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nri_csig_decision_duration_seconds",
@@ -66,6 +69,7 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
+	m.alarmGauges = newAlarmGauges(m.reg)
 	return m
 }
 
@@ -74,7 +78,7 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 	if event == "validate" {
 		return // counted once, at create
 	}
-	m.decisions.WithLabelValues(event, string(v.Decision), v.Rule).Inc()
+	m.decisions.WithLabelValues(event, string(v.Decision), string(v.Kind)).Inc()
 	cache := "hit"
 	if v.Fetched {
 		cache = "miss"
@@ -82,18 +86,20 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 	m.latency.WithLabelValues(event, cache).Observe(took.Seconds())
 }
 
-// serve exposes /metrics and /readyz (200 only while registered with NRI).
-func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr, error) {
+// serve exposes /metrics and /readyz (200 only while registered with NRI;
+// detail adds a line on the bundle in force). onError hears why the server
+// stopped, unless it was closed.
+func (m *metrics) serve(addr string, ready func() bool, detail func() string, onError func(error)) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ready() {
 			m.connected.Set(1)
-			w.Write([]byte("ok: registered with NRI\n"))
+			fmt.Fprintf(w, "ok: registered with NRI\n%s\n", detail())
 			return
 		}
 		m.connected.Set(0)
-		http.Error(w, "not registered with NRI", http.StatusServiceUnavailable)
+		http.Error(w, "not registered with NRI\n"+detail(), http.StatusServiceUnavailable)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	ln, err := net.Listen("tcp", addr)
@@ -101,7 +107,11 @@ func (m *metrics) serve(addr string, ready func() bool) (*http.Server, net.Addr,
 		return nil, nil, err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			onError(err)
+		}
+	}()
 	return srv, ln.Addr(), nil
 }
 

@@ -239,7 +239,6 @@ func (g *Guard) Check(c Container) (policy.Verdict, bool) {
 	return policy.Verdict{
 		Decision: policy.Deny,
 		Kind:     policy.RuleNodeIntegrity,
-		Rule:     string(policy.RuleNodeIntegrity), // as today; drop with Verdict.Rule (typed verdicts)
 		Digest:   digest,
 		Reason: fmt.Sprintf("node integrity: %s; a container that reaches the machinery enforcing image signatures could switch it off, so no signature, allow list or exemption overrides this. If it is a trusted system component, allow exactly this in the node config: guard.allow: [{namespace: %s, digests: [%s], ...}] (see docs/THREAT-MODEL.md)",
 			strings.Join(findings, "; "), orQuote(c.Namespace), orUnknown(c.ConfigDigest)),

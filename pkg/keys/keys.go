@@ -1,11 +1,12 @@
-// Package keys is the one door to signing keys: Open a key reference, sign SHA-256
-// digests with it, and verify signatures with VerifyDigest.
+// Package keys is the vocabulary of signing keys: the Signer interface,
+// algorithms, key info, error classes, fingerprints, PEM parsing and signature
+// verification. It imports no key provider (local files, Alibaba Cloud KMS):
+// the node links it to verify, and never links a KMS SDK. Opening a key by
+// reference is package keyref's job.
 //
-// A key reference is either a local PEM file (a path, or "file://" + path; package
-// local) or an Alibaba Cloud KMS key, "alikms://<region>/<key-id-or-alias>[?version=<key-version-id>]"
-// (package alikms). Only asymmetric signing keys are accepted: RSA of at least
-// 2048 bits and ECDSA P-256. Anything else is refused with ErrUnsupportedKey and
-// a message naming the key to create.
+// Only asymmetric signing keys are accepted: RSA of at least 2048 bits and
+// ECDSA P-256. Anything else is refused with ErrUnsupportedKey and a message
+// naming the key to create.
 package keys
 
 import (
@@ -19,12 +20,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
-
-	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
-	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
 
 // Signer signs SHA-256 digests with a private key it may never reveal (a KMS key or a local file).
@@ -36,92 +31,6 @@ type Signer interface {
 	PublicKey(ctx context.Context) (crypto.PublicKey, error)
 	// Info describes the key: provider, reference, key spec, algorithm, KMS ids.
 	Info() Info
-}
-
-var (
-	_ Signer = (*local.Key)(nil)
-	_ Signer = (*alikms.Key)(nil)
-)
-
-// Algorithm is a signature algorithm: RSA_PKCS1_SHA_256 (the default for RSA keys),
-// RSA_PSS_SHA_256 or ECDSA_SHA_256.
-type Algorithm = keyinfo.Algorithm
-
-// The supported algorithms, all over SHA-256.
-const (
-	RSAPKCS1SHA256 = keyinfo.RSAPKCS1SHA256
-	RSAPSSSHA256   = keyinfo.RSAPSSSHA256
-	ECDSASHA256    = keyinfo.ECDSASHA256
-)
-
-// Info describes a key: Provider ("local" or "alikms"), Ref, KeySpec (RSA_2048,
-// EC_P256, ...), Algorithm, and for KMS keys Region, KeyID and KeyVersionID.
-type Info = keyinfo.Info
-
-// Error classes, tested with errors.Is. Every error from this package and its
-// providers that stems from the key or the key service wraps one of them.
-var (
-	// ErrUnsupportedKey: wrong key type, size, spec or usage; the message says which key to create.
-	ErrUnsupportedKey = keyinfo.ErrUnsupportedKey
-	// ErrKeyNotFound: the KMS key (or alias, or version) does not exist.
-	ErrKeyNotFound = keyinfo.ErrKeyNotFound
-	// ErrKeyDisabled: the KMS key exists but is not Enabled.
-	ErrKeyDisabled = keyinfo.ErrKeyDisabled
-	// ErrAuth: the KMS rejected the credentials or denied the call.
-	ErrAuth = keyinfo.ErrAuth
-	// ErrUnavailable: timeout, unreachable endpoint, throttling or a server error; worth retrying.
-	ErrUnavailable = keyinfo.ErrUnavailable
-	// ErrInvalidSignature: VerifyDigest found the signature does not match.
-	ErrInvalidSignature = keyinfo.ErrInvalidSignature
-)
-
-// Options configure Open. The zero value signs with the key's default algorithm
-// and reaches KMS through the shared gateway with credentials-go's default chain.
-type Options struct {
-	// Algorithm to sign with; empty means RSA_PKCS1_SHA_256 for RSA keys and
-	// ECDSA_SHA_256 for EC keys.
-	Algorithm Algorithm
-	// KMS configures alikms:// references (endpoint, CA, credentials, timeouts).
-	KMS alikms.Config
-}
-
-// Open opens the signing key named by ref: a local PEM file (path or file://path)
-// or an Alibaba Cloud KMS key (alikms://region/key-id-or-alias[?version=id]).
-func Open(ctx context.Context, ref string, opts Options) (Signer, error) {
-	scheme, ok := schemeOf(ref)
-	switch {
-	case ref == "":
-		return nil, errors.New("no key given: pass --key with a PEM file path or alikms://<region>/<key-id>")
-	case !ok || scheme == "file":
-		return local.Open(ref, opts.Algorithm)
-	case scheme == alikms.Scheme:
-		return alikms.Open(ctx, ref, opts.Algorithm, opts.KMS)
-	default:
-		return nil, fmt.Errorf("key reference %q: scheme %q is not supported: use a PEM file path or alikms://<region>/<key-id-or-alias>", ref, scheme)
-	}
-}
-
-// OpenPublic returns the verification key named by ref: a PEM public key file
-// ("PUBLIC KEY" or "RSA PUBLIC KEY"), a PEM private key file (its public half), or
-// any reference Open accepts (a KMS key's public key is fetched once).
-func OpenPublic(ctx context.Context, ref string, opts Options) (crypto.PublicKey, error) {
-	if scheme, ok := schemeOf(ref); !ok || scheme == "file" {
-		path := strings.TrimPrefix(ref, "file://")
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("public key: %w", err)
-		}
-		if pub, err := ParsePublicKeyPEM(data); err == nil {
-			return pub, nil
-		} else if !isPrivatePEM(data) {
-			return nil, fmt.Errorf("public key %s: %w", path, err)
-		}
-	}
-	s, err := Open(ctx, ref, opts)
-	if err != nil {
-		return nil, err
-	}
-	return s.PublicKey(ctx)
 }
 
 // ParsePublicKeyPEM parses a PEM "PUBLIC KEY" (PKIX) or "RSA PUBLIC KEY" (PKCS#1)
@@ -146,7 +55,7 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing public key: %w", err)
 	}
-	if _, err := keyinfo.Check(pub); err != nil {
+	if _, err := checkKey(pub); err != nil {
 		return nil, err
 	}
 	return pub, nil
@@ -174,18 +83,18 @@ func Fingerprint(pub crypto.PublicKey) (string, error) {
 
 // KeySpec returns the KMS-style spec of pub (RSA_2048, EC_P256, ...), or an error
 // wrapping ErrUnsupportedKey for keys nri-csig does not accept.
-func KeySpec(pub crypto.PublicKey) (string, error) { return keyinfo.Check(pub) }
+func KeySpec(pub crypto.PublicKey) (string, error) { return checkKey(pub) }
 
 // VerifyDigest checks sig over a SHA-256 digest with pub and alg. An empty alg
 // means the default for the key type (RSA_PKCS1_SHA_256 or ECDSA_SHA_256).
 // RSA-PSS accepts any salt length, since KMS does not document the one it uses.
 // A signature that does not match returns an error wrapping ErrInvalidSignature.
 func VerifyDigest(pub crypto.PublicKey, alg Algorithm, digest, sig []byte) error {
-	spec, err := keyinfo.Check(pub)
+	spec, err := checkKey(pub)
 	if err != nil {
 		return err
 	}
-	if alg, err = keyinfo.Resolve(spec, alg); err != nil {
+	if alg, err = ResolveAlgorithm(spec, alg); err != nil {
 		return err
 	}
 	if len(digest) != sha256.Size {
@@ -205,18 +114,4 @@ func VerifyDigest(pub crypto.PublicKey, alg Algorithm, digest, sig []byte) error
 		return fmt.Errorf("%w: %s signature does not match the %s key: %v", ErrInvalidSignature, alg, spec, err)
 	}
 	return nil
-}
-
-// schemeOf returns the scheme of a "scheme://..." reference.
-func schemeOf(ref string) (string, bool) {
-	scheme, _, ok := strings.Cut(ref, "://")
-	if !ok || scheme == "" || strings.ContainsAny(scheme, "/\\.") {
-		return "", false
-	}
-	return scheme, true
-}
-
-func isPrivatePEM(data []byte) bool {
-	block, _ := pem.Decode(data)
-	return block != nil && strings.Contains(block.Type, "PRIVATE KEY")
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
@@ -98,7 +99,7 @@ func TestFingerprintAndPublicPEM(t *testing.T) {
 		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		pub, err := keys.OpenPublic(t.Context(), p, keys.Options{})
+		pub, err := keyref.OpenPublic(t.Context(), p, keyref.Options{})
 		if err != nil {
 			t.Fatalf("OpenPublic(%s) = %v", name, err)
 		}
@@ -117,7 +118,7 @@ func TestFingerprintAndPublicPEM(t *testing.T) {
 	if _, err := keys.ParsePublicKeyPEM([]byte("not pem")); err == nil {
 		t.Error("ParsePublicKeyPEM(garbage) = nil error")
 	}
-	if _, err := keys.Open(t.Context(), "", keys.Options{}); err == nil || !strings.Contains(err.Error(), "--key") {
+	if _, err := keyref.Open(t.Context(), "", keyref.Options{}); err == nil || !strings.Contains(err.Error(), "--key") {
 		t.Errorf("Open(\"\") = %v; want an error naming --key", err)
 	}
 }

@@ -104,11 +104,23 @@ signatures:
   # insecureRegistries: [registry.local:5000]    # plain HTTP (loopback always may)
 `
 
+// MaxSize bounds a node config file: real ones are a few kilobytes, even
+// with long allow lists.
+const MaxSize = 1 << 20
+
 // Load reads and validates the config file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading node config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading node config: %w", err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: the node config is larger than %d bytes (1 MiB); it holds a cluster name, allow lists and a few paths", path, MaxSize)
 	}
 	return Parse(path, data)
 }
@@ -170,10 +182,17 @@ var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 // dns1123Label is what Kubernetes accepts as a namespace name.
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
+// clusterName is what a bundle's SecurityPolicy may name in spec.clusters
+// (policy.ValidClusterName): a printable identifier of at most 253 bytes.
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,251}[A-Za-z0-9])?$`)
+
 // Parse validates a config document; name is used in error messages.
 func Parse(name string, data []byte) (*Config, error) {
 	fail := func(line int, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: the node config is larger than %d bytes (1 MiB); it holds a cluster name, allow lists and a few paths", name, MaxSize)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -192,6 +211,13 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%s: apiVersion %q kind %q: want apiVersion: %s and kind: %s", name, f.APIVersion, f.Kind, APIVersion, Kind)
 	}
 	c := Default()
+	if f.Cluster != "" && !clusterName.MatchString(f.Cluster) {
+		shown := f.Cluster
+		if len(shown) > 64 {
+			shown = shown[:64] + "..."
+		}
+		return nil, fmt.Errorf("%s: cluster: %q is not a cluster name: want letters, digits, '.', '_', ':' or '-' (starting and ending with a letter or digit), at most 253 bytes, as a SecurityPolicy's spec.clusters names it", name, shown)
+	}
 	c.Cluster = f.Cluster
 	for _, a := range f.Allowlists {
 		ns := a.Namespace

@@ -118,3 +118,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseBoundsAndClusterNames(t *testing.T) {
+	head := "apiVersion: nri-csig.io/v1alpha1\nkind: NodeConfig\n"
+	for name, tc := range map[string]struct {
+		doc  string
+		want string // substring of the error; empty: accepted
+	}{
+		"plain":                {doc: head + "cluster: prod-hangzhou\n"},
+		"dots and colons":      {doc: head + "cluster: eu.west:1_a\n"},
+		"253 bytes":            {doc: head + "cluster: " + strings.Repeat("a", 253) + "\n"},
+		"newline inside":       {doc: head + "cluster: \"prod\\nEVIL\"\n", want: "is not a cluster name"},
+		"254 bytes":            {doc: head + "cluster: " + strings.Repeat("a", 254) + "\n", want: "is not a cluster name"},
+		"space":                {doc: head + "cluster: prod east\n", want: "is not a cluster name"},
+		"wildcard":             {doc: head + "cluster: \"*\"\n", want: "is not a cluster name"},
+		"10 MB name":           {doc: head + "cluster: " + strings.Repeat("a", 10<<20) + "\n", want: "larger than 1048576 bytes"},
+		"over 1 MiB of digits": {doc: head + "# " + strings.Repeat("x", MaxSize) + "\n", want: "larger than 1048576 bytes"},
+	} {
+		_, err := Parse("node.yaml", []byte(tc.doc))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: Parse = %v; want accepted", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: Parse = %v; want an error containing %q", name, err, tc.want)
+		case tc.want != "" && len(err.Error()) > 600:
+			t.Errorf("%s: the error is %d bytes long; it must not echo the input", name, len(err.Error()))
+		}
+	}
+	// Load reads at most MaxSize+1 bytes of a larger file.
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	if err := os.WriteFile(path, []byte(head+"cluster: "+strings.Repeat("a", 100<<20)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load of a 100 MB file = %v; want refused as too large", err)
+	}
+}

@@ -120,7 +120,6 @@ func (p *Plugin) checkAdjustment(req *api.ValidateContainerAdjustmentRequest, s 
 		return v
 	}
 	return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleAdjustment, Digest: v.Digest,
-		Rule: string(policy.RuleAdjustment), // as today; drop with Verdict.Rule (typed verdicts)
 		Reason: "the image is trusted, but " + strings.Join(refused, "; ") +
 			", and this node's config refuses mounts and devices other plugins add (guard.otherPlugins); fix or reconfigure that plugin, or set guard.otherPlugins to record"}
 }

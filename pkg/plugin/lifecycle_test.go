@@ -52,7 +52,7 @@ func ctr(id, name string) *api.Container {
 var pod1 = &api.PodSandbox{Id: "pod1", Name: "web", Namespace: "prod"}
 
 func TestCreateContainerAnnotatesTrustedImage(t *testing.T) {
-	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Rule: "policy/prod", Trusted: true,
+	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Kind: policy.RulePolicy, Policy: "prod", Trusted: true,
 		Witnesses: []string{"ci", "sec"}, Digest: trustedDigest}}}
 	p, mem := newAuditedPlugin(d, nil)
 	adj, _, err := p.CreateContainer(context.Background(), pod1, ctr("c1", "app"))
@@ -78,7 +78,7 @@ func TestCreateContainerAnnotatesTrustedImage(t *testing.T) {
 }
 
 func TestCreateContainerNeverRefuses(t *testing.T) {
-	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Deny, Rule: "policy/prod", Reason: "unsigned"}}}
+	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Deny, Kind: policy.RulePolicy, Policy: "prod", Reason: "unsigned"}}}
 	p, _ := newAuditedPlugin(d, nil)
 	adj, _, err := p.CreateContainer(context.Background(), pod1, ctr("c1", "app"))
 	if err != nil || adj != nil {
@@ -91,7 +91,7 @@ func TestCreateContainerNeverRefuses(t *testing.T) {
 }
 
 func TestAuditModeViolationsAreRecorded(t *testing.T) {
-	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Rule: "policy/prod",
+	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Kind: policy.RulePolicy, Policy: "prod",
 		Violations: []policy.Violation{{Policy: "strict", Reason: "witness sec has not signed"}}}}}
 	p, mem := newAuditedPlugin(d, nil)
 	if err := p.ValidateContainerAdjustment(context.Background(), &api.ValidateContainerAdjustmentRequest{Pod: pod1, Container: ctr("c1", "app")}); err != nil {
@@ -109,14 +109,14 @@ func TestAuditModeViolationsAreRecorded(t *testing.T) {
 }
 
 func TestRejudgeReportsAndStopsUntrustedRunningContainers(t *testing.T) {
-	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Rule: "allowlist"}}}
+	d := &fixedDecider{v: map[string]policy.Verdict{"prod": {Decision: policy.Allow, Kind: policy.RuleAllowlist}}}
 	stops := &stopRecorder{}
 	p, mem := newAuditedPlugin(d, stops)
 	p.background = func(f func()) { f() }
 	p.Synchronize(context.Background(), []*api.PodSandbox{pod1}, []*api.Container{ctr("c1", "app"), ctr("c2", "side")})
 	// The rules change: the same images are no longer trusted.
 	d.mu.Lock()
-	d.v["prod"] = policy.Verdict{Decision: policy.Deny, Rule: "revocation/key", Reason: "key revoked"}
+	d.v["prod"] = policy.Verdict{Decision: policy.Deny, Kind: policy.RuleRevocation, Policy: "key", Reason: "key revoked"}
 	d.mu.Unlock()
 	if n := p.Rejudge(context.Background(), "bundle change"); n != 2 {
 		t.Fatalf("Rejudge found %d untrusted containers, want 2", n)

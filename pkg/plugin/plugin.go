@@ -134,7 +134,7 @@ func (p *Plugin) Configure(_ context.Context, _, runtime, version string) (api.E
 		p.requestTimeout.Store(int64(s.RequestTimeout()))
 	}
 	p.log.Info("connected to runtime", "runtime", runtime, "version", version)
-	return api.MustParseEventMask("CreateContainer", "RemoveContainer", "ValidateContainerAdjustment"), nil
+	return api.MustParseEventMask("CreateContainer", "StartContainer", "RemoveContainer", "ValidateContainerAdjustment"), nil
 }
 
 // checkRuntime requires containerd >= 2.4: older releases do not report the
@@ -226,16 +226,11 @@ func (p *Plugin) Rejudge(ctx context.Context, why string) int {
 			continue
 		}
 		bad++
-		rec := p.record("running", s, v, time.Since(start))
+		rec := audit.FromVerdict("running", s, v, time.Since(start))
 		rec.ContainerID = t.ctr.GetId()
 		rec.Reason = fmt.Sprintf("running container is not trusted (judged again at %s): %s", why, v.Reason)
 		if p.opts.Stopper != nil {
-			if err := p.opts.Stopper.Stop(ctx, t.ctr.GetId(), v.Reason); err != nil {
-				rec.Reason += fmt.Sprintf("; stopping it failed: %v", err)
-			} else {
-				rec.Decision = "stopped"
-				rec.Reason += "; stopped"
-			}
+			rec.MarkStopped(p.opts.Stopper.Stop(ctx, t.ctr.GetId(), v.Reason))
 		}
 		p.opts.Audit.Write(rec)
 	}
@@ -277,7 +272,7 @@ const (
 func Annotations(v policy.Verdict) map[string]string {
 	a := map[string]string{
 		AnnotationTrusted: fmt.Sprint(v.Trusted),
-		AnnotationVerdict: string(v.Decision) + " by " + v.Rule,
+		AnnotationVerdict: string(v.Decision) + " by " + v.RuleName(),
 	}
 	if len(v.Witnesses) > 0 {
 		a[AnnotationWitnesses] = strings.Join(v.Witnesses, ",")
@@ -294,6 +289,31 @@ func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 	delete(p.containers, ctr.GetId())
 	p.mu.Unlock()
 	return nil
+}
+
+// StartContainer judges the container again just before its process starts,
+// so that a container created while its image was trusted does not start
+// after a revocation. An error here fails the CRI StartContainer in
+// containerd 2.4.2 (internal/cri/server/container_start.go returns "NRI
+// container start failed" before task.Start, and deletes the created task).
+// As in every phase but validation, a plugin that times out or has gone is
+// skipped (NRI <= v0.12.3): the decision answers within its own deadline, and
+// when the plugin was away Synchronize judges again what started meanwhile.
+// Only refusals are recorded: an allowed start repeats the creation's verdict.
+func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	start := time.Now()
+	v, s := p.decideWithin(ctx, pod, ctr)
+	if p.opts.Observe != nil {
+		p.opts.Observe("start", v, time.Since(start))
+	}
+	if v.Allowed() {
+		return nil
+	}
+	rec := audit.FromVerdict("start", s, v, time.Since(start))
+	rec.ContainerID = ctr.GetId()
+	rec.Reason = "container may not start, its image is no longer trusted: " + v.Reason
+	p.opts.Audit.Write(rec)
+	return errors.New(refusal(s, v))
 }
 
 // Shutdown is called when the runtime shuts down.
@@ -332,7 +352,9 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	if p.opts.Observe != nil {
 		p.opts.Observe("validate", v, time.Since(start))
 	}
-	p.opts.Audit.Write(p.record("create", s, v, time.Since(start)))
+	rec := audit.FromVerdict("create", s, v, time.Since(start))
+	rec.ContainerID = ctr.GetId()
+	p.opts.Audit.Write(rec)
 	p.auditViolations("create", s, v, ctr.GetId())
 	if v.Allowed() {
 		return nil
@@ -352,6 +374,9 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 		Namespace: pod.GetNamespace(),
 		Pod:       pod.GetName(),
 		Container: ctr.GetName(),
+		// What containerd pulled for the reference: the audit trail's digest
+		// when no signature decides.
+		PulledDigest: ctr.GetImage().GetDigest(),
 	}
 	// Names in the annotation are the CRI caller's word (user_specified_image):
 	// used in messages when the runtime gives none, never in decisions.
@@ -376,7 +401,7 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		r = result{s: s, v: policy.Verdict{Decision: policy.Deny, Rule: "deadline",
+		r = result{s: s, v: policy.Verdict{Decision: policy.Deny, Kind: policy.RuleDeadline, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("the decision did not finish within %s; refusing rather than letting NRI time out (kubelet retries)", p.budget())}}
 	}
 	return r.v, r.s
@@ -385,7 +410,7 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Container) (policy.Verdict, policy.Subject) {
 	img := ctr.GetImage()
 	if img == nil || img.GetConfigDigest() == "" {
-		return policy.Verdict{Decision: policy.Deny, Rule: "image-identity",
+		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity,
 			Reason: "the runtime did not report which image this container runs (NRI Container.image needs containerd >= 2.4)"}, s
 	}
 	if img.GetName() != "" {
@@ -394,7 +419,7 @@ func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Containe
 	s.ConfigDigest = img.GetConfigDigest()
 	digests, repos, err := p.images.Resolve(ctx, s.ConfigDigest)
 	if err != nil {
-		return policy.Verdict{Decision: policy.Deny, Rule: "image-identity", Digest: img.GetDigest(),
+		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("cannot read the image from containerd's content store: %v", err)}, s
 	}
 	s.ImageDigests, s.Repositories = digests, repos
@@ -428,39 +453,11 @@ func orUnknown(s string) string {
 	return s
 }
 
-// record is the audit record of a decision.
-func (p *Plugin) record(event string, s policy.Subject, v policy.Verdict, took time.Duration) audit.Record {
-	decision := string(v.Decision)
-	if v.Allowed() && strings.HasPrefix(v.Rule, "exemption/") {
-		decision = "exempt" // break-glass: always a warning record
-	}
-	return audit.Record{
-		Event:        event,
-		Decision:     decision,
-		Rule:         v.Rule,
-		Policy:       strings.TrimPrefix(v.Rule, "policy/"),
-		Witness:      strings.Join(v.Witnesses, ","),
-		Mode:         v.Mode,
-		Namespace:    s.Namespace,
-		Pod:          s.Pod,
-		Container:    s.Container,
-		Image:        s.ImageName,
-		Digest:       v.Digest,
-		ConfigDigest: s.ConfigDigest,
-		Reason:       v.Reason,
-		DurationMS:   float64(took.Microseconds()) / 1000,
-	}
-}
-
 // auditViolations records each failing audit-mode policy: the container runs,
 // and the record says it would have been refused.
 func (p *Plugin) auditViolations(event string, s policy.Subject, v policy.Verdict, id string) {
-	for _, viol := range v.Violations {
-		p.opts.Audit.Write(audit.Record{
-			Event: event, Decision: "would-deny", Rule: "policy/" + viol.Policy, Policy: viol.Policy, Mode: "audit",
-			Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, ContainerID: id, Image: s.ImageName,
-			Digest: v.Digest, ConfigDigest: s.ConfigDigest,
-			Reason: "audit mode: the container runs, but policy " + viol.Policy + " would refuse it: " + viol.Reason,
-		})
+	for _, rec := range audit.Violations(event, s, v) {
+		rec.ContainerID = id
+		p.opts.Audit.Write(rec)
 	}
 }

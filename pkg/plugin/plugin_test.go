@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 
+	"github.com/nri-csig/nri-csig/pkg/decision"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -55,7 +56,7 @@ func newTestPlugin(d Decider, images ImageResolver, timeout time.Duration) (*Plu
 	return New(d, images, log, Options{DecisionTimeout: timeout}), &logs
 }
 
-var allowTrusted = &policy.Decider{Allowlists: policy.Allowlists{"prod": {trustedDigest}}}
+var allowTrusted = &decision.Decider{Node: decision.Node{Allowlists: policy.Allowlists{"prod": {trustedDigest}}}}
 
 func TestValidateAllowsListedDigest(t *testing.T) {
 	p, logs := newTestPlugin(allowTrusted, fakeImages{digests: []string{trustedDigest}}, time.Second)

@@ -19,20 +19,16 @@ func (a Allowlists) Decide(s Subject) (v Verdict, covered bool) {
 	}
 	for _, d := range s.ImageDigests {
 		if slices.Contains(list, d) {
-			return Verdict{Decision: Allow, Rule: "allowlist", Digest: d,
+			return Verdict{Decision: Allow, Kind: RuleAllowlist, Digest: d,
 				Reason: fmt.Sprintf("image digest %s is on the allow list of namespace %q", d, s.Namespace)}, true
 		}
 	}
 	// The config digest is accepted too: it is what "crictl images" shows as IMAGE ID.
 	if s.ConfigDigest != "" && slices.Contains(list, s.ConfigDigest) {
-		return Verdict{Decision: Allow, Rule: "allowlist", Digest: s.ConfigDigest,
+		return Verdict{Decision: Allow, Kind: RuleAllowlist, Digest: s.ConfigDigest,
 			Reason: fmt.Sprintf("image config digest %s is on the allow list of namespace %q", s.ConfigDigest, s.Namespace)}, true
 	}
-	first := ""
-	if len(s.ImageDigests) > 0 {
-		first = s.ImageDigests[0]
-	}
-	return Verdict{Decision: Deny, Rule: "allowlist", Digest: first,
+	return Verdict{Decision: Deny, Kind: RuleAllowlist, Digest: s.PulledDigest,
 		Reason: fmt.Sprintf("image digest is not on the allow list of namespace %q (image digests: %s; config digest %s)",
 			s.Namespace, digestsString(s.ImageDigests), s.ConfigDigest)}, true
 }

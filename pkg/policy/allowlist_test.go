@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
@@ -21,11 +20,12 @@ func TestAllowlistDecide(t *testing.T) {
 		wantDigest  string
 		wantMessage string
 	}{
-		"listed image digest":   {Subject{Namespace: "prod", ImageDigests: []string{dB, dA}}, true, true, dA, "is on the allow list"},
-		"listed config digest":  {Subject{Namespace: "prod", ConfigDigest: dCfg}, true, true, dCfg, "config digest"},
-		"not listed":            {Subject{Namespace: "prod", ImageDigests: []string{dB}, ConfigDigest: dB}, true, false, dB, "not on the allow list"},
+		"listed image digest":  {Subject{Namespace: "prod", ImageDigests: []string{dB, dA}}, true, true, dA, "is on the allow list"},
+		"listed config digest": {Subject{Namespace: "prod", ConfigDigest: dCfg}, true, true, dCfg, "config digest"},
+		// A refusal names the digest containerd pulled, not a candidate.
+		"not listed":            {Subject{Namespace: "prod", ImageDigests: []string{dA + "0", dB}, ConfigDigest: dB, PulledDigest: dB}, true, false, dB, "not on the allow list"},
 		"no digests found":      {Subject{Namespace: "prod"}, true, false, "", "none found in the node's content store"},
-		"empty list locks down": {Subject{Namespace: "locked", ImageDigests: []string{dA}}, true, false, dA, "not on the allow list"},
+		"empty list locks down": {Subject{Namespace: "locked", ImageDigests: []string{dA}, PulledDigest: dA}, true, false, dA, "not on the allow list"},
 		"other namespace":       {Subject{Namespace: "dev", ImageDigests: []string{dA}}, false, false, "", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -40,17 +40,5 @@ func TestAllowlistDecide(t *testing.T) {
 				t.Errorf("verdict = %+v; want allowed=%v digest=%s reason containing %q", v, tc.allowed, tc.wantDigest, tc.wantMessage)
 			}
 		})
-	}
-}
-
-func TestDeciderAllowsUncoveredNamespace(t *testing.T) {
-	d := &Decider{Allowlists: Allowlists{"prod": {dA}}}
-	v := d.Decide(context.Background(), Subject{Namespace: "dev", ImageDigests: []string{dB}})
-	if !v.Allowed() || v.Rule != "uncovered" {
-		t.Fatalf("verdict = %+v, want allow by uncovered", v)
-	}
-	v = d.Decide(context.Background(), Subject{Namespace: "prod", ImageDigests: []string{dB}})
-	if v.Allowed() {
-		t.Fatalf("verdict = %+v, want deny", v)
 	}
 }

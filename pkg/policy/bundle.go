@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto"
+	"sync/atomic"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
@@ -56,6 +57,12 @@ type Bundle struct {
 	Serial uint64
 	// Description is free text from the bundle document.
 	Description string
+	// NotBefore and Expires bound when a node accepts the bundle (zero: no
+	// bound). They are part of the signed bytes: a node never puts in force
+	// a bundle past Expires, so a replayed old bundle is refused by time, not
+	// only by serial. See Freshness.
+	NotBefore time.Time
+	Expires   time.Time
 
 	Witnesses   []*Witness
 	Policies    []*SecurityPolicy
@@ -66,6 +73,7 @@ type Bundle struct {
 	policyByName  map[string]*SecurityPolicy
 	keyByFP       map[string]*Key
 	index         coverIndex
+	ruleIx        atomic.Pointer[ruleIndex] // exemptions and revocations by digest; see rules()
 }
 
 // Witness is a named trust anchor: the public keys whose signatures over an
@@ -138,8 +146,13 @@ type Revocation struct {
 	Name         string
 	Keys         []string
 	ImageDigests []string
-	Effective    time.Time
-	Reason       string
+	// ConfigDigests are the image config digests the revoked ImageDigests
+	// name (recorded by "nri-csig revocation create", which resolves them in
+	// the registry). Any image with one of these configs is refused: a new
+	// manifest wrapping the same config and layers is the same content.
+	ConfigDigests []string
+	Effective     time.Time
+	Reason        string
 }
 
 // Witness returns the witness with the given name, or nil.

@@ -132,6 +132,7 @@ func (b *Bundle) reindex() {
 		b.policyByName[p.Name] = p
 	}
 	b.index = buildIndex(b.Policies)
+	b.ruleIx.Store(nil)
 }
 
 // AddExemption adds an exemption; its name must be new.
@@ -140,6 +141,7 @@ func (b *Bundle) AddExemption(e *Exemption) error {
 		return fmt.Errorf("exemption %q already exists; delete it first or choose another name", e.Name)
 	}
 	b.Exemptions = append(b.Exemptions, e)
+	b.ruleIx.Store(nil)
 	return nil
 }
 
@@ -150,6 +152,7 @@ func (b *Bundle) DeleteExemption(name string) error {
 		return fmt.Errorf("exemption %q not found; 'nri-csig exemption list' shows the exemptions", name)
 	}
 	b.Exemptions = slices.Delete(b.Exemptions, i, i+1)
+	b.ruleIx.Store(nil)
 	return nil
 }
 
@@ -159,6 +162,7 @@ func (b *Bundle) AddRevocation(r *Revocation) error {
 		return fmt.Errorf("revocation %q already exists; choose another name", r.Name)
 	}
 	b.Revocations = append(b.Revocations, r)
+	b.ruleIx.Store(nil)
 	return nil
 }
 
@@ -169,6 +173,7 @@ func (b *Bundle) DeleteRevocation(name string) error {
 		return fmt.Errorf("revocation %q not found; 'nri-csig revocation list' shows the revocations", name)
 	}
 	b.Revocations = slices.Delete(b.Revocations, i, i+1)
+	b.ruleIx.Store(nil)
 	return nil
 }
 

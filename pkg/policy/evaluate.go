@@ -77,7 +77,9 @@ type PolicyResult struct {
 	// Signed are the witnesses that signed; Missing those that did not.
 	Signed  []string
 	Missing []string
-	Reason  string
+	// SignedDigest is the candidate digest the first signing witness signed.
+	SignedDigest string
+	Reason       string
 }
 
 // Result is a decision and what led to it.
@@ -182,10 +184,12 @@ func (b *Bundle) KeysFor(cluster, namespace string, now time.Time) []*Key {
 // docs/POLICY.md:
 //
 //  1. Revocations first. An image whose digest (any candidate manifest or
-//     index digest, or its config digest) is revoked, from the revocation's
-//     effective time on, is refused in every namespace the node checks,
-//     covered or not, exemptions notwithstanding: a revocation says the
-//     content itself is bad. A revoked key's signatures count for nothing from
+//     index digest, or its config digest) is revoked, or whose config digest
+//     is one a revocation records as the config of a revoked manifest
+//     (configDigests), from the revocation's effective time on, is refused
+//     in every namespace the node checks, covered or not, exemptions
+//     notwithstanding: a revocation says the content itself is bad, and a
+//     new manifest around the same config is the same content. A revoked key's signatures count for nothing from
 //     the effective time on (a signature carries no trusted time, so one made
 //     before the revocation is not honoured either).
 //  2. Coverage. A policy covers (cluster, namespace) when one of its clusters
@@ -207,39 +211,43 @@ func (b *Bundle) KeysFor(cluster, namespace string, now time.Time) []*Key {
 //     container; one in audit mode lets it run and is reported in
 //     Result.Violations.
 //
-// The node config's allow lists (Allowlists) are the daemon's to apply
-// before calling Decide. Decide does no I/O and is safe for concurrent use.
+// Namespace validity, the node config's allow lists and a missing bundle
+// are judged before Decide, by pkg/decision. Decide does no I/O, costs the
+// same whatever the number of exemptions and revocations (they are looked
+// up by digest), and is safe for concurrent use.
 func (b *Bundle) Decide(r Request) Result {
 	if r.Now.IsZero() {
 		r.Now = time.Now()
 	}
 	s := r.Subject
 	if rv, d := b.revokedDigest(s, r.Now); rv != nil {
-		return Result{Verdict: Verdict{Decision: Deny, Rule: "revocation/" + rv.Name, Digest: d,
+		return Result{Verdict: Verdict{Decision: Deny, Kind: RuleRevocation, Policy: rv.Name, Digest: d,
 			Reason: fmt.Sprintf("image digest %s is revoked since %s (%s); run an image that is not revoked",
 				d, rv.Effective.Format(time.RFC3339), orNone(rv.Reason))}}
 	}
 	covering := b.Evaluate(r.Cluster, s.Namespace)
 	res := Result{Covered: len(covering) > 0}
 	if !res.Covered && r.Uncovered == UncoveredAllow {
-		res.Verdict = Verdict{Decision: Allow, Rule: "uncovered", Digest: firstDigest(s),
+		res.Verdict = Verdict{Decision: Allow, Kind: RuleUncovered, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("no enabled security policy covers namespace %q in cluster %q", s.Namespace, r.Cluster)}
 		return res
 	}
 	if e, d := b.exemption(s, r.Now); e != nil {
-		res.Verdict = Verdict{Decision: Allow, Rule: "exemption/" + e.Name, Digest: d,
+		res.Verdict = Verdict{Decision: Allow, Kind: RuleExemption, Policy: e.Name, Digest: d,
 			Reason: fmt.Sprintf("exempt until %s: %s", e.Expires.Format(time.RFC3339), e.Reason)}
 		return res
 	}
 	if !res.Covered {
-		res.Verdict = Verdict{Decision: Deny, Rule: "uncovered", Digest: firstDigest(s),
+		res.Verdict = Verdict{Decision: Deny, Kind: RuleUncovered, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("no enabled security policy covers namespace %q in cluster %q and the node refuses uncovered namespaces; enable a policy that covers it or add an exemption", s.Namespace, r.Cluster)}
 		return res
 	}
 	res.Policies = make([]PolicyResult, 0, len(covering))
+	// A witness named by several covering policies is checked once.
+	signed := make(map[string]string, 4)
 	var denied *PolicyResult
 	for _, p := range covering {
-		pr := b.judge(p, s, r.Signatures, r.Now)
+		pr := b.judge(p, s, r.Signatures, r.Now, signed)
 		res.Policies = append(res.Policies, pr)
 		if !pr.Passed {
 			if p.Mode == Audit {
@@ -254,15 +262,19 @@ func (b *Bundle) Decide(r Request) Result {
 		viols = append(viols, Violation{Policy: v.Policy, Reason: v.Reason})
 	}
 	if denied != nil {
-		res.Verdict = Verdict{Decision: Deny, Rule: "policy/" + denied.Policy, Digest: firstDigest(s), Reason: denied.Reason,
+		res.Verdict = Verdict{Decision: Deny, Kind: RulePolicy, Policy: denied.Policy, Digest: s.PulledDigest, Reason: denied.Reason,
 			Mode: string(Enforce), Violations: viols}
 		return res
 	}
 	var names, why, witnesses []string
+	digest := ""
 	for _, pr := range res.Policies {
 		if pr.Passed {
 			names = append(names, pr.Policy)
 			why = append(why, pr.Reason)
+			if digest == "" {
+				digest = pr.SignedDigest
+			}
 			for _, w := range pr.Signed {
 				if !slices.Contains(witnesses, w) {
 					witnesses = append(witnesses, w)
@@ -273,23 +285,35 @@ func (b *Bundle) Decide(r Request) Result {
 	for _, v := range res.Violations {
 		why = append(why, "audit only: "+v.Reason)
 	}
-	rule, mode := "policy/"+strings.Join(names, ","), Enforce
+	name, mode := strings.Join(names, ","), Enforce
 	if len(names) == 0 {
-		rule, mode = "policy/"+res.Violations[0].Policy, Audit
+		name, mode = res.Violations[0].Policy, Audit
 	}
-	res.Verdict = Verdict{Decision: Allow, Rule: rule, Digest: firstDigest(s), Reason: strings.Join(why, "; "),
+	if digest == "" {
+		digest = s.PulledDigest
+	}
+	res.Verdict = Verdict{Decision: Allow, Kind: RulePolicy, Policy: name, Digest: digest, Reason: strings.Join(why, "; "),
 		// Trusted only when signatures carried every policy: an allow that
 		// rests on an audit-mode failure is not the product's "Trusted Image".
 		Trusted: len(viols) == 0, Witnesses: witnesses, Mode: string(mode), Violations: viols}
 	return res
 }
 
-// judge applies one policy.
-func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.Time) PolicyResult {
+// judge applies one policy. signed caches, per witness name, the digest it
+// signed ("" when it signed none) across the policies of one decision.
+func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.Time, signed map[string]string) PolicyResult {
 	pr := PolicyResult{Policy: p.Name, Mode: p.Mode, Threshold: p.Threshold}
 	for _, wn := range p.Witnesses {
-		if b.witnessSigned(b.witnessByName[wn], s, sigs, now) {
+		d, seen := signed[wn]
+		if !seen {
+			d = b.witnessSigned(b.witnessByName[wn], s, sigs, now)
+			signed[wn] = d
+		}
+		if d != "" {
 			pr.Signed = append(pr.Signed, wn)
+			if pr.SignedDigest == "" {
+				pr.SignedDigest = d
+			}
 		} else {
 			pr.Missing = append(pr.Missing, wn)
 		}
@@ -313,9 +337,11 @@ func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.T
 	return pr
 }
 
-func (b *Bundle) witnessSigned(w *Witness, s Subject, sigs Signatures, now time.Time) bool {
+// witnessSigned returns the first candidate digest that one of w's
+// unrevoked keys signed, or "". Only this witness's keys are tried.
+func (b *Bundle) witnessSigned(w *Witness, s Subject, sigs Signatures, now time.Time) string {
 	if w == nil || sigs == nil {
-		return false
+		return ""
 	}
 	for _, k := range w.Keys {
 		if b.keyRevoked(k.Fingerprint, now) != nil {
@@ -323,11 +349,11 @@ func (b *Bundle) witnessSigned(w *Witness, s Subject, sigs Signatures, now time.
 		}
 		for _, d := range s.ImageDigests {
 			if sigs.Verified(d, k) {
-				return true
+				return d
 			}
 		}
 	}
-	return false
+	return ""
 }
 
 func (b *Bundle) fingerprints(witnesses []string, now time.Time) string {
@@ -347,54 +373,64 @@ func (b *Bundle) fingerprints(witnesses []string, now time.Time) string {
 
 // keyRevoked returns the revocation in effect at now for the key, or nil.
 func (b *Bundle) keyRevoked(fp string, now time.Time) *Revocation {
-	for _, r := range b.Revocations {
-		if !now.Before(r.Effective) && slices.Contains(r.Keys, fp) {
-			return r
-		}
-	}
-	return nil
+	return inEffect(b.rules().revokedKey[fp], now)
 }
 
 // KeyRevoked reports whether the key's signatures no longer count at now.
 func (b *Bundle) KeyRevoked(fp string, now time.Time) bool { return b.keyRevoked(fp, now) != nil }
 
+// revokedDigest returns the revocation in effect that refuses the subject,
+// and the digest it names: a candidate manifest or index digest, or the
+// config digest (named in imageDigests, or in configDigests as the config
+// of a revoked manifest). When several apply, the first candidate in the
+// subject's order decides, then the config.
 func (b *Bundle) revokedDigest(s Subject, now time.Time) (*Revocation, string) {
-	for _, r := range b.Revocations {
-		if now.Before(r.Effective) || len(r.ImageDigests) == 0 {
-			continue
+	ix := b.rules()
+	if len(ix.revokedDigest) == 0 && len(ix.revokedConfig) == 0 {
+		return nil, ""
+	}
+	for _, d := range s.ImageDigests {
+		if r := inEffect(ix.revokedDigest[d], now); r != nil {
+			return r, d
 		}
-		for _, d := range s.ImageDigests {
-			if slices.Contains(r.ImageDigests, d) {
-				return r, d
-			}
-		}
-		if s.ConfigDigest != "" && slices.Contains(r.ImageDigests, s.ConfigDigest) {
-			return r, s.ConfigDigest
-		}
+	}
+	if s.ConfigDigest == "" {
+		return nil, ""
+	}
+	if r := inEffect(ix.revokedDigest[s.ConfigDigest], now); r != nil {
+		return r, s.ConfigDigest
+	}
+	if r := inEffect(ix.revokedConfig[s.ConfigDigest], now); r != nil {
+		return r, s.ConfigDigest
 	}
 	return nil, ""
 }
 
+// exemption returns the unexpired exemption, first in bundle order, that
+// lets the subject run in its namespace, and the digest it names (the
+// pulled digest for a pod exemption).
 func (b *Bundle) exemption(s Subject, now time.Time) (*Exemption, string) {
-	for _, e := range b.Exemptions {
-		if e.Namespace != s.Namespace || !now.Before(e.Expires) {
-			continue
-		}
-		if e.Pod != "" && e.Pod == s.Pod {
-			return e, firstDigest(s)
-		}
-		if e.ImageDigest != "" && (slices.Contains(s.ImageDigests, e.ImageDigest) || e.ImageDigest == s.ConfigDigest) {
-			return e, e.ImageDigest
-		}
+	ns := b.rules().exemptions[s.Namespace]
+	if ns == nil {
+		return nil, ""
 	}
-	return nil, ""
-}
-
-func firstDigest(s Subject) string {
-	if len(s.ImageDigests) > 0 {
-		return s.ImageDigests[0]
+	var best *Exemption
+	if s.Pod != "" {
+		best = ns.firstUnexpired(ns.byPod[s.Pod], now, best)
 	}
-	return s.ConfigDigest
+	for _, d := range s.ImageDigests {
+		best = ns.firstUnexpired(ns.byDigest[d], now, best)
+	}
+	if s.ConfigDigest != "" {
+		best = ns.firstUnexpired(ns.byDigest[s.ConfigDigest], now, best)
+	}
+	if best == nil {
+		return nil, ""
+	}
+	if best.ImageDigest == "" {
+		return best, s.PulledDigest
+	}
+	return best, best.ImageDigest
 }
 
 func orNone(s string) string {

@@ -179,7 +179,7 @@ func TestDecide(t *testing.T) {
 			}
 			res := b.Decide(Request{Cluster: tc.cluster, Subject: tc.subject, Signatures: sigs, Now: tc.now, Uncovered: tc.uncovered})
 			v := res.Verdict
-			if v.Decision != tc.decision || v.Rule != tc.rule || !strings.Contains(v.Reason, tc.reason) {
+			if v.Decision != tc.decision || v.RuleName() != tc.rule || !strings.Contains(v.Reason, tc.reason) {
 				t.Fatalf("Decide = %v\nwant %s by %s with reason containing %q", v, tc.decision, tc.rule, tc.reason)
 			}
 			var viol, vviol []string
@@ -193,7 +193,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("Violations = %q, Verdict.Violations = %q; want %q", got, vviol, tc.violation)
 			}
 			// Trusted: allowed by signatures alone, with no audit-mode failure.
-			wantTrusted := v.Allowed() && strings.HasPrefix(v.Rule, "policy/") && tc.violation == ""
+			wantTrusted := v.Allowed() && v.Kind == RulePolicy && tc.violation == ""
 			if v.Trusted != wantTrusted {
 				t.Errorf("Trusted = %v; want %v", v.Trusted, wantTrusted)
 			}
@@ -270,7 +270,7 @@ func TestExampleBundle(t *testing.T) {
 		{"kube-system", dA, after, "allow by uncovered"},
 	} {
 		v := b.Decide(Request{Cluster: "prod-1", Subject: subject(tc.ns, tc.digest), Now: tc.now}).Verdict
-		if got := string(v.Decision) + " by " + v.Rule; got != tc.want {
+		if got := string(v.Decision) + " by " + v.RuleName(); got != tc.want {
 			t.Errorf("Decide(%s, %s, %s) = %s; want %s", tc.ns, tc.digest, tc.now, got, tc.want)
 		}
 	}
@@ -281,10 +281,10 @@ func TestDecideZeroNowIsNow(t *testing.T) {
 	b.Revocations[0].Effective = time.Now().Add(-time.Hour)
 	b.Exemptions[0].Expires = time.Now().Add(-time.Hour)
 	// A zero Now must not void the revocation nor revive the expired exemption.
-	if v := b.Decide(Request{Cluster: "c1", Subject: subject("other", dB)}).Verdict; v.Rule != "revocation/leaked" {
+	if v := b.Decide(Request{Cluster: "c1", Subject: subject("other", dB)}).Verdict; v.RuleName() != "revocation/leaked" {
 		t.Errorf("Decide(revoked digest) with zero Now = %v; want the revocation applied", v)
 	}
-	if v := b.Decide(Request{Cluster: "c1", Subject: subject("payments", dC)}).Verdict; v.Rule != "policy/prod" {
+	if v := b.Decide(Request{Cluster: "c1", Subject: subject("payments", dC)}).Verdict; v.RuleName() != "policy/prod" {
 		t.Errorf("Decide(exempt digest) with zero Now = %v; want the expired exemption ignored", v)
 	}
 }

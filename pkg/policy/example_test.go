@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -16,7 +16,7 @@ import (
 // of every reload and drops cached verdicts. Then one decision for a container.
 func Example() {
 	ctx := context.Background()
-	pub, err := keys.OpenPublic(ctx, "../../examples/bundle-signing.pub", keys.Options{})
+	pub, err := keyref.OpenPublic(ctx, "../../examples/bundle-signing.pub", keyref.Options{})
 	if err != nil {
 		panic(err)
 	}
@@ -53,7 +53,7 @@ func Example() {
 		Now:        time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC),
 		Uncovered:  policy.UncoveredAllow, // policy.UncoveredDeny when cfg.UncoveredDeny
 	})
-	fmt.Println(res.Verdict.Decision, res.Verdict.Rule)
+	fmt.Println(res.Verdict.Decision, res.Verdict.RuleName())
 	// Output:
 	// reload: loaded serial 5 (err: <nil>)
 	// policy production: 2 of [release qa]

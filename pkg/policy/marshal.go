@@ -22,6 +22,8 @@ type (
 	bundleSpecOut struct {
 		Serial      uint64 `yaml:"serial"`
 		Description string `yaml:"description,omitempty"`
+		NotBefore   string `yaml:"notBefore,omitempty"`
+		Expires     string `yaml:"expires,omitempty"`
 	}
 	witnessSpecOut struct {
 		Description string   `yaml:"description,omitempty"`
@@ -55,10 +57,11 @@ type (
 		Reason      string `yaml:"reason"`
 	}
 	revocationSpecOut struct {
-		Keys         []string `yaml:"keys,omitempty"`
-		ImageDigests []string `yaml:"imageDigests,omitempty"`
-		Effective    string   `yaml:"effective"`
-		Reason       string   `yaml:"reason,omitempty"`
+		Keys          []string `yaml:"keys,omitempty"`
+		ImageDigests  []string `yaml:"imageDigests,omitempty"`
+		ConfigDigests []string `yaml:"configDigests,omitempty"`
+		Effective     string   `yaml:"effective"`
+		Reason        string   `yaml:"reason,omitempty"`
 	}
 )
 
@@ -75,7 +78,8 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	put := func(v any) error { return enc.Encode(v) }
-	if err := put(doc(KindBundle, b.Name, bundleSpecOut{Serial: b.Serial, Description: b.Description})); err != nil {
+	if err := put(doc(KindBundle, b.Name, bundleSpecOut{Serial: b.Serial, Description: b.Description,
+		NotBefore: rfc3339(b.NotBefore), Expires: rfc3339(b.Expires)})); err != nil {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	for _, w := range b.Witnesses {
@@ -109,7 +113,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		}
 	}
 	for _, r := range b.Revocations {
-		if err := put(doc(KindRevocation, r.Name, revocationSpecOut{Keys: r.Keys, ImageDigests: r.ImageDigests,
+		if err := put(doc(KindRevocation, r.Name, revocationSpecOut{Keys: r.Keys, ImageDigests: r.ImageDigests, ConfigDigests: r.ConfigDigests,
 			Effective: r.Effective.UTC().Format(time.RFC3339), Reason: r.Reason})); err != nil {
 			return nil, fmt.Errorf("marshal revocation %q: %w", r.Name, err)
 		}
@@ -118,4 +122,12 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// rfc3339 formats t for the bundle header; the zero time (no bound) is left out.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -194,7 +194,7 @@ func pull(r name.Reference, ropts []remote.Option) (data, sig []byte, digest str
 			return nil, nil, "", fmt.Errorf("pull bundle %s: two layers of type %s; push the bundle again", r, l.MediaType)
 		}
 		if l.Size > limit {
-			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s is %d bytes, more than the %d allowed", r, l.MediaType, l.Size, limit)
+			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s is %w: %d bytes, more than the %d allowed", r, l.MediaType, ErrTooLarge, l.Size, limit)
 		}
 		layer, err := img.LayerByDigest(l.Digest)
 		if err != nil {

@@ -278,6 +278,20 @@ func (p *parser) uint(m map[string]*yaml.Node, key, path string, required bool, 
 	return v, n, true
 }
 
+// validity reads the bundle header's optional notBefore and expires.
+func (p *parser) validity(b *Bundle, m map[string]*yaml.Node, path string, spec *yaml.Node) {
+	if _, ok := m["notBefore"]; ok {
+		b.NotBefore = p.time(m, "notBefore", path, spec)
+	}
+	if _, ok := m["expires"]; ok {
+		b.Expires = p.time(m, "expires", path, spec)
+	}
+	if !b.NotBefore.IsZero() && !b.Expires.IsZero() && !b.NotBefore.Before(b.Expires) {
+		p.errorf(m["expires"], join(path, "expires"), "%s is not after notBefore %s; the bundle would never be valid",
+			b.Expires.Format(time.RFC3339), b.NotBefore.Format(time.RFC3339))
+	}
+}
+
 func (p *parser) time(m map[string]*yaml.Node, key, path string, parent *yaml.Node) time.Time {
 	n, ok := m[key]
 	fp := join(path, key)
@@ -401,7 +415,7 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 		}
 		*haveBundleDoc = true
 		b.Name = name
-		m := p.fields(spec, path, "serial", "description")
+		m := p.fields(spec, path, "serial", "description", "notBefore", "expires")
 		if m == nil {
 			return
 		}
@@ -411,6 +425,7 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 			p.errorf(sn, join(path, "serial"), "must be at least 1")
 		}
 		b.Description = p.str(m, "description", path, false, spec)
+		p.validity(b, m, path, spec)
 	case KindWitness:
 		if w := p.witness(name, nameNode, spec, path); w != nil && p.declare(kind, name, nameNode) {
 			b.Witnesses = append(b.Witnesses, w)
@@ -602,7 +617,7 @@ func (p *parser) exemption(name string, spec *yaml.Node, path string) *Exemption
 }
 
 func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocation {
-	m := p.fields(spec, path, "keys", "imageDigests", "effective", "reason")
+	m := p.fields(spec, path, "keys", "imageDigests", "configDigests", "effective", "reason")
 	if m == nil {
 		return nil
 	}
@@ -610,6 +625,8 @@ func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocati
 	var kn, dn []*yaml.Node
 	r.Keys, kn = p.strList(m, "keys", path, false, spec)
 	r.ImageDigests, dn = p.strList(m, "imageDigests", path, false, spec)
+	var cn []*yaml.Node
+	r.ConfigDigests, cn = p.strList(m, "configDigests", path, false, spec)
 	r.Effective = p.time(m, "effective", path, spec)
 	r.Reason = p.str(m, "reason", path, false, spec)
 	if len(r.Keys) == 0 && len(r.ImageDigests) == 0 {
@@ -623,6 +640,14 @@ func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocati
 	for i, d := range r.ImageDigests {
 		if !ValidDigest(d) {
 			p.errorf(dn[i], join(path, "imageDigests"), "%q is not a digest; use sha256:<64 lowercase hex>", d)
+		}
+	}
+	if len(r.ConfigDigests) > 0 && len(r.ImageDigests) == 0 {
+		p.errorf(m["configDigests"], join(path, "configDigests"), "configDigests name the configs of the revoked imageDigests; give the imageDigests too")
+	}
+	for i, d := range r.ConfigDigests {
+		if !ValidDigest(d) {
+			p.errorf(cn[i], join(path, "configDigests"), "%q is not a digest; use sha256:<64 lowercase hex>", d)
 		}
 	}
 	return r

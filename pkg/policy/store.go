@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,9 +29,21 @@ const StateFile = "last-good-bundle.json"
 // DefaultInterval is how often a Store polls its sources unless WithInterval says otherwise.
 const DefaultInterval = 30 * time.Second
 
+// DefaultFetchTimeout bounds one read of one source unless WithFetchTimeout
+// says otherwise: a registry that accepts connections and never answers
+// costs one timeout, never a stalled node.
+const DefaultFetchTimeout = 20 * time.Second
+
+// maxBackoff bounds how far a failing source pushes the next poll away.
+const maxBackoff = 15 * time.Minute
+
 // ErrNoBundle: no source delivered an acceptable bundle and there is no last
 // good bundle on disk.
 var ErrNoBundle = errors.New("no policy bundle")
+
+// ErrTooLarge: a source delivered more bytes than a bundle or signature may
+// have. Such a bundle is refused, not merely unavailable.
+var ErrTooLarge = errors.New("too large")
 
 // Clock tells the time; tests inject a fake one.
 type Clock interface{ Now() time.Time }
@@ -79,13 +92,22 @@ type ReloadEvent struct {
 // boot, and polls its sources for hot reload. A refused bundle never
 // replaces the one in force.
 //
-// Current is safe to call from any goroutine at any time.
+// Current is safe to call from any goroutine at any time. No lock is held
+// while a source is read: a hung source never delays Reconfigure, Kick or
+// another poll.
 type Store struct {
-	o       storeOptions
 	current atomic.Pointer[inForce]
+	clock   Clock         // as set by WithClock; never changes
+	kick    chan struct{} // asks Run to poll now
 
-	mu       sync.Mutex        // serializes reloads
+	mu       sync.Mutex // guards what follows; never held during network I/O
+	o        storeOptions
+	gen      uint64            // raised by Reconfigure: results of older polls are dropped
 	lastSeen map[string]string // source -> id of the content or error last reported
+	// floor is the serial of an expired last good bundle found at boot: it
+	// is not put in force, but nothing older is accepted either.
+	floor      uint64
+	cancelPoll context.CancelFunc // cancels Run's poll in flight
 }
 
 type inForce struct {
@@ -95,13 +117,15 @@ type inForce struct {
 }
 
 type storeOptions struct {
-	sources    []source
-	signingKey crypto.PublicKey
-	stateDir   string
-	interval   time.Duration
-	clock      Clock
-	log        *slog.Logger
-	onReload   func(ReloadEvent)
+	sources      []source
+	signingKey   crypto.PublicKey
+	stateDir     string
+	interval     time.Duration
+	fetchTimeout time.Duration
+	clock        Clock
+	log          *slog.Logger
+	onReload     func(ReloadEvent)
+	rand         func() float64 // in [0,1): jitter of the poll interval
 }
 
 // StoreOption configures NewStore.
@@ -151,7 +175,20 @@ func WithInterval(d time.Duration) StoreOption {
 	}
 }
 
-// WithClock sets the clock that stamps events. The default is the system clock.
+// WithFetchTimeout bounds every read of one source. The default is
+// DefaultFetchTimeout.
+func WithFetchTimeout(d time.Duration) StoreOption {
+	return func(o *storeOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("fetch timeout %v: give a positive duration", d)
+		}
+		o.fetchTimeout = d
+		return nil
+	}
+}
+
+// WithClock sets the clock that stamps events and judges expiry. The default
+// is the system clock.
 func WithClock(c Clock) StoreOption {
 	return func(o *storeOptions) error { o.clock = c; return nil }
 }
@@ -171,7 +208,8 @@ func WithReloadHook(f func(ReloadEvent)) StoreOption {
 // NewStore returns a store with no bundle in force; call Load, then Run. It
 // does no I/O. At least one source is required.
 func NewStore(opts ...StoreOption) (*Store, error) {
-	o := storeOptions{interval: DefaultInterval, clock: systemClock{}, log: slog.New(slog.DiscardHandler)}
+	o := storeOptions{interval: DefaultInterval, fetchTimeout: DefaultFetchTimeout, clock: systemClock{},
+		log: slog.New(slog.DiscardHandler), rand: rand.Float64}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
@@ -180,7 +218,38 @@ func NewStore(opts ...StoreOption) (*Store, error) {
 	if len(o.sources) == 0 {
 		return nil, errors.New("policy store: no bundle source; configure a file, directory or OCI reference")
 	}
-	return &Store{o: o, lastSeen: map[string]string{}}, nil
+	return &Store{o: o, clock: o.clock, lastSeen: map[string]string{}, kick: make(chan struct{}, 1)}, nil
+}
+
+// Reconfigure makes the store read next's sources with next's signing key,
+// interval and fetch timeout from now on (next, built by NewStore, is not
+// used otherwise). The bundle in force and the rollback floor stay; every
+// source is judged again under the new settings at Run's next poll, which
+// starts at once: a poll in flight is canceled.
+func (s *Store) Reconfigure(next *Store) {
+	next.mu.Lock()
+	n := next.o
+	next.mu.Unlock()
+	s.mu.Lock()
+	s.o.sources, s.o.signingKey, s.o.interval, s.o.fetchTimeout = n.sources, n.signingKey, n.interval, n.fetchTimeout
+	s.gen++
+	s.lastSeen = map[string]string{}
+	s.mu.Unlock()
+	s.Kick()
+}
+
+// Kick makes Run poll now, canceling a poll in flight (a source that hangs
+// until its fetch timeout). It never blocks.
+func (s *Store) Kick() {
+	s.mu.Lock()
+	if s.cancelPoll != nil {
+		s.cancelPoll()
+	}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default: // a poll is already asked for
+	}
 }
 
 // Current returns the bundle in force, or nil before the first successful
@@ -197,24 +266,32 @@ type Status struct {
 	Serial uint64 // 0 when no bundle is in force
 	Digest string // sha256 of the bundle bytes
 	Source string // file path, reference@digest, or the state file
+	// Expires is the bundle's signed expiry (zero: none); Freshness is
+	// Fresh, Stale or Expired at the store's clock (empty: no bundle).
+	Expires   time.Time
+	Freshness Freshness
 }
 
-// Status returns what is in force now.
+// Status returns what is in force now. It takes no lock: a reload hook may call it.
 func (s *Store) Status() Status {
 	c := s.current.Load()
 	if c == nil {
 		return Status{}
 	}
-	return Status{Serial: c.b.Serial, Digest: c.digest, Source: c.source}
+	now := s.clock.Now()
+	return Status{Serial: c.b.Serial, Digest: c.digest, Source: c.source, Expires: c.b.Expires, Freshness: c.b.FreshnessAt(now)}
 }
 
 // Load brings the store up at boot: it restores the last good bundle from
 // the state directory, then reads every source once. It returns an error
 // wrapping ErrNoBundle when no bundle is in force afterwards.
+//
+// Give ctx a deadline to bound boot: a source still unread when it passes
+// is reported unavailable, and Run reads it again later.
 func (s *Store) Load(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.restore()
+	s.mu.Unlock()
 	s.poll(ctx)
 	if s.current.Load() == nil {
 		where := "no state directory is configured"
@@ -227,25 +304,57 @@ func (s *Store) Load(ctx context.Context) error {
 }
 
 // Reload reads every source once and puts a newer acceptable bundle in force.
+// Each read is bounded by the fetch timeout.
 func (s *Store) Reload(ctx context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.poll(ctx)
 }
 
-// Run polls the sources every interval until ctx is done. It returns nil
-// when ctx is canceled.
+// Run polls the sources about every interval until ctx is done, and at once
+// after Kick or Reconfigure. The interval is jittered (±20%) so that many
+// nodes do not poll in step, and doubles, up to 15 minutes, for each poll in
+// a row that found a source unavailable. It returns nil when ctx is canceled.
 func (s *Store) Run(ctx context.Context) error {
-	t := time.NewTicker(s.o.interval)
-	defer t.Stop()
+	failures := 0
 	for {
+		s.mu.Lock()
+		wait := pollDelay(s.o.interval, failures, s.o.rand())
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
-			s.Reload(ctx)
+		case <-s.kick:
+			t.Stop()
+			failures = 0
 		}
+		pctx, cancel := context.WithCancel(ctx)
+		s.mu.Lock()
+		s.cancelPoll = cancel
+		s.mu.Unlock()
+		if s.poll(pctx) {
+			failures++
+		} else {
+			failures = 0
+		}
+		s.mu.Lock()
+		s.cancelPoll = nil
+		s.mu.Unlock()
+		cancel()
 	}
+}
+
+// pollDelay is the wait before the next poll: interval doubled for each
+// failed poll in a row (at most maxBackoff, never less than interval), then
+// spread by ±20% with r in [0,1).
+func pollDelay(interval time.Duration, failures int, r float64) time.Duration {
+	d := interval
+	for i := 0; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, max(maxBackoff, interval))
+	return time.Duration(float64(d) * (0.8 + 0.4*r))
 }
 
 // fetched is what a source delivered.
@@ -263,60 +372,123 @@ type source interface {
 	fetch(ctx context.Context, last string) (*fetched, error)
 }
 
-func (s *Store) poll(ctx context.Context) {
-	for _, src := range s.o.sources {
+// poll reads every source once, each within the fetch timeout and with no
+// lock held, and judges what they delivered under the lock. It reports
+// whether a source was unavailable. A poll canceled (by Kick, Reconfigure or
+// shutdown) reports nothing more; one whose ctx deadline passed reports the
+// sources it could not read.
+func (s *Store) poll(ctx context.Context) (failed bool) {
+	s.mu.Lock()
+	gen, sources, timeout := s.gen, s.o.sources, s.o.fetchTimeout
+	last := make(map[string]string, len(sources))
+	for _, src := range sources {
+		last[src.String()] = s.lastSeen[src.String()]
+	}
+	s.mu.Unlock()
+	for _, src := range sources {
 		key := src.String()
-		f, err := src.fetch(ctx, s.lastSeen[key])
-		if err != nil {
-			id := "error:" + err.Error()
-			if s.lastSeen[key] != id { // report a failing source once, not every poll
-				s.lastSeen[key] = id
-				s.emit(ReloadEvent{Source: key, Outcome: Unavailable, Err: err})
+		fctx, cancel := context.WithTimeout(ctx, timeout)
+		f, err := src.fetch(fctx, last[key])
+		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within the fetch timeout of %v: %w", timeout, err)
+		}
+		cancel()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return failed
+		}
+		s.mu.Lock()
+		if s.gen != gen { // reconfigured meanwhile: this source may be gone
+			s.mu.Unlock()
+			return failed
+		}
+		if err != nil && !errors.Is(err, ErrTooLarge) {
+			failed = true
+		}
+		s.judge(key, f, err)
+		s.mu.Unlock()
+	}
+	return failed
+}
+
+// judge reports or considers what one source delivered; s.mu is held.
+func (s *Store) judge(key string, f *fetched, err error) {
+	if err != nil {
+		id := "error:" + err.Error()
+		if s.lastSeen[key] != id { // report a failing source once, not every poll
+			s.lastSeen[key] = id
+			outcome := Unavailable
+			if errors.Is(err, ErrTooLarge) {
+				outcome = Refused // what the source holds can never be accepted
 			}
-			continue
+			s.emit(ReloadEvent{Source: key, Outcome: outcome, Err: err})
 		}
-		if f == nil {
-			continue
-		}
-		s.lastSeen[key] = f.id
-		s.consider(key, f)
+		return
+	}
+	if f == nil {
+		return
+	}
+	// A bundle not valid yet is judged again at every poll (the node's clock
+	// will get there), and reported once.
+	pending := "not-yet-valid:" + f.id
+	again := s.lastSeen[key] == pending
+	s.lastSeen[key] = f.id
+	if err := s.consider(key, f, again); errors.Is(err, ErrNotYetValid) {
+		s.lastSeen[key] = pending
 	}
 }
 
-// consider judges a candidate and puts it in force when acceptable.
-func (s *Store) consider(key string, f *fetched) {
+// consider judges a candidate and puts it in force when acceptable; it
+// returns why the candidate was refused by check. quiet skips reporting a
+// refusal already reported.
+func (s *Store) consider(key string, f *fetched, quiet bool) error {
 	digest := BundleDigest(f.data)
 	refuse := func(serial uint64, err error) {
-		s.emit(ReloadEvent{Source: key, Outcome: Refused, Serial: serial, Digest: digest, Err: err})
+		if !quiet {
+			s.emit(ReloadEvent{Source: key, Outcome: Refused, Serial: serial, Digest: digest, Err: err})
+		}
 	}
 	b, err := s.check(f)
 	if err != nil {
-		refuse(0, err)
-		return
+		var serial uint64
+		if b != nil {
+			serial = b.Serial
+		}
+		refuse(serial, err)
+		return err
+	}
+	quiet = false
+	if b.Serial <= s.floor && s.current.Load() == nil {
+		refuse(b.Serial, fmt.Errorf("serial %d is not above serial %d of the expired last good bundle: refusing a rollback; publish the bundle with a serial above %d",
+			b.Serial, s.floor, s.floor))
+		return nil
 	}
 	if cur := s.current.Load(); cur != nil {
 		switch {
 		case cur.digest == digest:
-			return // the same bundle, e.g. from a second source
+			return nil // the same bundle, e.g. from a second source
 		case b.Serial < cur.b.Serial:
 			refuse(b.Serial, fmt.Errorf("serial %d is lower than serial %d in force: refusing a rollback; publish the bundle with a serial above %d",
 				b.Serial, cur.b.Serial, cur.b.Serial))
-			return
+			return nil
 		case b.Serial == cur.b.Serial:
 			refuse(b.Serial, fmt.Errorf("serial %d is already in force with other content (%s); raise spec.serial to publish a change (the nri-csig CLI does on every edit)",
 				b.Serial, cur.digest))
-			return
+			return nil
 		}
 	}
+	b.rules() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	ev := ReloadEvent{Source: key, Outcome: Loaded, Serial: b.Serial, Digest: digest}
 	if err := s.saveState(f); err != nil {
 		ev.Err = fmt.Errorf("bundle is in force, but saving it as the last good bundle failed (a reboot would start from an older one): %w", err)
 	}
 	s.emit(ev)
+	return nil
 }
 
-// check verifies and parses a candidate.
+// check verifies, parses and dates a candidate. A bundle that is signed and
+// well formed but outside its validity comes back with an error wrapping
+// ErrExpired or ErrNotYetValid.
 func (s *Store) check(f *fetched) (*Bundle, error) {
 	if s.o.signingKey != nil {
 		if _, err := VerifyBundle(f.data, f.sig, s.o.signingKey); err != nil {
@@ -326,7 +498,14 @@ func (s *Store) check(f *fetched) (*Bundle, error) {
 			return nil, err
 		}
 	}
-	return ParseBundle(f.name, f.data)
+	b, err := ParseBundle(f.name, f.data)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ValidAt(s.o.clock.Now()); err != nil {
+		return b, err
+	}
+	return b, nil
 }
 
 // state is the last good bundle as saved in the state directory.
@@ -380,9 +559,16 @@ func (s *Store) restore() {
 	b, err := s.check(f)
 	digest := BundleDigest(f.data)
 	if err != nil {
-		s.emit(ReloadEvent{Source: path, Outcome: Refused, Digest: digest, Err: err})
+		ev := ReloadEvent{Source: path, Outcome: Refused, Digest: digest, Err: err}
+		if b != nil && errors.Is(err, ErrExpired) {
+			// Signed by the node's key, only too old: it is no longer enforced,
+			// but it still bars older bundles.
+			s.floor, ev.Serial = b.Serial, b.Serial
+		}
+		s.emit(ev)
 		return
 	}
+	b.rules() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	s.emit(ReloadEvent{Source: path, Outcome: Restored, Serial: b.Serial, Digest: digest})
 }
@@ -481,7 +667,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is more than the %d bytes allowed", path, limit)
+		return nil, fmt.Errorf("%s is %w: more than the %d bytes allowed", path, ErrTooLarge, limit)
 	}
 	return data, nil
 }

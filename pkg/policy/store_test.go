@@ -326,6 +326,7 @@ func TestStoreRunPolls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.o.rand = func() float64 { return 0.5 } // no jitter: exactly one interval
 		if err := s.Load(t.Context()); err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,16 @@ type Subject struct {
 	// Repositories are, per image digest, the repositories the node pulled it
 	// from: where its signatures are looked for. Not used in decisions.
 	Repositories map[string][]string
+	// PulledDigest is the manifest or index digest containerd pulled for the
+	// container's reference (NRI Container.image digest, or the image
+	// record's target). It is what the audit trail names when no signature
+	// decided; never used to decide.
+	PulledDigest string
+	// OutsideCRI is true for containers made through containerd's own API
+	// (judged by pkg/watch): they have no Kubernetes namespace, so an empty
+	// Namespace is valid for them only. The zero value (a CRI container)
+	// refuses an empty namespace.
+	OutsideCRI bool
 }
 
 // Decision is the outcome of a verdict.
@@ -57,18 +67,29 @@ const (
 	RuleAdjustment    RuleKind = "adjustment"     // another NRI plugin changed the container in a refused way
 )
 
+// RuleKinds lists every RuleKind, so that code that renders verdicts (the
+// audit trail, metrics) can be tested against each.
+var RuleKinds = []RuleKind{RuleAllowlist, RulePolicy, RuleExemption, RuleRevocation, RuleUncovered, RuleDeadline,
+	RuleImageIdentity, RuleNoBundle, RuleNamespace, RuleNodeIntegrity, RuleAdjustment}
+
+// Named reports whether verdicts of this kind name a bundle document in
+// Verdict.Policy: a security policy, an exemption or a revocation.
+func (k RuleKind) Named() bool {
+	return k == RulePolicy || k == RuleExemption || k == RuleRevocation
+}
+
 // Verdict is the decision for one subject, with what an operator needs to
 // understand it.
 type Verdict struct {
 	Decision Decision
 	// Kind is what decided (see RuleKind); Policy names the security policy,
-	// exemption or revocation when one did.
+	// exemption or revocation when one did (several policies that all passed
+	// are joined with commas), and is empty otherwise.
 	Kind   RuleKind
 	Policy string
-	// Rule names what decided: "allowlist", "policy/<name>", "uncovered", ...
-	Rule string
-	// Digest is the image digest the decision is about (the one that matched, or
-	// the first candidate when none did).
+	// Digest is the image digest the decision rests on: the digest whose
+	// signature, allow-list entry, exemption or revocation decided; when
+	// none did, the digest containerd pulled (Subject.PulledDigest).
 	Digest string
 	// Reason says why, in words an operator can act on.
 	Reason string
@@ -96,8 +117,18 @@ type Violation struct {
 // Allowed reports whether the verdict lets the container run.
 func (v Verdict) Allowed() bool { return v.Decision == Allow }
 
+// RuleName is what decided as one string, for people and for the
+// nri-csig.io/verdict annotation: the kind, and "/<name>" when a bundle
+// document decided ("policy/prod", "exemption/inc-1", "uncovered").
+func (v Verdict) RuleName() string {
+	if v.Policy == "" {
+		return string(v.Kind)
+	}
+	return string(v.Kind) + "/" + v.Policy
+}
+
 func (v Verdict) String() string {
-	return fmt.Sprintf("%s by %s: %s", v.Decision, v.Rule, v.Reason)
+	return fmt.Sprintf("%s by %s: %s", v.Decision, v.RuleName(), v.Reason)
 }
 
 // digestsString renders candidate digests for messages.

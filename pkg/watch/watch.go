@@ -1,28 +1,21 @@
-// Package watch covers what NRI never sees: containers created through
-// containerd's own API (ctr, nerdctl, any containerd client, in any containerd
-// namespace) never reach NRI plugins. The watcher follows containerd's task
-// events, judges every such container when its task starts (and all running
-// ones at startup), reports the untrusted ones and, when configured, stops
-// them. It also tells the daemon when images land, so their signatures can be
-// verified before any container asks.
 package watch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
-	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -39,6 +32,18 @@ type Options struct {
 	// KnownToNRI reports whether NRI told the plugin about a container, and
 	// whether NRI has synchronized yet (before, nothing is known).
 	KnownToNRI func(id string) (known, synced bool)
+	// SyncWait bounds how long a container in the CRI namespace waits for
+	// NRI's first synchronization before it is left unjudged (default 10s).
+	SyncWait time.Duration
+	// Index finds images by rootfs chain ID in a containerd namespace. When it
+	// is nil or returns nil for a namespace, a ScanIndex of that namespace is
+	// used (a stop-gap: rebuilt on the namespace's image events).
+	Index func(containerdNamespace string) ChainIndex
+	// SandboxConfigs are the config digests of the CRI's sandbox (pause)
+	// image, whose containers in the CRI namespace are not judged. Empty: the
+	// images the CRI pinned (its pinned_images, by default only the sandbox
+	// image), read from the CRI namespace.
+	SandboxConfigs []string
 	// Decider returns the decision sources in force.
 	Decider func() Decider
 	Audit   audit.Sink
@@ -53,14 +58,37 @@ type Options struct {
 
 // Watcher follows containerd's events.
 type Watcher struct {
-	client *containerd.Client
+	client *containerd.Client // nil in unit tests
+	rt     runtime
 	opts   Options
+
+	mu      sync.Mutex
+	indexes map[string]*ScanIndex // by containerd namespace, when Options.Index is nil
+	pinned  []string              // cached pinned configs; nil: read again
+	dropped atomic.Uint64
+	// syncDeadline is how long containers wait for NRI's first
+	// synchronization, shared so that a node where it never comes does not
+	// hold up each container in turn.
+	syncDeadline time.Time
 }
 
 // New returns a watcher on client.
 func New(client *containerd.Client, opts Options) *Watcher {
-	return &Watcher{client: client, opts: opts}
+	w := newWatcher(clientRuntime{client}, opts)
+	w.client = client
+	return w
 }
+
+func newWatcher(rt runtime, opts Options) *Watcher {
+	if opts.SyncWait <= 0 {
+		opts.SyncWait = 10 * time.Second
+	}
+	return &Watcher{rt: rt, opts: opts, indexes: map[string]*ScanIndex{}}
+}
+
+// Dropped counts what the watcher could not act on: events it could not
+// decode and containers left unjudged. Each is also logged.
+func (w *Watcher) Dropped() uint64 { return w.dropped.Load() }
 
 // Run judges what already runs, then follows events until ctx ends,
 // resubscribing when containerd restarts.
@@ -79,7 +107,8 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, errs := w.client.EventService().Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/images/create"`, `topic=="/images/update"`, `topic=="/images/delete"`)
+	evs, errs := w.client.EventService().Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/images/create"`, `topic=="/images/update"`, `topic=="/images/delete"`)
+	w.invalidate("") // image events may have been missed while unsubscribed
 	// Subscribe first, then sweep, so that nothing starting in between is missed.
 	if err := w.Sweep(ctx); err != nil {
 		w.opts.Log.Warn("judging running containers outside the CRI failed", "error", err)
@@ -90,32 +119,57 @@ func (w *Watcher) follow(ctx context.Context) error {
 			return nil
 		case err := <-errs:
 			return err
-		case env := <-events:
-			if env == nil || env.Event == nil {
-				continue
-			}
-			ev, err := typeurl.UnmarshalAny(env.Event)
-			if err != nil {
-				continue
-			}
-			nsCtx := namespaces.WithNamespace(ctx, env.Namespace)
-			switch e := ev.(type) {
-			case *apievents.TaskStart:
-				w.judge(nsCtx, env.Namespace, e.ContainerID, "task start")
-			case *apievents.ImageCreate:
-				w.image(nsCtx, env.Namespace, e.Name)
-			case *apievents.ImageUpdate:
-				w.image(nsCtx, env.Namespace, e.Name)
-			case *apievents.ImageDelete:
-				w.image(nsCtx, env.Namespace, e.Name)
-			}
+		case env := <-evs:
+			w.handle(ctx, env)
 		}
 	}
 }
 
+// handle acts on one containerd event.
+func (w *Watcher) handle(ctx context.Context, env *events.Envelope) {
+	if env == nil || env.Event == nil {
+		return
+	}
+	ev, err := typeurl.UnmarshalAny(env.Event)
+	if err != nil {
+		// A task start we cannot read is a container nobody judges: say so.
+		w.dropped.Add(1)
+		w.opts.Log.Warn("cannot decode a containerd event; it is dropped", "topic", env.Topic,
+			"containerd_namespace", env.Namespace, "error", err)
+		return
+	}
+	nsCtx := namespaces.WithNamespace(ctx, env.Namespace)
+	switch e := ev.(type) {
+	case *apievents.TaskStart:
+		w.judge(nsCtx, env.Namespace, e.ContainerID, "task start", env.Timestamp)
+	case *apievents.ImageCreate:
+		w.image(nsCtx, env.Namespace, e.Name)
+	case *apievents.ImageUpdate:
+		w.image(nsCtx, env.Namespace, e.Name)
+	case *apievents.ImageDelete:
+		w.image(nsCtx, env.Namespace, e.Name)
+	}
+}
+
 func (w *Watcher) image(ctx context.Context, ns, name string) {
+	w.invalidate(ns)
 	if w.opts.OnImage != nil {
 		w.opts.OnImage(ctx, ns, name)
+	}
+}
+
+// invalidate forgets what was read from the image records of namespace ns
+// ("": all namespaces).
+func (w *Watcher) invalidate(ns string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ns == "" || ns == w.opts.CRINamespace {
+		w.pinned = nil // the sandbox image may have been (re)pulled
+	}
+	for n, x := range w.indexes {
+		if ns == "" || n == ns {
+			x.Invalidate()
+		}
 	}
 }
 
@@ -133,104 +187,57 @@ func (w *Watcher) Sweep(ctx context.Context) error {
 		}
 		for _, c := range ctrs {
 			if _, err := c.Task(nsCtx, nil); err != nil {
+				if !errdefs.IsNotFound(err) {
+					w.dropped.Add(1)
+					w.opts.Log.Warn("cannot tell whether a container runs; it is not judged now", "containerd_namespace", ns,
+						"container_id", c.ID(), "error", err)
+				}
 				continue // no task: not running
 			}
-			w.judge(nsCtx, ns, c.ID(), "startup")
+			w.judge(nsCtx, ns, c.ID(), "startup", time.Time{})
 		}
 	}
 	return nil
 }
 
-// CRI labels: the CRI marks its containers and sandboxes this way.
-const (
-	labelCRIKind = "io.cri-containerd.kind"
-)
-
-// judge decides on one container whose task started outside NRI's view.
-func (w *Watcher) judge(ctx context.Context, ns, id, why string) {
-	start := time.Now()
-	c, err := w.client.LoadContainer(ctx, id)
-	if err != nil {
-		if !errdefs.IsNotFound(err) {
-			w.opts.Log.Warn("cannot load container to judge it", "containerd_namespace", ns, "container_id", id, "error", err)
-		}
-		return
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return
-	}
-	if ns == w.opts.CRINamespace {
-		switch info.Labels[labelCRIKind] {
-		case "sandbox":
-			return // pod sandboxes (pause) run no workload
-		case "container":
-			// NRI judges CRI containers at creation and at every
-			// synchronization; one NRI never told about was made another way.
-			known, synced := w.opts.KnownToNRI(id)
-			if known || !synced {
-				return
-			}
+// index returns the chain ID index of a containerd namespace.
+func (w *Watcher) index(ns string) ChainIndex {
+	if w.opts.Index != nil {
+		if x := w.opts.Index(ns); x != nil {
+			return x
 		}
 	}
-	s := policy.Subject{Container: id, ImageName: info.Image}
-	v, s := w.decide(ctx, ns, info.Image, s)
-	if w.opts.Observe != nil {
-		w.opts.Observe("running", v, time.Since(start))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	x, ok := w.indexes[ns]
+	if !ok {
+		x = NewScanIndex(w.client, ns)
+		w.indexes[ns] = x
 	}
-	rec := audit.Record{Event: "running", Decision: string(v.Decision), Rule: v.Rule, Container: id, ContainerID: id,
-		CtrdNamespace: ns, Image: s.ImageName, Digest: v.Digest, ConfigDigest: s.ConfigDigest,
-		Reason:     fmt.Sprintf("container created outside the CRI (containerd namespace %s), judged at %s: %s", ns, why, v.Reason),
-		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
-	if v.Allowed() {
-		w.opts.Audit.Write(rec)
-		return
-	}
-	if w.opts.Stop {
-		if err := stopTask(ctx, c); err != nil {
-			rec.Reason += fmt.Sprintf("; stopping it failed: %v", err)
-		} else {
-			rec.Decision = "stopped"
-			rec.Reason += "; stopped"
-		}
-	}
-	w.opts.Audit.Write(rec)
+	return x
 }
 
-// decide resolves the container's image in its own containerd namespace and
-// asks the decider. A container outside the CRI has no Kubernetes namespace:
-// only policies covering namespace "*" apply to it.
-func (w *Watcher) decide(ctx context.Context, ns, imageName string, s policy.Subject) (policy.Verdict, policy.Subject) {
-	deny := func(reason string) (policy.Verdict, policy.Subject) {
-		return policy.Verdict{Decision: policy.Deny, Rule: "image-identity", Reason: reason}, s
+// sandboxConfigs are the config digests of the CRI's sandbox image.
+func (w *Watcher) sandboxConfigs(ctx context.Context) []string {
+	if len(w.opts.SandboxConfigs) > 0 {
+		return w.opts.SandboxConfigs
 	}
-	if imageName == "" {
-		return deny("the container names no image; its content cannot be judged")
+	w.mu.Lock()
+	cached := w.pinned
+	w.mu.Unlock()
+	if cached != nil {
+		return cached
 	}
-	img, err := w.client.GetImage(ctx, imageName)
+	got, err := w.rt.pinnedConfigs(ctx)
 	if err != nil {
-		return deny(fmt.Sprintf("image %s is not in containerd's image store: %v", imageName, err))
+		w.opts.Log.Warn("cannot read the CRI's pinned (sandbox) images; sandboxes are judged like any container", "error", err)
+		return nil
 	}
-	cfg, err := img.Config(ctx)
-	if err != nil {
-		return deny(fmt.Sprintf("cannot read the config of image %s: %v", imageName, err))
+	if got == nil {
+		got = []string{}
 	}
-	s.ConfigDigest = cfg.Digest.String()
-	digests, repos, err := imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns).Resolve(ctx, s.ConfigDigest)
-	if err != nil {
-		return deny(fmt.Sprintf("cannot read the image from containerd's content store: %v", err))
-	}
-	s.ImageDigests, s.Repositories = digests, repos
-	return w.opts.Decider().Decide(ctx, s), s
-}
-
-func stopTask(ctx context.Context, c containerd.Container) error {
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return err
-	}
-	return nil
+	w.mu.Lock()
+	w.pinned = got
+	w.mu.Unlock()
+	return got
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/nri-csig/nri-csig/internal/atomicfile"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -149,19 +150,34 @@ than the bundle in force. The usual flow:
 	return cmd
 }
 
+// defaultBundleValidity is how long a bundle signed by "bundle sign" is
+// valid unless --expires says otherwise.
+const defaultBundleValidity = 30 * 24 * time.Hour
+
 func newBundleSignCmd(file *bundleFile) *cobra.Command {
-	var ko keyOptions
+	var (
+		ko       keyOptions
+		validity time.Duration
+		noExpiry bool
+	)
 	cmd := &cobra.Command{
 		Use:   "sign --key REF",
-		Short: "Write a detached signature of the bundle file (FILE.sig)",
-		Long: `Check the bundle, then sign its exact bytes with the bundle-signing key and
-write the signature document to FILE.sig. Nodes configured with the matching public
-key refuse bundles without a valid signature. The serial is not changed: every CLI
-edit already raised it; a bundle edited by hand needs a higher spec.serial before
-nodes accept it.
+		Short: "Date the bundle (spec.expires) and write its detached signature (FILE.sig)",
+		Long: `Check the bundle, set its signed expiry (spec.expires: now + --expires, 30 days by
+default), then sign its exact bytes with the bundle-signing key and write the signature
+document to FILE.sig. Nodes configured with the matching public key refuse bundles
+without a valid signature, and never put in force a bundle past its expires: publish
+a newer one before then (nodes report the bundle stale in its last day, or its last
+20% of life when it has a notBefore). Re-signing a bundle that already had a signature
+(a renewal) raises its serial, since nodes refuse other content at a serial they have.
+Otherwise the serial is not changed: every CLI edit already raised it; a bundle edited
+by hand needs a higher spec.serial before nodes accept it.
+
+--no-expiry signs the file exactly as it is, expires or not; without one, nodes enforce
+the bundle until a newer one arrives, and a replay of it is refused only by its serial.
 ` + keyFlagsHelp,
 		Example: `  nri-csig bundle sign --key alikms://cn-hangzhou/key-4a3b...?version=v1
-  nri-csig bundle sign --key ./bundle-signing.key --bundle ./prod.yaml`,
+  nri-csig bundle sign --key ./bundle-signing.key --bundle ./prod.yaml --expires 168h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, err := os.ReadFile(file.path)
@@ -171,6 +187,13 @@ nodes accept it.
 			b, err := policy.ParseBundle(file.path, data)
 			if err != nil {
 				return fmt.Errorf("refusing to sign an invalid bundle: %w", err)
+			}
+			if !noExpiry {
+				if data, err = dateBundle(cmd, file, b, validity); err != nil {
+					return err
+				}
+			} else if b.Expires.IsZero() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no spec.expires (--no-expiry): nodes enforce it until a newer bundle arrives\n", file.path)
 			}
 			s, err := ko.Open(cmd.Context())
 			if err != nil {
@@ -183,12 +206,47 @@ nodes accept it.
 			if err := atomicfile.WriteFile(file.sigPath(), sig, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "signed %s (serial %d, %s) into %s\n", file.path, b.Serial, policy.BundleDigest(data), file.sigPath())
+			expires := "no expiry"
+			if !b.Expires.IsZero() {
+				expires = "expires " + b.Expires.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "signed %s (serial %d, %s, %s) into %s\n", file.path, b.Serial, expires, policy.BundleDigest(data), file.sigPath())
 			return nil
 		},
 	}
 	ko.AddFlags(cmd)
+	cmd.Flags().DurationVar(&validity, "expires", defaultBundleValidity, "how long the signed bundle is valid: sets spec.expires to now plus this")
+	cmd.Flags().BoolVar(&noExpiry, "no-expiry", false, "sign the file as it is, without setting spec.expires (nodes then enforce it until a newer bundle arrives)")
+	cmd.MarkFlagsMutuallyExclusive("expires", "no-expiry")
 	return cmd
+}
+
+// dateBundle sets b's expiry to now+validity, raising the serial when the
+// file was already signed (a renewal of a bundle nodes may have), writes
+// the bundle and returns its new bytes.
+func dateBundle(cmd *cobra.Command, file *bundleFile, b *policy.Bundle, validity time.Duration) ([]byte, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("--expires %v: give a positive duration such as 720h, or --no-expiry", validity)
+	}
+	b.Expires = time.Now().Add(validity).UTC().Truncate(time.Second)
+	if !b.NotBefore.IsZero() && !b.NotBefore.Before(b.Expires) {
+		return nil, fmt.Errorf("spec.notBefore %s is not before the new expiry %s; fix notBefore or give a longer --expires",
+			b.NotBefore.Format(time.RFC3339), b.Expires.Format(time.RFC3339))
+	}
+	if _, err := os.Stat(file.sigPath()); err == nil {
+		b.Touch()
+	}
+	data, err := b.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := policy.ParseBundle(file.path+" (dated)", data); err != nil {
+		return nil, fmt.Errorf("dating the bundle would make it invalid, nothing was written: %w", err)
+	}
+	if err := atomicfile.WriteFile(file.path, data, 0o644); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 func newBundleVerifyCmd(file *bundleFile) *cobra.Command {
@@ -197,7 +255,9 @@ func newBundleVerifyCmd(file *bundleFile) *cobra.Command {
 		Use:   "verify --key PUB",
 		Short: "Check the bundle file and its detached signature, as a node would",
 		Long: `Check the bundle file and its detached signature (FILE.sig) with the bundle-signing
-public key, as a node configured with that key would, and parse the bundle.
+public key, as a node configured with that key would, parse the bundle, and check its
+validity (spec.notBefore, spec.expires) at the current time: a node refuses a bundle past
+its expiry.
 ` + keyFlagsHelp,
 		Example: `  nri-csig bundle verify --key ./bundle-signing.pub
   nri-csig bundle verify --key alikms://cn-hangzhou/key-4a3b...`,
@@ -223,8 +283,16 @@ public key, as a node configured with that key would, and parse the bundle.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "verified %s: serial %d, %d witnesses, %d policies, signed by %s (%s)\n",
-				file.path, b.Serial, len(b.Witnesses), len(b.Policies), doc.KeyFingerprint, doc.Algorithm)
+			now := time.Now()
+			if err := b.ValidAt(now); err != nil {
+				return fmt.Errorf("%s: a node refuses it: %w", file.path, err)
+			}
+			validity := "no expiry"
+			if !b.Expires.IsZero() {
+				validity = fmt.Sprintf("%s, expires %s", b.FreshnessAt(now), b.Expires.Format(time.RFC3339))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "verified %s: serial %d (%s), %d witnesses, %d policies, signed by %s (%s)\n",
+				file.path, b.Serial, validity, len(b.Witnesses), len(b.Policies), doc.KeyFingerprint, doc.Algorithm)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
@@ -29,7 +30,7 @@ then sign with --key alikms://REGION/KEY-ID.`,
 			if err != nil {
 				return err
 			}
-			pub, err := keys.OpenPublic(cmd.Context(), pubPath, keys.Options{})
+			pub, err := keyref.OpenPublic(cmd.Context(), pubPath, keyref.Options{})
 			if err != nil {
 				return err
 			}

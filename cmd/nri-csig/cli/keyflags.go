@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 )
@@ -94,18 +95,18 @@ func (o *keyOptions) fromEnv() error {
 	return nil
 }
 
-// Options returns the keys.Options the flags describe.
-func (o *keyOptions) Options() (keys.Options, error) {
+// Options returns the keyref.Options the flags describe.
+func (o *keyOptions) Options() (keyref.Options, error) {
 	if err := o.fromEnv(); err != nil {
-		return keys.Options{}, err
+		return keyref.Options{}, err
 	}
 	if o.Key == "" {
-		return keys.Options{}, fmt.Errorf("no key: pass --key PATH or --key alikms://REGION/KEY-ID (or set NRI_CSIG_KEY)")
+		return keyref.Options{}, fmt.Errorf("no key: pass --key PATH or --key alikms://REGION/KEY-ID (or set NRI_CSIG_KEY)")
 	}
 	if o.KMSTimeout <= 0 || o.KMSConnectTimeout <= 0 {
-		return keys.Options{}, fmt.Errorf("--kms-timeout and --kms-connect-timeout must be positive")
+		return keyref.Options{}, fmt.Errorf("--kms-timeout and --kms-connect-timeout must be positive")
 	}
-	return keys.Options{
+	return keyref.Options{
 		Algorithm: keys.Algorithm(o.Algorithm),
 		KMS: alikms.Config{
 			Endpoint:       o.KMSEndpoint,
@@ -122,7 +123,7 @@ func (o *keyOptions) Open(ctx context.Context) (keys.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keys.Open(ctx, o.Key, opts)
+	return keyref.Open(ctx, o.Key, opts)
 }
 
 // OpenPublic opens the verification key (a public PEM file is enough).
@@ -131,5 +132,5 @@ func (o *keyOptions) OpenPublic(ctx context.Context) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keys.OpenPublic(ctx, o.Key, opts)
+	return keyref.OpenPublic(ctx, o.Key, opts)
 }

@@ -51,7 +51,15 @@ or as a pre-installed plugin that containerd launches from its plugin_path
 containerd, and logs go to /var/log/nri-csig.log unless --log-file says otherwise
 (containerd discards a pre-installed plugin's output).
 
-SIGHUP reloads the node config: a malformed one is refused and the one in force stays.
+The node config is checked at start exactly as "nri-csig check-config" checks it. At boot
+the daemon registers with NRI within 5 seconds whatever the bundle sources do: with the
+last good bundle from the state directory, or failing closed (allow lists only) without
+one, and it keeps reading the sources in the background.
+
+SIGHUP reloads the node config, all of it or none: the bundle section (added, removed,
+other sources, another signing key) applies at once, without waiting for a source; a
+config the start would refuse, or one that changes stateDir or signatures (which need a
+restart: "needs a restart: <field>"), is refused and the one in force stays.
 
 Node config file (--config):
 ` + indent(nodeconfig.Example+nodeconfig.GuardExample),
@@ -77,6 +85,7 @@ Node config file (--config):
 	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
 	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
 	f.BoolVar(&o.cfg.WatchContainerd, "watch-containerd", true, "also judge containers created outside the CRI (ctr, nerdctl, containerd clients), which NRI never sees, when their tasks start; they have no Kubernetes namespace, so only policies covering namespace \"*\" apply to them")
+	f.StringSliceVar(&o.cfg.SandboxImageConfigs, "sandbox-image-config", nil, "config digest (sha256:...) of the CRI's sandbox (pause) image, whose pod sandboxes the containerd watcher leaves alone (repeatable); default: the images the CRI pinned (label io.cri-containerd.pinned=pinned), which a sandbox image imported with ctr lacks")
 	f.StringVar(&o.logFile, "log-file", "", "write logs (JSON lines) to this file instead of stderr")
 	f.StringVar(&o.auditSink, "audit", "auto", "where the one-record-per-decision audit trail goes: journald (fields CSIG_DECISION, CSIG_NAMESPACE, ...), json (JSON lines with the logs), or auto (journald when its socket exists)")
 	return cmd
@@ -109,7 +118,11 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening log file: %w", err)
 		}
-		w, closer = f, func() { f.Close() }
+		w, closer = f, func() {
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "nri-csig: closing the log file %s: %v\n", path, err)
+			}
+		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/spf13/cobra"
@@ -93,7 +93,7 @@ func witnessKey(ctx context.Context, ko *keyOptions) (*policy.Key, error) {
 	k := &policy.Key{Provider: "local"}
 	if strings.HasPrefix(ko.Key, alikms.Scheme+"://") {
 		// Open, not OpenPublic: the witness records the resolved key id and version.
-		s, err := keys.Open(ctx, ko.Key, opts)
+		s, err := keyref.Open(ctx, ko.Key, opts)
 		if err != nil {
 			return nil, fmt.Errorf("witness key: %w", err)
 		}
@@ -104,7 +104,7 @@ func witnessKey(ctx context.Context, ko *keyOptions) (*policy.Key, error) {
 		k.Ref = ko.Key
 		k.Provider, k.Region, k.KeyID, k.KeyVersionID, alg = info.Provider, info.Region, info.KeyID, info.KeyVersionID, info.Algorithm
 	} else {
-		pub, err := keys.OpenPublic(ctx, ko.Key, opts)
+		pub, err := keyref.OpenPublic(ctx, ko.Key, opts)
 		if err != nil {
 			return nil, fmt.Errorf("witness key: %w", err)
 		}

@@ -28,7 +28,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/aliyun/credentials-go/credentials"
 
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // Scheme is the key reference scheme: alikms://<region>/<key-id-or-alias>[?version=<key-version-id>].
@@ -108,7 +108,7 @@ type Key struct {
 	sem      chan struct{} // a mutex that gives up when ctx does
 	client   *kms.Client
 	endpoint string
-	info     keyinfo.Info
+	info     keys.Info
 	pub      crypto.PublicKey // cached after the first GetPublicKey
 }
 
@@ -117,7 +117,7 @@ type Key struct {
 // It refuses keys that cannot sign images, with errors wrapping
 // keys.ErrUnsupportedKey, ErrKeyDisabled or ErrKeyNotFound that say which key to
 // create or what to change.
-func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*Key, error) {
+func Open(ctx context.Context, ref string, alg keys.Algorithm, cfg Config) (*Key, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*
 		return nil, err
 	}
 	k := &Key{sem: make(chan struct{}, 1), client: client, endpoint: endpoint}
-	k.info = keyinfo.Info{Provider: Provider, Ref: ref, Region: r.Region, KeyID: r.KeyID, KeyVersionID: r.KeyVersionID}
+	k.info = keys.Info{Provider: Provider, Ref: ref, Region: r.Region, KeyID: r.KeyID, KeyVersionID: r.KeyVersionID}
 
 	var md *kms.DescribeKeyResponseBodyKeyMetadata
 	err = k.call(ctx, "DescribeKey", func(ctx context.Context) error {
@@ -147,20 +147,20 @@ func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*
 	if id := dara.StringValue(md.KeyId); id != "" {
 		k.info.KeyID = id // the real id, never the alias: it is what signatures record
 	}
-	if usage != "SIGN/VERIFY" || (spec != keyinfo.SpecRSA2048 && spec != keyinfo.SpecECP256) {
+	if usage != "SIGN/VERIFY" || (spec != keys.SpecRSA2048 && spec != keys.SpecECP256) {
 		return nil, fmt.Errorf("%w: KMS key %s is %s with usage %s, but image signing needs an asymmetric RSA_2048 (or EC_P256) SIGN/VERIFY key: "+
 			"create one with `aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY` (add --DKMSInstanceId for a KMS instance)",
-			keyinfo.ErrUnsupportedKey, k.info.KeyID, orUnknown(spec), orUnknown(usage))
+			keys.ErrUnsupportedKey, k.info.KeyID, orUnknown(spec), orUnknown(usage))
 	}
 	if state != "Enabled" {
 		fix := fmt.Sprintf("enable it (`aliyun kms EnableKey --KeyId %s`) or use another key", k.info.KeyID)
 		if state == "PendingDeletion" {
 			fix = fmt.Sprintf("cancel its deletion (`aliyun kms CancelKeyDeletion --KeyId %s`) or use another key", k.info.KeyID)
 		}
-		return nil, fmt.Errorf("%w: KMS key %s is %s: %s", keyinfo.ErrKeyDisabled, k.info.KeyID, orUnknown(state), fix)
+		return nil, fmt.Errorf("%w: KMS key %s is %s: %s", keys.ErrKeyDisabled, k.info.KeyID, orUnknown(state), fix)
 	}
 	k.info.KeySpec = spec
-	if k.info.Algorithm, err = keyinfo.Resolve(spec, alg); err != nil {
+	if k.info.Algorithm, err = keys.ResolveAlgorithm(spec, alg); err != nil {
 		return nil, err
 	}
 	if k.info.KeyVersionID == "" {
@@ -177,9 +177,9 @@ func Open(ctx context.Context, ref string, alg keyinfo.Algorithm, cfg Config) (*
 	if err != nil {
 		return nil, err
 	}
-	if got, err := keyinfo.Check(pub); err != nil || got != spec {
+	if got, err := keys.KeySpec(pub); err != nil || got != spec {
 		return nil, fmt.Errorf("%w: KMS key %s version %s: DescribeKey says %s but GetPublicKey returned a %s key",
-			keyinfo.ErrUnsupportedKey, k.info.KeyID, k.info.KeyVersionID, spec, orUnknown(got))
+			keys.ErrUnsupportedKey, k.info.KeyID, k.info.KeyVersionID, spec, orUnknown(got))
 	}
 	return k, nil
 }
@@ -215,7 +215,7 @@ func (k *Key) latestVersion(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if latest == "" {
-		return "", fmt.Errorf("%w: KMS key %s has no key version: name one with ?version=<key-version-id>", keyinfo.ErrKeyNotFound, k.info.KeyID)
+		return "", fmt.Errorf("%w: KMS key %s has no key version: name one with ?version=<key-version-id>", keys.ErrKeyNotFound, k.info.KeyID)
 	}
 	return latest, nil
 }
@@ -277,14 +277,14 @@ func (k *Key) PublicKey(ctx context.Context) (crypto.PublicKey, error) {
 }
 
 // Info describes the key; KeyID is the real key id even when opened by alias.
-func (k *Key) Info() keyinfo.Info { return k.info }
+func (k *Key) Info() keys.Info { return k.info }
 
 // call runs fn holding the client lock and turns SDK errors into sentences.
 func (k *Key) call(ctx context.Context, op string, fn func(context.Context) error) error {
 	select {
 	case k.sem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: alikms %s on %s: gave up waiting for the client: %w", keyinfo.ErrUnavailable, op, k.endpoint, ctx.Err())
+		return fmt.Errorf("%w: alikms %s on %s: gave up waiting for the client: %w", keys.ErrUnavailable, op, k.endpoint, ctx.Err())
 	}
 	defer func() { <-k.sem }()
 	if err := ctx.Err(); err != nil {

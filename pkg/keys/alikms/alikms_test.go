@@ -18,6 +18,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
@@ -75,7 +76,7 @@ func TestSignVerify(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			s, err := keys.Open(t.Context(), tc.ref, keys.Options{Algorithm: tc.alg, KMS: config(t, shared)})
+			s, err := keyref.Open(t.Context(), tc.ref, keyref.Options{Algorithm: tc.alg, KMS: config(t, shared)})
 			if err != nil {
 				t.Fatalf("Open(%q) = %v", tc.ref, err)
 			}
@@ -141,7 +142,7 @@ func TestRefusedKeys(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := keys.Open(t.Context(), tc.ref, keys.Options{Algorithm: tc.alg, KMS: config(t, shared)})
+			_, err := keyref.Open(t.Context(), tc.ref, keyref.Options{Algorithm: tc.alg, KMS: config(t, shared)})
 			if !errors.Is(err, tc.class) {
 				t.Fatalf("Open(%q) = %v; want errors.Is %v", tc.ref, err, tc.class)
 			}
@@ -167,7 +168,7 @@ func TestBadCredentials(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := config(t, shared)
 			cfg.Credential = staticAK(t, tc.id, tc.secret)
-			_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+			_, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 			if !errors.Is(err, keys.ErrAuth) {
 				t.Fatalf("Open = %v; want ErrAuth", err)
 			}
@@ -195,11 +196,11 @@ func TestSTSToken(t *testing.T) {
 	}
 	cfg := config(t, shared)
 	cfg.Credential = sts(kmsfake.SecurityToken)
-	if _, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg}); err != nil {
+	if _, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg}); err != nil {
 		t.Fatalf("Open with STS token = %v", err)
 	}
 	cfg.Credential = sts("expired-token")
-	_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	_, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 	if !errors.Is(err, keys.ErrAuth) || !strings.Contains(err.Error(), "STS token") {
 		t.Fatalf("Open with a bad STS token = %v; want ErrAuth about the STS token", err)
 	}
@@ -213,7 +214,7 @@ func TestDefaultCredentialChain(t *testing.T) {
 	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 	cfg := config(t, shared)
 	cfg.Credential = nil
-	s, err := keys.Open(t.Context(), ref(kmsfake.AliasRSA), keys.Options{KMS: cfg})
+	s, err := keyref.Open(t.Context(), ref(kmsfake.AliasRSA), keyref.Options{KMS: cfg})
 	if err != nil {
 		t.Fatalf("Open with env credentials = %v", err)
 	}
@@ -229,7 +230,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Close)
-	s, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: config(t, fake)})
+	s, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: config(t, fake)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestTimeout(t *testing.T) {
 		cfg := config(t, fake)
 		cfg.ReadTimeout = 200 * time.Millisecond
 		start := time.Now()
-		_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+		_, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 		if !errors.Is(err, keys.ErrUnavailable) {
 			t.Fatalf("Open = %v; want ErrUnavailable", err)
 		}
@@ -275,7 +276,7 @@ func TestUnreachable(t *testing.T) {
 	l.Close() // nothing listens there now
 	cfg := config(t, shared)
 	cfg.Endpoint = "http://" + addr
-	_, err = keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	_, err = keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 	if !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Open(unreachable) = %v; want ErrUnavailable saying it cannot reach %s", err, addr)
 	}
@@ -289,7 +290,7 @@ func TestKeyDisabledAfterOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Close)
-	s, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: config(t, fake)})
+	s, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: config(t, fake)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,11 +316,11 @@ func TestTLSWithCA(t *testing.T) {
 	}
 	cfg := config(t, fake)
 	cfg.Endpoint = "https://" + fake.Endpoint
-	if _, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg}); !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "--kms-ca") {
+	if _, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg}); !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "--kms-ca") {
 		t.Fatalf("Open without CA = %v; want an untrusted-certificate error naming --kms-ca", err)
 	}
 	cfg.CAFile = ca
-	s, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	s, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 	if err != nil {
 		t.Fatalf("Open with CA = %v", err)
 	}
@@ -334,7 +335,7 @@ func TestTLSWithCA(t *testing.T) {
 func TestProxyEnvSkipsLoopback(t *testing.T) {
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
 	t.Setenv("http_proxy", "http://127.0.0.1:1")
-	if _, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: config(t, shared)}); err != nil {
+	if _, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: config(t, shared)}); err != nil {
 		t.Fatalf("Open with HTTP_PROXY set = %v", err)
 	}
 }
@@ -342,14 +343,14 @@ func TestProxyEnvSkipsLoopback(t *testing.T) {
 func TestPlainHTTPOnlyForLoopback(t *testing.T) {
 	cfg := config(t, shared)
 	cfg.Endpoint = "http://kms.cn-hangzhou.aliyuncs.com"
-	if _, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg}); err == nil || !strings.Contains(err.Error(), "only for loopback") {
+	if _, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg}); err == nil || !strings.Contains(err.Error(), "only for loopback") {
 		t.Fatalf("Open(http non-loopback) = %v; want refusal", err)
 	}
 }
 
 // TestConcurrentSign shares one Key between goroutines; run with -race.
 func TestConcurrentSign(t *testing.T) {
-	s, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: config(t, shared)})
+	s, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: config(t, shared)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func BenchmarkKMSSign(b *testing.B) {
 		alg keys.Algorithm
 	}{{kmsfake.KeyRSA, keys.RSAPKCS1SHA256}, {kmsfake.KeyRSA, keys.RSAPSSSHA256}, {kmsfake.KeyEC, keys.ECDSASHA256}} {
 		b.Run(string(tc.alg), func(b *testing.B) {
-			s, err := keys.Open(b.Context(), ref(tc.key), keys.Options{Algorithm: tc.alg, KMS: config(b, shared)})
+			s, err := keyref.Open(b.Context(), ref(tc.key), keyref.Options{Algorithm: tc.alg, KMS: config(b, shared)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -432,7 +433,7 @@ func TestNoCredentials(t *testing.T) {
 	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 	cfg := config(t, shared)
 	cfg.Credential = nil
-	_, err := keys.Open(t.Context(), ref(kmsfake.KeyRSA), keys.Options{KMS: cfg})
+	_, err := keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
 	if !errors.Is(err, keys.ErrAuth) || !strings.Contains(err.Error(), "ALIBABA_CLOUD_ACCESS_KEY_ID") {
 		t.Fatalf("Open without credentials = %v; want ErrAuth naming ALIBABA_CLOUD_ACCESS_KEY_ID", err)
 	}

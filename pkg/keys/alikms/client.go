@@ -18,7 +18,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/aliyun/credentials-go/credentials"
 
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // newClient builds an SDK client for region and cfg and returns it with the
@@ -51,7 +51,7 @@ func newClient(region string, cfg Config) (*kms.Client, string, error) {
 	if cred == nil {
 		// The SDK does not fall back to the default chain by itself.
 		if cred, err = credentials.NewCredential(nil); err != nil {
-			return nil, "", fmt.Errorf("%w: kms credentials: %w", keyinfo.ErrAuth, err)
+			return nil, "", fmt.Errorf("%w: kms credentials: %w", keys.ErrAuth, err)
 		}
 	}
 	oc := &openapi.Config{
@@ -138,7 +138,7 @@ func parsePublicKey(text string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := keyinfo.Check(pub); err != nil {
+	if _, err := keys.KeySpec(pub); err != nil {
 		return nil, err
 	}
 	return pub, nil

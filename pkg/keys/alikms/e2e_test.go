@@ -15,6 +15,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms"
 )
@@ -27,7 +28,7 @@ func TestE2ERealKMS(t *testing.T) {
 	cfg := alikms.Config{Endpoint: os.Getenv("NRI_CSIG_TEST_KMS_ENDPOINT"), CAFile: os.Getenv("NRI_CSIG_TEST_KMS_CA")}
 	for _, alg := range []keys.Algorithm{keys.RSAPKCS1SHA256, keys.RSAPSSSHA256} {
 		t.Run(string(alg), func(t *testing.T) {
-			s, err := keys.Open(t.Context(), ref, keys.Options{Algorithm: alg, KMS: cfg})
+			s, err := keyref.Open(t.Context(), ref, keyref.Options{Algorithm: alg, KMS: cfg})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/alibabacloud-go/tea/tea"
 
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // Error is a failed KMS call. Its message says what to do; errors.Is matches its
@@ -48,7 +48,7 @@ func (e *Error) Unwrap() []error {
 // explain turns an SDK error into an *Error whose message says what to do.
 func explain(op, endpoint, keyID string, err error) error {
 	var ke *Error
-	if errors.As(err, &ke) || errors.Is(err, keyinfo.ErrUnsupportedKey) {
+	if errors.As(err, &ke) || errors.Is(err, keys.ErrUnsupportedKey) {
 		return err
 	}
 	e := &Error{Op: op, cause: err}
@@ -62,20 +62,20 @@ func explain(op, endpoint, keyID string, err error) error {
 	)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		e.class = keyinfo.ErrUnavailable
+		e.class = keys.ErrUnavailable
 		e.msg = fmt.Sprintf("%s: timed out: check that the endpoint is reachable from this host (proxy, firewall) or allow more time (--kms-timeout): %v", prefix, err)
 	case errors.Is(err, context.Canceled):
 		e.msg = fmt.Sprintf("%s: canceled", prefix)
 	case errors.As(err, &ua) || errors.As(err, &cve) || errors.As(err, &hn):
-		e.class = keyinfo.ErrUnavailable
+		e.class = keys.ErrUnavailable
 		e.msg = fmt.Sprintf("%s: the endpoint's TLS certificate is not trusted: for a dedicated gateway (<kst-id>.cryptoservice.kms.aliyuncs.com) pass the KMS instance CA with --kms-ca: %v", prefix, err)
 	case errors.As(err, &se) && se.Code != nil && tea.StringValue(se.Code) != "":
 		explainSDK(e, prefix, se)
 	case errors.As(err, &ne):
-		e.class = keyinfo.ErrUnavailable
+		e.class = keys.ErrUnavailable
 		e.msg = fmt.Sprintf("%s: cannot reach the KMS endpoint: check --kms-endpoint, DNS, firewall and HTTPS_PROXY/NO_PROXY: %v", prefix, err)
 	case strings.Contains(strings.ToLower(err.Error()), "credential"):
-		e.class = keyinfo.ErrAuth
+		e.class = keys.ErrAuth
 		e.msg = fmt.Sprintf("%s: no usable Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET "+
 			"(plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or run with an ECS RAM role or RRSA (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE): %v", prefix, err)
 	default:
@@ -109,33 +109,33 @@ func explainSDK(e *Error, prefix string, se *tea.SDKError) {
 	var what string
 	switch {
 	case strings.HasPrefix(code, "InvalidAccessKeyId"):
-		e.class, what = keyinfo.ErrAuth, "the AccessKey ID is unknown or inactive: check ALIBABA_CLOUD_ACCESS_KEY_ID (or the RAM role) belongs to the account that owns the key"
+		e.class, what = keys.ErrAuth, "the AccessKey ID is unknown or inactive: check ALIBABA_CLOUD_ACCESS_KEY_ID (or the RAM role) belongs to the account that owns the key"
 	case code == "SignatureDoesNotMatch" || code == "IncompleteSignature" || code == "InvalidSignature":
-		e.class, what = keyinfo.ErrAuth, "KMS rejected the request signature: the AccessKey secret is wrong; check ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+		e.class, what = keys.ErrAuth, "KMS rejected the request signature: the AccessKey secret is wrong; check ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 	case strings.HasPrefix(code, "InvalidSecurityToken") || code == "MissingSecurityToken":
-		e.class, what = keyinfo.ErrAuth, "the STS token is invalid or expired: refresh ALIBABA_CLOUD_SECURITY_TOKEN or use a role that renews it (ECS RAM role, RRSA)"
+		e.class, what = keys.ErrAuth, "the STS token is invalid or expired: refresh ALIBABA_CLOUD_SECURITY_TOKEN or use a role that renews it (ECS RAM role, RRSA)"
 	case code == "InvalidCredentials":
-		e.class, what = keyinfo.ErrAuth, "no usable Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, or use an ECS RAM role or RRSA"
+		e.class, what = keys.ErrAuth, "no usable Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, or use an ECS RAM role or RRSA"
 	case code == "IllegalTimestamp" || code == "RequestTimeTooSkewed" || strings.HasPrefix(code, "InvalidTimeStamp") || code == "SignatureNonceUsed":
-		e.class, what = keyinfo.ErrAuth, "KMS rejected the request time: sync this host's clock (NTP)"
+		e.class, what = keys.ErrAuth, "KMS rejected the request time: sync this host's clock (NTP)"
 	case code == "Forbidden.AccessKey":
-		e.class, what = keyinfo.ErrAuth, "the AccessKey is disabled: enable it in RAM or use another one"
+		e.class, what = keys.ErrAuth, "the AccessKey is disabled: enable it in RAM or use another one"
 	case code == "Forbidden" || code == "Forbidden.RAM" || strings.Contains(code, "AccessDenied") || strings.Contains(code, "NoPermission") || strings.Contains(code, "Unauthorized"):
-		e.class, what = keyinfo.ErrAuth, "access denied: grant the RAM identity kms:DescribeKey, kms:GetPublicKey, kms:ListKeyVersions and kms:AsymmetricSign on this key"
+		e.class, what = keys.ErrAuth, "access denied: grant the RAM identity kms:DescribeKey, kms:GetPublicKey, kms:ListKeyVersions and kms:AsymmetricSign on this key"
 	case strings.HasPrefix(code, "Forbidden.") && !strings.Contains(code, "NotFound"):
 		// Account-level refusals: KmsServiceNotEnabled, InDebt, ProhibitedByRiskControl, ...
-		e.class, what = keyinfo.ErrAuth, "KMS refused this account: check the account's KMS service status in the console"
+		e.class, what = keys.ErrAuth, "KMS refused this account: check the account's KMS service status in the console"
 	case strings.Contains(code, "NotFound") || strings.Contains(code, "NotExist"):
-		e.class, what = keyinfo.ErrKeyNotFound, "the key, alias or key version does not exist in this region: check the region and key id in the reference, or create the key with `aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY`"
+		e.class, what = keys.ErrKeyNotFound, "the key, alias or key version does not exist in this region: check the region and key id in the reference, or create the key with `aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY`"
 	case strings.Contains(code, "Disabled") || strings.Contains(code, "PendingDeletion") || strings.Contains(code, "PendingImport") || strings.Contains(code, "InvalidState"):
 		// Documented: Rejected.Disabled, Rejetced.PendingDeletion (sic), Rejected.PendingImport, all HTTP 409.
-		e.class, what = keyinfo.ErrKeyDisabled, "the key is not enabled: enable it (`aliyun kms EnableKey`) or use another key"
+		e.class, what = keys.ErrKeyDisabled, "the key is not enabled: enable it (`aliyun kms EnableKey`) or use another key"
 	case strings.Contains(code, "Unsupported") || strings.Contains(code, "InvalidKeyUsage") || strings.Contains(code, "InvalidKeySpec"):
-		e.class, what = keyinfo.ErrUnsupportedKey, "the key cannot sign: "+keyinfo.CreateHint
+		e.class, what = keys.ErrUnsupportedKey, "the key cannot sign: "+keys.CreateHint
 	case strings.HasPrefix(code, "Throttling"):
-		e.class, what = keyinfo.ErrUnavailable, "KMS throttled the request: retry later or sign less often"
+		e.class, what = keys.ErrUnavailable, "KMS throttled the request: retry later or sign less often"
 	case e.Status >= 500:
-		e.class, what = keyinfo.ErrUnavailable, "KMS failed on its side: retry later"
+		e.class, what = keys.ErrUnavailable, "KMS failed on its side: retry later"
 	default:
 		what = "KMS refused the request"
 	}

@@ -19,7 +19,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // Provider is the Info.Provider of local keys.
@@ -28,12 +28,12 @@ const Provider = "local"
 // Key is a private key loaded from a PEM file. It is safe for concurrent use.
 type Key struct {
 	priv crypto.Signer
-	info keyinfo.Info
+	info keys.Info
 }
 
 // Open loads the private key at path (a plain path, or "file://" + path) and signs
 // with alg; an empty alg picks RSA_PKCS1_SHA_256 for RSA and ECDSA_SHA_256 for EC.
-func Open(ref string, alg keyinfo.Algorithm) (*Key, error) {
+func Open(ref string, alg keys.Algorithm) (*Key, error) {
 	path := strings.TrimPrefix(ref, "file://")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -52,16 +52,16 @@ func Open(ref string, alg keyinfo.Algorithm) (*Key, error) {
 }
 
 // New wraps an in-memory private key (*rsa.PrivateKey or *ecdsa.PrivateKey).
-func New(priv crypto.Signer, alg keyinfo.Algorithm) (*Key, error) {
-	spec, err := keyinfo.Check(priv.Public())
+func New(priv crypto.Signer, alg keys.Algorithm) (*Key, error) {
+	spec, err := keys.KeySpec(priv.Public())
 	if err != nil {
 		return nil, err
 	}
-	alg, err = keyinfo.Resolve(spec, alg)
+	alg, err = keys.ResolveAlgorithm(spec, alg)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{priv: priv, info: keyinfo.Info{Provider: Provider, KeySpec: spec, Algorithm: alg}}, nil
+	return &Key{priv: priv, info: keys.Info{Provider: Provider, KeySpec: spec, Algorithm: alg}}, nil
 }
 
 // SignDigest signs a 32-byte SHA-256 digest. RSA-PSS uses a salt as long as the hash.
@@ -74,21 +74,21 @@ func (k *Key) SignDigest(ctx context.Context, digest []byte) ([]byte, error) {
 	}
 	switch p := k.priv.(type) {
 	case *rsa.PrivateKey:
-		if k.info.Algorithm == keyinfo.RSAPSSSHA256 {
+		if k.info.Algorithm == keys.RSAPSSSHA256 {
 			return rsa.SignPSS(rand.Reader, p, crypto.SHA256, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 		}
 		return rsa.SignPKCS1v15(nil, p, crypto.SHA256, digest)
 	case *ecdsa.PrivateKey:
 		return ecdsa.SignASN1(rand.Reader, p, digest)
 	}
-	return nil, fmt.Errorf("local key: %w: %T", keyinfo.ErrUnsupportedKey, k.priv)
+	return nil, fmt.Errorf("local key: %w: %T", keys.ErrUnsupportedKey, k.priv)
 }
 
 // PublicKey returns the public half of the key.
 func (k *Key) PublicKey(context.Context) (crypto.PublicKey, error) { return k.priv.Public(), nil }
 
 // Info describes the key.
-func (k *Key) Info() keyinfo.Info { return k.info }
+func (k *Key) Info() keys.Info { return k.info }
 
 // ParsePrivateKeyPEM parses the first PEM block of data as an unencrypted private
 // key and checks it is a key nri-csig accepts.
@@ -123,9 +123,9 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 	}
 	s, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%w: %T private keys are not supported; %s", keyinfo.ErrUnsupportedKey, key, keyinfo.CreateHint)
+		return nil, fmt.Errorf("%w: %T private keys are not supported; %s", keys.ErrUnsupportedKey, key, keys.CreateHint)
 	}
-	if _, err := keyinfo.Check(s.Public()); err != nil {
+	if _, err := keys.KeySpec(s.Public()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
@@ -66,7 +67,7 @@ func TestSignVerify(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ref := "file://" + writePEM(t, tc.typ, tc.der)
-			s, err := keys.Open(t.Context(), ref, keys.Options{Algorithm: tc.alg})
+			s, err := keyref.Open(t.Context(), ref, keyref.Options{Algorithm: tc.alg})
 			if err != nil {
 				t.Fatalf("Open(%q) = %v", ref, err)
 			}
@@ -147,7 +148,7 @@ func TestRefused(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := writePEM(t, tc.typ, tc.der)
-			_, err := keys.Open(t.Context(), p, keys.Options{Algorithm: keys.Algorithm(tc.alg)})
+			_, err := keyref.Open(t.Context(), p, keyref.Options{Algorithm: keys.Algorithm(tc.alg)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Open(%s) = %v; want error containing %q", name, err, tc.want)
 			}
@@ -156,10 +157,10 @@ func TestRefused(t *testing.T) {
 			}
 		})
 	}
-	if _, err := keys.Open(t.Context(), filepath.Join(t.TempDir(), "missing.pem"), keys.Options{}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := keyref.Open(t.Context(), filepath.Join(t.TempDir(), "missing.pem"), keyref.Options{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open(missing) = %v; want ErrNotExist", err)
 	}
-	if _, err := keys.Open(t.Context(), "awskms:///alias/x", keys.Options{}); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, err := keyref.Open(t.Context(), "awskms:///alias/x", keyref.Options{}); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("Open(awskms) = %v; want unsupported scheme", err)
 	}
 }
@@ -186,18 +187,18 @@ func TestGenerate(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode = %v; want 0600", st.Mode().Perm())
 	}
-	s, err := keys.Open(t.Context(), privPath, keys.Options{})
+	s, err := keyref.Open(t.Context(), privPath, keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Info().KeySpec != "RSA_2048" {
 		t.Errorf("KeySpec = %s; want RSA_2048", s.Info().KeySpec)
 	}
-	pub, err := keys.OpenPublic(t.Context(), pubPath, keys.Options{})
+	pub, err := keyref.OpenPublic(t.Context(), pubPath, keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromPriv, err := keys.OpenPublic(t.Context(), privPath, keys.Options{})
+	fromPriv, err := keyref.OpenPublic(t.Context(), privPath, keyref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

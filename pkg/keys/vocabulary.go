@@ -1,8 +1,4 @@
-// Package keyinfo holds the types and key-acceptance rules shared by package keys
-// and its providers. It exists only to break the import cycle between keys (which
-// dispatches to the providers) and the providers (which return keys.Info); use the
-// aliases in package keys.
-package keyinfo
+package keys
 
 import (
 	"crypto"
@@ -42,7 +38,8 @@ type Info struct {
 	KeyVersionID string    // KMS only: the key version that signs
 }
 
-// Error classes shared by every provider; callers test them with errors.Is.
+// Error classes, tested with errors.Is. Every error from this package and its
+// providers that stems from the key or the key service wraps one of them.
 var (
 	ErrUnsupportedKey   = errors.New("unsupported key")
 	ErrKeyNotFound      = errors.New("key not found")
@@ -56,9 +53,9 @@ var (
 const CreateHint = "create an RSA-2048 signing key: `nri-csig generate-key` (local) or " +
 	"`aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY` (Alibaba Cloud KMS)"
 
-// Check returns the key spec of an acceptable verification key: RSA of at least
+// checkKey returns the key spec of an acceptable verification key: RSA of at least
 // 2048 bits, or ECDSA P-256. Anything else wraps ErrUnsupportedKey.
-func Check(pub crypto.PublicKey) (string, error) {
+func checkKey(pub crypto.PublicKey) (string, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		switch n := k.N.BitLen(); {
@@ -83,9 +80,9 @@ func Check(pub crypto.PublicKey) (string, error) {
 	}
 }
 
-// Resolve picks the algorithm for a key spec: want when it fits the key, the
+// ResolveAlgorithm picks the algorithm for a key spec: want when it fits the key, the
 // default (PKCS#1 v1.5 for RSA, ECDSA for EC) when want is empty.
-func Resolve(spec string, want Algorithm) (Algorithm, error) {
+func ResolveAlgorithm(spec string, want Algorithm) (Algorithm, error) {
 	ec := spec == SpecECP256
 	switch want {
 	case "":
