@@ -88,8 +88,11 @@ func TestCheck(t *testing.T) {
 		"overlay lowerdir": {with(func(c *Container) {
 			c.Mounts = append(c.Mounts, Mount{Type: "overlay", Source: "overlay", Destination: "/o", Options: []string{"lowerdir=/srv/a:/run/containerd", "upperdir=/srv/u"}})
 		}), "the containerd socket's directory /run/containerd"},
-		"another pod's hosts file": {with(hostPath("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/otherpod/hosts", "/etc/hosts")), "containerd's root directory"},
-		"own hosts file elsewhere": {with(hostPath("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/"+podID+"/hosts", "/x")), "containerd's root directory"},
+		"own image volume":           {with(hostPath("/run/containerd/io.containerd.grpc.v1.cri/image-volumes/"+podID+"/sha256:abc", "/iv")), ""},
+		"another pod's image volume": {with(hostPath("/run/containerd/io.containerd.grpc.v1.cri/image-volumes/otherpod/sha256:abc", "/iv")), "reaches"},
+		"another container's volume": {with(hostPath("/var/lib/containerd/io.containerd.grpc.v1.cri/containers/other/volumes/abc", "/v")), "reaches"},
+		"another pod's hosts file":   {with(hostPath("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/otherpod/hosts", "/etc/hosts")), "containerd's root directory"},
+		"own hosts file elsewhere":   {with(hostPath("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/"+podID+"/hosts", "/x")), "containerd's root directory"},
 		"pod dir escape by dots": {with(func(c *Container) {
 			c.Mounts = append(c.Mounts, Mount{Type: "bind", Destination: "/etc/hosts", Source: "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/" + podID + "/../../../containerd.sock"})
 		}), "containerd's root directory"},
