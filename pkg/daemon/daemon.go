@@ -72,6 +72,9 @@ const freshnessInterval = 30 * time.Second
 
 // daemon is one running node daemon.
 type daemon struct {
+	// The node-integrity guard of the node config in force (integrity.go).
+	guard guardSource
+
 	cfg     Config
 	log     *slog.Logger
 	audit   audit.Sink
@@ -122,6 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
 	defer client.Close()
+	d.guard.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -152,6 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
+	opts.Integrity = d.integrityInForce // follows d.node: reloads need no extra step
 	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
 	if st := d.bundles.Load(); st != nil {
 		d.runBundles(ctx, st, false)
