@@ -190,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
 			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
 		})
+		d.metrics.watchWatcher(w)
 		go w.Run(ctx)
 	}
 	go d.notifySystemd(ctx)

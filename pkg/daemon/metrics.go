@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -73,7 +74,7 @@ func newMetrics() *metrics {
 		Help: "Signature discoveries that kept the signatures read while a part failed (referrers API, one referrer, a layer, an oversized answer).",
 	})
 	m.reg.MustRegister(m.registryErrors, m.partialDiscoveries, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
 	m.alarmGauges = newAlarmGauges(m.reg)
 	return m
@@ -137,4 +138,13 @@ func (m *metrics) watchImages(x interface{ Skipped() uint64 }) {
 		Name: "nri_csig_image_records_skipped_total",
 		Help: "Image records, descriptors and configs the image index skipped because they could not be used; only containers of those images are affected (see the log: grep imagestore: skipped).",
 	}, func() float64 { return float64(x.Skipped()) }))
+}
+
+// watchWatcher exports what the containerd watcher could not act on: events
+// it could not decode and containers it left unjudged (each is also logged).
+func (m *metrics) watchWatcher(w interface{ Dropped() uint64 }) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nri_csig_watch_dropped_total",
+		Help: "Containerd events the watcher could not decode and containers outside NRI it left unjudged (see the log: WARN lines of the watcher).",
+	}, func() float64 { return float64(w.Dropped()) }))
 }

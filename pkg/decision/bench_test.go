@@ -18,7 +18,7 @@ import (
 func BenchmarkDecide10kRules(b *testing.B) {
 	now := time.Now()
 	bundle := policy.NewBundle("rules")
-	sigs := policy.SignedBy{}
+	sigs := signedBy{}
 	signedDigest := fmt.Sprintf("sha256:%064x", 0xabc)
 	for i := range 10 {
 		fp := fmt.Sprintf("sha256:%064x", 0xf0000+i)

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ var (
 	dSignedQA   = digest("4") // signed by sec and the revoked qa key
 	cfg         = digest("c")
 	cfgRevoked  = "sha256:" + strings.Repeat("ce", 32)
-	signatureDB = policy.SignedBy{
+	signatureDB = signedBy{
 		dSigned:   {fpCI, fpSec},
 		dSignedCI: {fpCI},
 		dSignedQA: {fpSec, fpQA},
@@ -223,4 +224,12 @@ func TestValidNamespace(t *testing.T) {
 			t.Errorf("ValidNamespace(%q) = %v, want %v", ns, got, want)
 		}
 	}
+}
+
+// signedBy is a policy.Signatures from image digest to the fingerprints of
+// the keys whose signatures over it verified.
+type signedBy map[string][]string
+
+func (s signedBy) Verified(digest string, key *policy.Key) bool {
+	return slices.Contains(s[digest], key.Fingerprint)
 }

@@ -19,18 +19,6 @@ const (
 	UncoveredDeny
 )
 
-// ParseUncovered reads the node config's "uncovered" setting: "allow" (or
-// empty) or "deny".
-func ParseUncovered(s string) (Uncovered, error) {
-	switch s {
-	case "", "allow":
-		return UncoveredAllow, nil
-	case "deny":
-		return UncoveredDeny, nil
-	}
-	return UncoveredAllow, fmt.Errorf("uncovered: %q is not allow or deny", s)
-}
-
 func (u Uncovered) String() string {
 	if u == UncoveredDeny {
 		return "deny"
@@ -43,15 +31,6 @@ func (u Uncovered) String() string {
 // time; Verified must answer from memory, as it runs within the NRI request.
 type Signatures interface {
 	Verified(digest string, key *Key) bool
-}
-
-// SignedBy is a Signatures backed by a map from image digest to the
-// fingerprints of the keys whose signatures over it verified.
-type SignedBy map[string][]string
-
-// Verified implements Signatures.
-func (s SignedBy) Verified(digest string, key *Key) bool {
-	return slices.Contains(s[digest], key.Fingerprint)
 }
 
 // Request is one decision's input.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,17 +238,6 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-func TestParseUncovered(t *testing.T) {
-	for in, want := range map[string]Uncovered{"": UncoveredAllow, "allow": UncoveredAllow, "deny": UncoveredDeny} {
-		if got, err := ParseUncovered(in); err != nil || got != want {
-			t.Errorf("ParseUncovered(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	if _, err := ParseUncovered("Deny"); err == nil {
-		t.Error("ParseUncovered(Deny) succeeded; want an error")
-	}
-}
-
 func TestExampleBundle(t *testing.T) {
 	data, err := os.ReadFile("../../examples/policy-bundle.yaml")
 	if err != nil {
@@ -309,4 +299,13 @@ func TestKeysFor(t *testing.T) {
 	if got := b.KeysFor("c1", "other", after); len(got) != 0 {
 		t.Errorf("KeysFor(uncovered) = %v; want none", got)
 	}
+}
+
+// SignedBy is a Signatures backed by a map from image digest to the
+// fingerprints of the keys whose signatures over it verified.
+type SignedBy map[string][]string
+
+// Verified implements Signatures.
+func (s SignedBy) Verified(digest string, key *Key) bool {
+	return slices.Contains(s[digest], key.Fingerprint)
 }

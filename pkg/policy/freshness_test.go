@@ -107,7 +107,7 @@ func TestStoreRefusesExpiredBundles(t *testing.T) {
 	}
 	// Not valid yet.
 	publish(t, src, datedBundle(t, "6", day0.Add(time.Hour), day0.Add(48*time.Hour)), signer)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrNotYetValid) {
 		t.Errorf("event = %+v; want a refusal as not valid yet", e)
 	}
@@ -115,7 +115,7 @@ func TestStoreRefusesExpiredBundles(t *testing.T) {
 	// Serial 7 valid for two days goes in force and into the state directory.
 	old := datedBundle(t, "6", time.Time{}, day0.Add(24*time.Hour))
 	publish(t, src, datedBundle(t, "7", time.Time{}, day0.Add(48*time.Hour)), signer)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if s.Current() == nil || s.Current().Serial != 7 {
 		t.Fatalf("serial 7 not in force: %+v", ev.last(t))
 	}
@@ -135,7 +135,7 @@ func TestStoreRefusesExpiredBundles(t *testing.T) {
 	// The expired serial 7 is still a floor: a replay of serial 6 that has not
 	// expired (a bundle signed with a long expiry) is refused as a rollback.
 	publish(t, src, datedBundle(t, "6", time.Time{}, day0.Add(90*24*time.Hour)), signer)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), "expired last good bundle: refusing a rollback") {
 		t.Errorf("event = %+v; want a rollback refusal against the expired floor", e)
 	}
@@ -173,7 +173,7 @@ func TestStoreKeepsExpiredBundleInForce(t *testing.T) {
 		want Freshness
 	}{{time.Hour, Fresh}, {9 * time.Hour, Stale}, {11 * time.Hour, Expired}} {
 		clock.t = day0.Add(step.at)
-		s.Reload(t.Context())
+		s.poll(t.Context())
 		st := s.Status()
 		if st.Freshness != step.want || st.Serial != 7 || !st.Expires.Equal(day0.Add(10*time.Hour)) {
 			t.Errorf("at +%v: Status = %+v; want serial 7 %s", step.at, st, step.want)
@@ -239,7 +239,7 @@ func TestStoreHungSourceIsBounded(t *testing.T) {
 
 		// Without a boot deadline, one read is bounded by the fetch timeout.
 		start = time.Now()
-		s.Reload(t.Context())
+		s.poll(t.Context())
 		if took := time.Since(start); took != time.Minute {
 			t.Errorf("Reload took %v; want the 1m fetch timeout", took)
 		}
@@ -294,7 +294,7 @@ func TestStoreReconfigureSigningKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, src, bundleText(t, "8", true), newKey)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrBadSignature) {
 		t.Fatalf("event = %+v; want the new key's bundle refused before the rotation", e)
 	}
@@ -303,13 +303,13 @@ func TestStoreReconfigureSigningKey(t *testing.T) {
 	if s.Current().Serial != 7 {
 		t.Fatal("reconfiguring dropped the bundle in force")
 	}
-	s.Reload(t.Context()) // the refused content is judged again under the new key
+	s.poll(t.Context()) // the refused content is judged again under the new key
 	if e := ev.last(t); e.Outcome != Loaded || e.Serial != 8 {
 		t.Fatalf("event = %+v; want serial 8 loaded after the rotation", e)
 	}
 	// The old key's bundles are now refused.
 	publish(t, src, bundleText(t, "9", true), oldKey)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrBadSignature) {
 		t.Errorf("event = %+v; want the old key refused after the rotation", e)
 	}
@@ -365,12 +365,12 @@ func TestStoreNotYetValidIsJudgedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Load(t.Context())
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if ev.count() != 1 || !errors.Is(ev.last(t).Err, ErrNotYetValid) {
 		t.Fatalf("events = %+v; want one not-yet-valid refusal", ev.evs)
 	}
 	clock.t = day0.Add(2 * time.Minute)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if s.Current() == nil || s.Current().Serial != 7 {
 		t.Errorf("serial 7 not in force once valid: %+v", ev.last(t))
 	}

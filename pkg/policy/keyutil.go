@@ -16,11 +16,6 @@ import (
 // as pkg/keys computes it.
 func Fingerprint(pub crypto.PublicKey) (string, error) { return keys.Fingerprint(pub) }
 
-// VerifyDigest checks sig over a SHA-256 digest with pub and alg (pkg/keys).
-func VerifyDigest(pub crypto.PublicKey, alg Algorithm, digest, sig []byte) error {
-	return keys.VerifyDigest(pub, alg, digest, sig)
-}
-
 // ParsePublicKeyPEM parses exactly one PKIX "PUBLIC KEY" (or PKCS#1 "RSA
 // PUBLIC KEY") PEM block and checks that it is a key a witness may hold: RSA
 // of at least 2048 bits or ECDSA P-256. It returns the key and its key spec.

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -49,32 +47,6 @@ func WithRegistryClient(c *registry.Client) RegistryOption {
 	return func(o *registryOptions) { o.client = c }
 }
 
-// WithAllowHTTP allows plain HTTP to any registry. By default plain HTTP is
-// used only for loopback registries (localhost, 127.0.0.0/8, ::1); any other
-// registry must speak HTTPS, even those on private addresses, which
-// go-containerregistry would otherwise reach over HTTP.
-func WithAllowHTTP(allow bool) RegistryOption {
-	return func(o *registryOptions) { o.reg.AllowHTTP = allow }
-}
-
-// WithInsecureRegistries allows plain HTTP to the named registries
-// (host[:port], as in the node config's insecureRegistries), and only to them.
-func WithInsecureRegistries(hosts ...string) RegistryOption {
-	return func(o *registryOptions) { o.reg.HTTPHosts = append(o.reg.HTTPHosts, hosts...) }
-}
-
-// WithKeychain sets the registry credentials. The default is
-// authn.DefaultKeychain (the Docker config of the user running the command).
-func WithKeychain(k authn.Keychain) RegistryOption {
-	return func(o *registryOptions) { o.reg.Keychain = k }
-}
-
-// WithTransport sets the base HTTP transport. The default is the registry
-// client's own (with its connect and response timeouts).
-func WithTransport(t http.RoundTripper) RegistryOption {
-	return func(o *registryOptions) { o.reg.Transport = t }
-}
-
 func registryClient(opts []RegistryOption) *registry.Client {
 	var o registryOptions
 	for _, opt := range opts {
@@ -89,7 +61,7 @@ func registryClient(opts []RegistryOption) *registry.Client {
 func parseRef(ref string) (name.Reference, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return nil, fmt.Errorf("bundle reference %q: %w; use registry/repository:tag or @sha256:...", ref, err)
+		return nil, fmt.Errorf("bundle reference %q: %w; use registry/repository:tag or registry/repository@sha256:<hex>", ref, err)
 	}
 	return r, nil
 }

@@ -101,12 +101,12 @@ func TestStoreOCISource(t *testing.T) {
 		t.Errorf("event = %+v", e)
 	}
 	n := ev.count()
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if ev.count() != n {
 		t.Error("an unchanged artifact was judged again")
 	}
 	push("8", true)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if s.Current().Serial != 8 || len(s.Current().Evaluate("c1", "default")) != 1 {
 		t.Fatalf("after pushing serial 8, Current = %d", s.Current().Serial)
 	}
@@ -114,7 +114,7 @@ func TestStoreOCISource(t *testing.T) {
 	if _, err := PushBundle(t.Context(), ref, bundleText(t, "9", false), nil); err != nil {
 		t.Fatal(err)
 	}
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || s.Current().Serial != 8 {
 		t.Errorf("event = %+v, serial %d; want the unsigned bundle refused and 8 in force", e, s.Current().Serial)
 	}

@@ -303,12 +303,6 @@ func (s *Store) Load(ctx context.Context) error {
 	return nil
 }
 
-// Reload reads every source once and puts a newer acceptable bundle in force.
-// Each read is bounded by the fetch timeout.
-func (s *Store) Reload(ctx context.Context) {
-	s.poll(ctx)
-}
-
 // Run polls the sources about every interval until ctx is done, and at once
 // after Kick or Reconfigure. The interval is jittered (±20%) so that many
 // nodes do not poll in step, and doubles, up to 15 minutes, for each poll in

@@ -147,13 +147,13 @@ func TestStoreSignedBundles(t *testing.T) {
 	}
 
 	publish(t, src, bundleText(t, "7", true), ecKeys[0]) // signed by a key the node does not trust
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrBadSignature) {
 		t.Errorf("event = %+v; want a refusal for the wrong key", e)
 	}
 
 	publish(t, src, bundleText(t, "7", true), signer)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Loaded || e.Serial != 7 || e.Err != nil {
 		t.Fatalf("event = %+v; want serial 7 loaded", e)
 	}
@@ -168,7 +168,7 @@ func TestStoreSignedBundles(t *testing.T) {
 	data := bundleText(t, "8", false)
 	publish(t, src, bundleText(t, "8", true), signer)
 	os.WriteFile(src, data, 0o644)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), "edited after signing") || e.InForce != 7 {
 		t.Errorf("event = %+v; want a refusal of the edited bundle with 7 in force", e)
 	}
@@ -176,7 +176,7 @@ func TestStoreSignedBundles(t *testing.T) {
 		t.Error("a refused bundle replaced the one in force")
 	}
 	n := ev.count()
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if ev.count() != n {
 		t.Error("the same refused bundle was reported twice")
 	}
@@ -197,18 +197,18 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 
 	// Switch prod on by editing the bundle: hot reload, no restart.
 	publish(t, src, bundleText(t, "8", true), nil)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if got := s.Current().Evaluate("c1", "default"); len(got) != 1 || got[0].Name != "prod" {
 		t.Fatalf("after enabling prod, Evaluate = %v", got)
 	}
 
 	publish(t, src, bundleText(t, "5", false), nil)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), "serial 5 is lower than serial 8 in force: refusing a rollback") {
 		t.Errorf("event = %+v; want a rollback refusal", e)
 	}
 	publish(t, src, bundleText(t, "8", false), nil)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), "serial 8 is already in force with other content") {
 		t.Errorf("event = %+v; want a same-serial refusal", e)
 	}
@@ -216,7 +216,7 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 		t.Error("a refused bundle replaced the one in force")
 	}
 	publish(t, src, []byte("apiVersion: nri-csig.io/v1alpha1\nkind: Witness\n"), nil)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), src+":") {
 		t.Errorf("event = %+v; want a parse refusal naming the file", e)
 	}
@@ -235,7 +235,7 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 		t.Errorf("boot events = %+v; want restored, then the source unavailable", ev2.evs)
 	}
 	n := ev2.count()
-	s2.Reload(t.Context())
+	s2.poll(t.Context())
 	if ev2.count() != n {
 		t.Error("an unavailable source was reported on every poll")
 	}
@@ -301,12 +301,12 @@ func TestStoreDirectorySource(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk("2", bundleText(t, "9", true))
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if s.Current().Serial != 9 {
 		t.Fatalf("after the ConfigMap update, serial = %d; want 9 (events %+v)", s.Current().Serial, ev.evs)
 	}
 	os.WriteFile(filepath.Join(dir, "other.yml"), []byte("x"), 0o644)
-	s.Reload(t.Context())
+	s.poll(t.Context())
 	if e := ev.last(t); e.Outcome != Unavailable || !strings.Contains(e.Err.Error(), "several bundle files") {
 		t.Errorf("event = %+v; want an error about several bundle files", e)
 	}
@@ -392,7 +392,7 @@ func TestStoreConcurrentReads(t *testing.T) {
 	}
 	for i := 2; i < 12; i++ {
 		publish(t, src, bundleText(t, strconv.Itoa(i), i%2 == 0), nil)
-		s.Reload(t.Context())
+		s.poll(t.Context())
 	}
 	close(stop)
 	wg.Wait()

@@ -130,10 +130,3 @@ func SignatureTag(digest string) string { return FallbackTag(digest) + ".sig" }
 // sha256-<hex>, an index that lists the referrers where the registry has no
 // referrers API.
 func FallbackTag(digest string) string { return strings.Replace(digest, ":", "-", 1) }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
