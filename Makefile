@@ -16,7 +16,7 @@ build:
 test: unit integration
 
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 # One containerd per test package; -p 1 keeps two packages from building the
 # tool cache or fighting over the machine's 2 cores at once.
@@ -44,10 +44,14 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "== $$fn ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; done
 
+# staticcheck is built once into the tool cache, pinned here.
+STATICCHECK_VERSION ?= v0.8.2
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
+	$(GO) run ./internal/toolcache/cmd/toolcache-ensure honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(CACHE)/bin/staticcheck ./...
 
 # .deb and .rpm of the node daemon (binary, systemd units, example config,
 # containerd drop-in) into $(DIST)/, with nfpm built once into $(CACHE)/bin.
