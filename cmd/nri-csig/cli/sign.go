@@ -71,6 +71,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	printKeyWarnings(cmd.ErrOrStderr(), signer)
 	rem := append(ropts.RemoteOptions(), remote.WithContext(ctx))
 	desc, err := remote.Get(ref, rem...)
 	if err != nil {
@@ -93,6 +94,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOwnSignature(ctx, signer, sig); err != nil {
+		return err
+	}
 	if err := sign.Attach(ctx, sig, rem...); err != nil {
 		return err
 	}
@@ -109,6 +113,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	fmt.Fprintf(out, "Signed %s %s\n", what, digest.DigestStr())
 	fmt.Fprintf(out, "  image:     %s\n", digest)
 	fmt.Fprintf(out, "  key:       %s (%s %s %s)\n", fp, info.Provider, info.KeySpec, info.Algorithm)
+	if info.KeyVersionID != "" {
+		fmt.Fprintf(out, "  version:   %s of %s\n", info.KeyVersionID, info.KeyID)
+	}
 	fmt.Fprintf(out, "  stored in: %s\n", digest.Context().Tag(signature.SignatureTag(digest.DigestStr())))
 	return nil
 }
