@@ -12,8 +12,8 @@ package alikms_test
 
 import (
 	"crypto"
-	"crypto/rsa"
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"os"
 	"testing"

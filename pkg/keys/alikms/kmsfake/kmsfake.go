@@ -69,7 +69,6 @@ const (
 // management calls (DescribeKey, ListKeyVersions, ...) with.
 const ManagementOnDedicatedGateway = "Rejected.UnsupportedOperation"
 
-
 type version struct {
 	id      string
 	created string
