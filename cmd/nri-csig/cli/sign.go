@@ -20,12 +20,13 @@ type signOptions struct {
 	annotations []string
 	platform    string
 	registry    registryFlags
+	fromFile    fromFileOptions
 }
 
 func newSignCmd() *cobra.Command {
 	o := &signOptions{}
 	cmd := &cobra.Command{
-		Use:   "sign --key REF IMAGE",
+		Use:   "sign --key REF (IMAGE | --from-file FILE)",
 		Short: "Sign an image digest and store the signature next to the image (cosign format)",
 		Long: `Sign resolves IMAGE to its digest once, signs the cosign simple-signing payload
 over that digest with the key, and appends the signature to the tag
@@ -34,17 +35,24 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
 "cosign verify --key".
-` + keyFlagsHelp,
+` + fromFileHelp + keyFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
-  nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
+  nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1
+  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50`,
+		Args: signArgs(&o.fromFile),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.fromFile.path != "" {
+				return o.runFromFile(cmd)
+			}
+			return o.run(cmd, args[0])
+		},
 	}
 	o.key.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.annotations, "annotation", "a", nil, "extra key=value annotation in the signed payload (repeatable)")
 	cmd.Flags().StringVar(&o.platform, "platform", "", "sign the manifest of this platform (os/arch[/variant]) of an index instead of the index")
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
+	o.fromFile.addFlags(cmd)
 	return cmd
 }
 

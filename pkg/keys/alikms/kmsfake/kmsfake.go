@@ -97,6 +97,7 @@ type Server struct {
 	aliases map[string]string
 	nonces  map[string]bool
 	now     func() time.Time
+	signed  []time.Time // when each AsymmetricSign was answered
 }
 
 // New starts a fake KMS over plain HTTP on a loopback port with the preset keys.
@@ -175,6 +176,13 @@ func (s *Server) Calls(action string) int64 {
 		return n.(*atomic.Int64).Load()
 	}
 	return 0
+}
+
+// SignTimes returns when each successful AsymmetricSign was answered, in order.
+func (s *Server) SignTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.signed...)
 }
 
 // CorruptSignatures makes AsymmetricSign answer signatures with one bit
@@ -525,6 +533,7 @@ func (s *Server) asymmetricSign(p url.Values) (map[string]any, *kmsError) {
 	if s.corrupt.Load() {
 		sig[len(sig)/2] ^= 0x01
 	}
+	s.signed = append(s.signed, s.now())
 	return map[string]any{"KeyId": k.id, "KeyVersionId": v.id, "Value": base64.StdEncoding.EncodeToString(sig)}, nil
 }
 
