@@ -199,7 +199,8 @@ func verifyUnits(t *testing.T, root string) {
 		b, _ := os.ReadFile(p)
 		os.WriteFile(filepath.Join(root, "usr/bin", tool), b, 0o755)
 	}
-	units := []string{"/usr/lib/systemd/system/nri-csig.service", "/usr/lib/systemd/system/nri-csig-reload.path", "/usr/lib/systemd/system/nri-csig-reload.service"}
+	units := []string{"/usr/lib/systemd/system/nri-csig.service", "/usr/lib/systemd/system/nri-csig-reload.path", "/usr/lib/systemd/system/nri-csig-reload.service",
+		"/usr/lib/systemd/system/nri-csig-preinstalled-check.service", "/usr/lib/systemd/system/nri-csig-preinstalled-check.timer"}
 	out, err := exec.Command("systemd-analyze", append([]string{"verify", "--root=" + root}, units...)...).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)

@@ -29,6 +29,20 @@ func TestExampleNodeConfigLoads(t *testing.T) {
 	if len(c.Allowlists) != 0 {
 		t.Errorf("the installed example config has allow lists %v; a fresh node must enforce nothing until configured", c.Allowlists)
 	}
+	if len(c.Guard.Paths.Allow) != 0 || c.Guard.RefuseMounts || c.Guard.RefuseDevices {
+		t.Errorf("the installed example config changes the guard's defaults: %+v", c.Guard)
+	}
+	// Its commented guard section parses once uncommented.
+	b, _ := os.ReadFile("config.yaml")
+	head, block, ok := strings.Cut(string(b), "\n# guard:\n")
+	if !ok {
+		t.Fatalf("config.yaml has no commented guard: section")
+	}
+	doc := head + "\nguard:\n" + regexp.MustCompile(`(?m)^# `).ReplaceAllString(block, "")
+	doc = strings.ReplaceAll(doc, "sha256:<64 hex>", "sha256:"+strings.Repeat("a", 64))
+	if _, err := nodeconfig.Parse("config.yaml, guard uncommented", []byte(doc)); err != nil {
+		t.Errorf("%v", err)
+	}
 }
 
 // Every file the nfpm recipe packs exists (a rename would break make package
@@ -113,7 +127,7 @@ func TestContainerdDropIns(t *testing.T) {
 	if fi, err := os.Stat("nri/50-nri-csig"); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("nri/50-nri-csig must exist and be executable: %v", err)
 	}
-	if body := uncommented(t, "nri/50-nri-csig"); !strings.HasPrefix(body, "exec /usr/bin/nri-csig run") {
+	if body := uncommented(t, "nri/50-nri-csig"); !strings.Contains(body, "\nexec /usr/bin/nri-csig run") {
 		t.Errorf("nri/50-nri-csig does not exec nri-csig run:\n%s", body)
 	}
 }
@@ -370,7 +384,7 @@ func TestMaintainerScripts(t *testing.T) {
 	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\n"), 0o755)
 	start := "daemon-reload|enable nri-csig.service nri-csig-reload.path|--no-block start nri-csig.service nri-csig-reload.path"
 	restart := "daemon-reload|--no-block try-restart nri-csig.service"
-	stop := "disable --now nri-csig-reload.path nri-csig.service"
+	stop := "disable --now nri-csig-reload.path nri-csig.service nri-csig-preinstalled-check.timer"
 	for _, tc := range []struct {
 		script string
 		args   []string

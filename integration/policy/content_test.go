@@ -89,7 +89,7 @@ func TestSandboxLabelOutsideCRIJudgedByContent(t *testing.T) {
 	}
 	t.Cleanup(func() { removeOutsideCRI("k8s.io", id) })
 	rec := waitRecord(t, map[string]string{"event": "running", "container_id": id, "containerd_namespace": "k8s.io"})
-	if rec["decision"] != "stopped" || rec["rule"] != "policy/everything" || rec["config_digest"] != unsigned.ConfigDigest {
+	if rec["decision"] != "stopped" || rec["rule"] != "policy" || rec["policy"] != "everything" || rec["config_digest"] != unsigned.ConfigDigest {
 		t.Errorf("record = %v, want the unsigned config stopped by policy/everything", rec)
 	}
 	t.Logf("kill after task start (daemon's measure): %v", rec["reason"])
@@ -168,7 +168,7 @@ func TestSignedNameOverUnsignedSnapshotStopped(t *testing.T) {
 	}
 	t.Logf("kill-after-start window (containerd event timestamps, task start to task exit): %v", exited.Sub(started))
 	rec := waitRecord(t, map[string]string{"event": "running", "container_id": id, "containerd_namespace": ns})
-	if rec["decision"] != "stopped" || rec["rule"] != "policy/everything" || rec["config_digest"] != unsigned.ConfigDigest {
+	if rec["decision"] != "stopped" || rec["rule"] != "policy" || rec["policy"] != "everything" || rec["config_digest"] != unsigned.ConfigDigest {
 		t.Errorf("record = %v, want the unsigned config stopped by policy/everything", rec)
 	}
 	if rec["image"] == signed.Ref || !strings.Contains(fmt.Sprint(rec["reason"]), "not the image its root filesystem holds") {
@@ -246,7 +246,7 @@ func TestCreatedBeforeRevocationDoesNotStart(t *testing.T) {
 		}
 	}
 	rec := waitRecord(t, map[string]string{"event": "start", "container": "created-then-revoked"})
-	if rec["decision"] != "deny" || rec["rule"] != "revocation/created-then-revoked" {
+	if rec["decision"] != "deny" || rec["rule"] != "revocation" || rec["revocation"] != "created-then-revoked" {
 		t.Errorf("start record = %v, want a deny by the revocation", rec)
 	}
 	assertNeverRan(t, id, "created-then-revoked")

@@ -10,7 +10,16 @@ case "$1" in
   *) exit 0 ;;
 esac
 if live; then
-  "$systemctl" disable --now nri-csig-reload.path nri-csig.service || true
+  "$systemctl" disable --now nri-csig-reload.path nri-csig.service nri-csig-preinstalled-check.timer || true
 fi
+# Pre-installed mode (mode.sh preinstalled copied these): without them
+# removed, containerd would launch a wrapper whose binary is gone and keep
+# requiring nri-csig.
+for f in /opt/nri/plugins/50-nri-csig /etc/nri/conf.d/50-nri-csig.conf /etc/containerd/conf.d/51-nri-csig-preinstalled.toml; do
+  if [ -e "$root$f" ]; then
+    rm -f "$root$f"
+    echo "nri-csig: removed $f (pre-installed mode)" >&2
+  fi
+done
 echo "nri-csig: removed /etc/containerd/conf.d/50-nri-csig.toml; containerd keeps requiring nri-csig" >&2
 echo "nri-csig:   (and refuses every container) until it restarts: systemctl restart containerd" >&2

@@ -20,10 +20,12 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
@@ -70,6 +72,9 @@ const freshnessInterval = 30 * time.Second
 
 // daemon is one running node daemon.
 type daemon struct {
+	// The node-integrity guard of the node config in force (integrity.go).
+	guard guardSource
+
 	cfg     Config
 	log     *slog.Logger
 	audit   audit.Sink
@@ -78,7 +83,9 @@ type daemon struct {
 	sigs    *verify.Store
 	fetch   *prefetcher
 	bundles atomic.Pointer[policy.Store] // nil: no bundle configured; a reload may add or remove it
-	images  *imagestore.Resolver
+	images  *imagestore.Index
+	// registry is the daemon's one registry client (nil in unit tests).
+	registry *registry.Client
 	// rejudge asks the re-judging loop to judge the running containers
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
@@ -118,11 +125,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
 	defer client.Close()
+	d.guard.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	d.sigs = newSignatureStore(node)
+	// One registry client for the daemon's life: signature discovery and
+	// bundle polling share its connections, timeouts and handshakes.
+	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries})
+	d.sigs = newSignatureStore(node, verify.WithClient(d.registry), verify.WithPartialHook(d.onPartialDiscovery))
 	d.fetch = newPrefetcher(d.sigs)
 	d.fetch.onError = func(digest string, err error) {
 		d.metrics.registryErrors.Inc()
@@ -139,16 +150,22 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
-	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace)
+	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
+	d.metrics.watchImages(d.images)
 	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
+	opts.Integrity = d.integrityInForce // follows d.node: reloads need no extra step
 	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
 	if st := d.bundles.Load(); st != nil {
 		d.runBundles(ctx, st, false)
 	}
-	go d.prefetchAll(ctx)
+	// The image index follows containerd's image events itself (with or
+	// without the watcher), and boot verification walks it once built.
+	go d.images.Follow(ctx, client.EventService(), d.prefetchAll, func(ctx context.Context, name string) {
+		d.onImage(ctx, cfg.ContainerdNamespace, name)
+	})
 	d.metrics.watchStore(d.sigs)
 	go d.rejudgeLoop(ctx)
 	d.checkAlarms(node)
@@ -169,9 +186,9 @@ func Run(ctx context.Context, cfg Config) error {
 			CRINamespace:   cfg.ContainerdNamespace,
 			KnownToNRI:     d.plugin.Known,
 			SandboxConfigs: cfg.SandboxImageConfigs,
+			Index:          d.watchIndex,
 			Decider:        func() watch.Decider { return d.plugin.CurrentDecider() },
 			Audit:          cfg.Audit, Log: cfg.Log, Stop: cfg.StopUntrusted, Observe: d.observe,
-			OnImage: d.onImage,
 		})
 		go w.Run(ctx)
 	}
@@ -251,10 +268,10 @@ func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 }
 
 // newSignatureStore returns where the node finds and keeps signatures.
-func newSignatureStore(node *nodeconfig.Config) *verify.Store {
+func newSignatureStore(node *nodeconfig.Config, opts ...verify.RegistryOption) *verify.Store {
 	var sources []verify.SignatureFetcher
 	if node.Signatures.Registry {
-		sources = append(sources, verify.NewRegistry(verify.WithInsecureHosts(node.Signatures.InsecureRegistries...)))
+		sources = append(sources, verify.NewRegistry(append([]verify.RegistryOption{verify.WithInsecureHosts(node.Signatures.InsecureRegistries...)}, opts...)...))
 	}
 	if node.Signatures.Dir != "" {
 		sources = append(sources, verify.NewDir(node.Signatures.Dir))
@@ -266,6 +283,13 @@ func newSignatureStore(node *nodeconfig.Config) *verify.Store {
 	st := verify.NewStore(persist, sources...)
 	st.Insecure = node.Signatures.InsecureRegistries
 	return st
+}
+
+// onPartialDiscovery records a signature discovery that kept what it read
+// although a part of it failed (the referrers API, one referrer, a layer).
+func (d *daemon) onPartialDiscovery(image name.Digest, err error) {
+	d.metrics.partialDiscoveries.Inc()
+	d.log.Warn("signature discovery partial: kept the signatures read, the rest failed", "image", image.String(), "error", err)
 }
 
 // openBundleStore builds the policy bundle store the node config describes.
@@ -282,7 +306,7 @@ func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (
 		opts = append(opts, policy.WithFileSource(node.Bundle.File))
 	}
 	if node.Bundle.OCI != "" {
-		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithInsecureRegistries(node.Signatures.InsecureRegistries...)))
+		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithRegistryClient(d.registry)))
 	}
 	if node.Bundle.SigningKey != "" {
 		pub, err := openSigningKey(node.Bundle.SigningKey)
@@ -344,50 +368,78 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 }
 
 // onImage verifies the signatures of an image as soon as it lands on the
-// node, so that the container's request finds them in memory.
+// node, so that the container's request finds them in memory. The index has
+// already applied the event (imagestore.Index.Follow calls this).
 func (d *daemon) onImage(ctx context.Context, ns, name string) {
-	if ns != d.cfg.ContainerdNamespace {
+	if ns != d.cfg.ContainerdNamespace || d.bundles.Load() == nil {
 		return
 	}
-	d.images.Invalidate() // which digests carry which config may have changed
-	if d.bundles.Load() == nil {
-		return
-	}
-	digests, repo, err := d.images.Record(ctx, name)
-	if err != nil || len(digests) == 0 {
-		return
-	}
-	var repos []string
-	if repo != "" {
-		repos = []string{repo}
-	}
-	for _, dg := range digests {
-		d.fetch.start(dg, repos)
+	for _, c := range d.images.RecordCandidates(name) {
+		if d.fetchable(c) {
+			d.fetch.start(c.Digest, c.Repositories)
+		}
 	}
 }
 
-// prefetchAll loads or verifies the signatures of every image on the node at
-// startup.
+// prefetchWorkers bounds the signature look-ups boot verification runs at once.
+const prefetchWorkers = 8
+
+// watchIndex gives the watcher the daemon's index of the CRI namespace; the
+// watcher indexes other namespaces itself.
+func (d *daemon) watchIndex(ns string) watch.ChainIndex {
+	if ns == d.cfg.ContainerdNamespace {
+		return d.images
+	}
+	return nil
+}
+
+// prefetchAll loads or verifies the signatures of every image digest of the
+// node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
 	if d.bundles.Load() == nil {
 		return
 	}
-	recs, err := d.images.Names(ctx)
+	cands, err := d.images.Candidates(ctx)
 	if err != nil {
 		d.log.Warn("listing images to verify their signatures", "error", err)
 		return
 	}
-	for _, name := range recs {
-		digests, repo, err := d.images.Record(ctx, name)
-		if err != nil {
-			continue
-		}
-		for _, dg := range digests {
-			if !d.sigs.Load(ctx, dg) {
-				d.fetch.start(dg, []string{repo})
+	work := make(chan imagestore.Candidate)
+	var wg sync.WaitGroup
+	for range prefetchWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if !d.sigs.Load(ctx, c.Digest) && d.fetchable(c) {
+					select {
+					case <-d.fetch.start(c.Digest, c.Repositories):
+					case <-ctx.Done():
+					}
+				}
 			}
+		}()
+	}
+	for _, c := range cands {
+		select {
+		case work <- c:
+		case <-ctx.Done():
 		}
 	}
+	close(work)
+	wg.Wait()
+}
+
+// fetchable reports whether a source could hold the signatures of c: an
+// image known only by ID (record "sha256:...") has no repository, so only a
+// signature directory can answer, never a registry.
+func (d *daemon) fetchable(c imagestore.Candidate) bool {
+	if len(c.Repositories) > 0 {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.node.Signatures.Dir != ""
 }
 
 func (d *daemon) observe(event string, v policy.Verdict, took time.Duration) {

@@ -27,6 +27,8 @@ type metrics struct {
 	connected    prometheus.Gauge
 	// registryErrors counts failed signature discoveries.
 	registryErrors prometheus.Counter
+	// partialDiscoveries counts discoveries that kept what they read while a part failed.
+	partialDiscoveries prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -66,7 +68,11 @@ func newMetrics() *metrics {
 		Name: "nri_csig_signature_fetch_errors_total",
 		Help: "Signature discoveries that failed (registry unreachable, refused, unauthorized).",
 	})
-	m.reg.MustRegister(m.registryErrors, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
+	m.partialDiscoveries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nri_csig_signature_discovery_partial_total",
+		Help: "Signature discoveries that kept the signatures read while a part failed (referrers API, one referrer, a layer, an oversized answer).",
+	})
+	m.reg.MustRegister(m.registryErrors, m.partialDiscoveries, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
 	m.alarmGauges = newAlarmGauges(m.reg)
@@ -121,4 +127,14 @@ func (m *metrics) watchStore(s interface{ Len() int }) {
 		Name: "nri_csig_signature_cache_entries",
 		Help: "Image digests whose signatures the node holds (verified or not).",
 	}, func() float64 { return float64(s.Len()) }))
+}
+
+// watchImages exports what the image index skipped: image records and
+// descriptors that could not be used (too large, garbled, not matching their
+// digest), each counted once while it stays on the node.
+func (m *metrics) watchImages(x interface{ Skipped() uint64 }) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nri_csig_image_records_skipped_total",
+		Help: "Image records, descriptors and configs the image index skipped because they could not be used; only containers of those images are affected (see the log: grep imagestore: skipped).",
+	}, func() float64 { return float64(x.Skipped()) }))
 }

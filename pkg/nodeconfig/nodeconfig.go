@@ -42,6 +42,8 @@ type Config struct {
 	StateDir string
 	// Signatures says where image signatures are found.
 	Signatures Signatures
+	// Guard is the node-integrity guard's section (guard.go).
+	Guard Guard
 }
 
 // Bundle is the policy bundle's source.
@@ -133,6 +135,7 @@ type file struct {
 	Bundle     *bundleFile     `yaml:"bundle"`
 	StateDir   string          `yaml:"stateDir"`
 	Signatures *signaturesFile `yaml:"signatures"`
+	Guard      *guardFile      `yaml:"guard"`
 }
 
 type bundleFile struct {
@@ -269,6 +272,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		if !c.Signatures.Registry && c.Signatures.Dir == "" {
 			return nil, fmt.Errorf("%s: signatures: registry is false and no dir is set: no signature could ever be found", name)
 		}
+	}
+	if err := parseGuard(name, f.Guard, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

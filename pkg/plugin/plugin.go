@@ -50,6 +50,9 @@ type Options struct {
 	Stopper Stopper
 	// Observe, when set, is told of every decision (for metrics).
 	Observe func(event string, v policy.Verdict, took time.Duration)
+	// Integrity returns the node-integrity guard in force (guard.go); the
+	// plugin asks at every decision. nil: no guard.
+	Integrity func() *Integrity
 }
 
 // Stopper stops a running container, e.g. through containerd's task API:
@@ -82,6 +85,9 @@ type Plugin struct {
 	synced atomic.Bool
 	// background runs work that must not hold up an NRI request.
 	background func(func())
+
+	// integrity is the node-integrity guard in force (guard.go).
+	integrity atomic.Pointer[func() *Integrity]
 }
 
 type tracked struct {
@@ -106,6 +112,7 @@ func New(d Decider, images ImageResolver, log *slog.Logger, opts Options) *Plugi
 	p := &Plugin{images: images, log: log, opts: opts, containers: map[string]tracked{},
 		background: func(f func()) { go f() }}
 	p.SetDecider(d)
+	p.setIntegritySource(opts.Integrity)
 	return p
 }
 
@@ -337,6 +344,11 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		p.containers[ctr.GetId()] = tracked{pod: req.GetPod(), ctr: ctr}
 		p.mu.Unlock()
 	}
+	// What other NRI plugins changed (guard.go): recorded, judged by the
+	// guard, refused when the node config says so.
+	if v.Allowed() || v.Kind == policy.RuleNodeIntegrity {
+		v = p.checkAdjustment(req, s, v)
+	}
 	if p.opts.Observe != nil {
 		p.opts.Observe("validate", v, time.Since(start))
 	}
@@ -370,6 +382,12 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 	// used in messages when the runtime gives none, never in decisions.
 	s.ImageName = ctr.GetAnnotations()["io.kubernetes.cri.image-name"]
 
+	// Node integrity first (guard.go, pkg/guard): a container that would reach
+	// NRI, containerd or nri-csig itself is refused whatever its image.
+	if v, refused := p.checkIntegrity(pod, ctr, &s); refused {
+		return v, s
+	}
+
 	type result struct {
 		v policy.Verdict
 		s policy.Subject
@@ -401,6 +419,10 @@ func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Containe
 	s.ConfigDigest = img.GetConfigDigest()
 	digests, repos, err := p.images.Resolve(ctx, s.ConfigDigest)
 	if err != nil {
+		// An allow-list entry by config digest still decides: it needs no manifest.
+		if v := p.decider.Load().Decide(ctx, s); v.Allowed() && v.Kind == policy.RuleAllowlist {
+			return v, s
+		}
 		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity, Digest: s.PulledDigest,
 			Reason: fmt.Sprintf("cannot read the image from containerd's content store: %v", err)}, s
 	}

@@ -1,13 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -18,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nri-csig/nri-csig/internal/registry"
 )
 
 // Media types of a bundle pushed as an OCI artifact: an OCI image manifest
@@ -37,10 +37,16 @@ const (
 type RegistryOption func(*registryOptions)
 
 type registryOptions struct {
-	allowHTTP bool
-	httpHosts []string // registries (host[:port]) that may be reached over plain HTTP
-	keychain  authn.Keychain
-	transport http.RoundTripper
+	client *registry.Client
+	reg    registry.Options
+}
+
+// WithRegistryClient makes the registry calls go through c, the process's
+// shared registry client (its transport, timeouts and handshakes); the other
+// RegistryOptions are then c's and are ignored. The default is a client of
+// its own, built from them.
+func WithRegistryClient(c *registry.Client) RegistryOption {
+	return func(o *registryOptions) { o.client = c }
 }
 
 // WithAllowHTTP allows plain HTTP to any registry. By default plain HTTP is
@@ -48,71 +54,51 @@ type registryOptions struct {
 // registry must speak HTTPS, even those on private addresses, which
 // go-containerregistry would otherwise reach over HTTP.
 func WithAllowHTTP(allow bool) RegistryOption {
-	return func(o *registryOptions) { o.allowHTTP = allow }
+	return func(o *registryOptions) { o.reg.AllowHTTP = allow }
 }
 
 // WithInsecureRegistries allows plain HTTP to the named registries
 // (host[:port], as in the node config's insecureRegistries), and only to them.
 func WithInsecureRegistries(hosts ...string) RegistryOption {
-	return func(o *registryOptions) { o.httpHosts = append(o.httpHosts, hosts...) }
+	return func(o *registryOptions) { o.reg.HTTPHosts = append(o.reg.HTTPHosts, hosts...) }
 }
 
 // WithKeychain sets the registry credentials. The default is
 // authn.DefaultKeychain (the Docker config of the user running the command).
 func WithKeychain(k authn.Keychain) RegistryOption {
-	return func(o *registryOptions) { o.keychain = k }
+	return func(o *registryOptions) { o.reg.Keychain = k }
 }
 
-// WithTransport sets the HTTP transport. The default is remote.DefaultTransport.
+// WithTransport sets the base HTTP transport. The default is the registry
+// client's own (with its connect and response timeouts).
 func WithTransport(t http.RoundTripper) RegistryOption {
-	return func(o *registryOptions) { o.transport = t }
+	return func(o *registryOptions) { o.reg.Transport = t }
 }
 
-func makeRegistryOptions(ctx context.Context, opts []RegistryOption) (registryOptions, []remote.Option) {
-	o := registryOptions{keychain: authn.DefaultKeychain, transport: remote.DefaultTransport}
+func registryClient(opts []RegistryOption) *registry.Client {
+	var o registryOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	t := o.transport
-	if !o.allowHTTP {
-		t = httpGuard{next: t, hosts: o.httpHosts}
+	if o.client != nil {
+		return o.client
 	}
-	return o, []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(t)}
+	return registry.New(o.reg)
 }
 
-func parseRef(ref string, o registryOptions) (name.Reference, error) {
+func parseRef(ref string) (name.Reference, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("bundle reference %q: %w; use registry/repository:tag or @sha256:...", ref, err)
 	}
-	if o.allowHTTP || slices.Contains(o.httpHosts, r.Context().RegistryStr()) {
-		// name.Insecure lets go-containerregistry fall back to plain HTTP.
-		return name.ParseReference(ref, name.Insecure)
-	}
 	return r, nil
 }
 
-// httpGuard refuses plain HTTP to registries that are neither on loopback
-// nor listed.
-type httpGuard struct {
-	next  http.RoundTripper
-	hosts []string
-}
+// maxBundleManifest bounds the manifest of a bundle artifact (two layers).
+const maxBundleManifest = 64 << 10
 
-func (g httpGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !isLoopback(r.URL.Hostname()) && !slices.Contains(g.hosts, r.URL.Host) {
-		return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries are reached without TLS; serve it over HTTPS or allow HTTP explicitly (--allow-http-registry, or the node config's insecureRegistries)", r.URL.Host)
-	}
-	return g.next.RoundTrip(r)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// bundleManifestTypes are the manifest types a bundle artifact may have.
+var bundleManifestTypes = []types.MediaType{types.OCIManifestSchema1, types.DockerManifestSchema2}
 
 // PushBundle pushes the bundle bytes (and the signature document, when sig is
 // non-empty) to ref as an OCI artifact and returns the manifest digest. It
@@ -122,10 +108,13 @@ func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...Regis
 	if err != nil {
 		return "", fmt.Errorf("refusing to push an invalid bundle: %w", err)
 	}
-	o, ropts := makeRegistryOptions(ctx, opts)
-	r, err := parseRef(ref, o)
+	r, err := parseRef(ref)
 	if err != nil {
 		return "", err
+	}
+	repo, err := registryClient(opts).Repo(ctx, r.Context(), true)
+	if err != nil {
+		return "", fmt.Errorf("push bundle to %s: %w", ref, err)
 	}
 	adds := []mutate.Addendum{{Layer: static.NewLayer(data, BundleMediaType),
 		Annotations: map[string]string{"org.opencontainers.image.title": "csig-bundle.yaml"}}}
@@ -140,7 +129,7 @@ func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...Regis
 	img = mutate.MediaType(img, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, BundleConfigMediaType)
 	img = mutate.Annotations(img, map[string]string{AnnotationSerial: strconv.FormatUint(b.Serial, 10)}).(v1.Image)
-	if err := remote.Write(r, img, ropts...); err != nil {
+	if err := remote.Write(r, img, repo.RemoteOptions(ctx)...); err != nil {
 		return "", fmt.Errorf("push bundle to %s: %w", ref, err)
 	}
 	d, err := img.Digest()
@@ -154,24 +143,25 @@ func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...Regis
 // artifact has none) and the manifest digest from ref. It does not parse or
 // verify them: see ParseBundle and VerifyBundle.
 func PullBundle(ctx context.Context, ref string, opts ...RegistryOption) (data, sig []byte, digest string, err error) {
-	o, ropts := makeRegistryOptions(ctx, opts)
-	r, err := parseRef(ref, o)
+	r, err := parseRef(ref)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return pull(r, ropts)
+	repo, err := registryClient(opts).Repo(ctx, r.Context(), false)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("pull bundle %s: %w", r, err)
+	}
+	return pull(ctx, repo, r.String(), r.Identifier())
 }
 
-func pull(r name.Reference, ropts []remote.Option) (data, sig []byte, digest string, err error) {
-	img, err := remote.Image(r, ropts...)
+// pull reads the artifact identifier names in repo, each answer within its
+// bound as it is read.
+func pull(ctx context.Context, repo *registry.Repo, r, identifier string) (data, sig []byte, digest string, err error) {
+	raw, err := repo.Manifest(ctx, identifier, bundleManifestTypes, maxBundleManifest)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("pull bundle %s: %w", r, err)
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("pull bundle %s: %w", r, err)
-	}
-	d, err := img.Digest()
+	m, err := v1.ParseManifest(bytes.NewReader(raw.Raw))
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("pull bundle %s: %w", r, err)
 	}
@@ -196,39 +186,19 @@ func pull(r name.Reference, ropts []remote.Option) (data, sig []byte, digest str
 		if l.Size > limit {
 			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s is %w: %d bytes, more than the %d allowed", r, l.MediaType, ErrTooLarge, l.Size, limit)
 		}
-		layer, err := img.LayerByDigest(l.Digest)
+		b, err := repo.Blob(ctx, l.Digest.String(), limit)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("pull bundle %s: %w", r, err)
-		}
-		if *dst, err = readLayer(layer, limit); err != nil {
 			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s: %w", r, l.MediaType, err)
 		}
+		if b == nil {
+			b = []byte{}
+		}
+		*dst = b
 	}
 	if data == nil {
 		return nil, nil, "", fmt.Errorf("pull bundle %s: the artifact has no %s layer; push the bundle again", r, BundleMediaType)
 	}
-	return data, sig, d.String(), nil
-}
-
-// readLayer reads a layer, whose digest go-containerregistry checks as it
-// is read, up to limit bytes.
-func readLayer(l v1.Layer, limit int64) ([]byte, error) {
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errors.New("larger than its manifest says")
-	}
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
+	return data, sig, raw.Digest, nil
 }
 
 // WithOCISource adds an OCI artifact source: the store polls ref (a tag, or
@@ -236,41 +206,48 @@ func readLayer(l v1.Layer, limit int64) ([]byte, error) {
 // changed, and judges it like any other bundle.
 func WithOCISource(ref string, opts ...RegistryOption) StoreOption {
 	return func(so *storeOptions) error {
-		src := &ociSource{ref: ref, opts: opts}
-		o, _ := makeRegistryOptions(context.Background(), opts)
-		if _, err := parseRef(ref, o); err != nil {
+		r, err := parseRef(ref)
+		if err != nil {
 			return err
 		}
-		so.sources = append(so.sources, src)
+		so.sources = append(so.sources, &ociSource{raw: ref, ref: r, client: registryClient(opts)})
 		return nil
 	}
 }
 
 type ociSource struct {
-	ref  string
-	opts []RegistryOption
+	raw    string // as configured, for reload events
+	ref    name.Reference
+	client *registry.Client // one for the source's life: one transport, one handshake
 }
 
-func (s *ociSource) String() string { return s.ref }
+func (s *ociSource) String() string { return s.raw }
 
+// fetch polls the source: a HEAD of the reference (nothing is read when the
+// digest is unchanged), then the artifact by digest. Every exchange is
+// bounded by the registry client's timeouts on top of ctx.
 func (s *ociSource) fetch(ctx context.Context, last string) (*fetched, error) {
-	o, ropts := makeRegistryOptions(ctx, s.opts)
-	r, err := parseRef(s.ref, o)
-	if err != nil {
-		return nil, err
-	}
-	desc, err := remote.Head(r, ropts...)
+	repo, err := s.client.Repo(ctx, s.ref.Context(), false)
 	if err != nil {
 		return nil, fmt.Errorf("bundle source %s: %w", s.ref, err)
 	}
-	if desc.Digest.String() == last {
+	d, err := repo.Head(ctx, s.ref.Identifier(), bundleManifestTypes)
+	if errors.Is(err, registry.ErrNoDigest) {
+		d, err = s.ref.Identifier(), nil // read it to know
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle source %s: %w", s.ref, err)
+	}
+	if d == last {
 		return nil, nil
 	}
 	// Fetch by digest, so what is judged is what HEAD reported.
-	pinned := r.Context().Digest(desc.Digest.String())
-	data, sig, digest, err := pull(pinned, ropts)
+	data, sig, digest, err := pull(ctx, repo, s.ref.String(), d)
 	if err != nil {
 		return nil, err
 	}
-	return &fetched{name: s.ref + "@" + digest, data: data, sig: sig, id: digest}, nil
+	if digest == last {
+		return nil, nil
+	}
+	return &fetched{name: s.raw + "@" + digest, data: data, sig: sig, id: digest}, nil
 }

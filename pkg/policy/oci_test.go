@@ -7,12 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	internalregistry "github.com/nri-csig/nri-csig/internal/registry"
 )
 
 // testRegistry serves an in-memory OCI registry on 127.0.0.1 and returns its host:port.
@@ -67,36 +71,6 @@ func TestPushPullBundle(t *testing.T) {
 	}
 }
 
-type okTransport struct{}
-
-func (okTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-}
-
-func TestHTTPGuard(t *testing.T) {
-	g := httpGuard{next: okTransport{}}
-	for url, ok := range map[string]bool{
-		"http://127.0.0.1:5000/v2/": true, "http://localhost:5000/v2/": true, "http://[::1]:5000/v2/": true,
-		"https://10.0.0.1/v2/": true, "http://10.0.0.1:5000/v2/": false, "http://registry.local/v2/": false,
-	} {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		_, err := g.RoundTrip(req)
-		if (err == nil) != ok {
-			t.Errorf("RoundTrip(%s) = %v; want allowed %v", url, err, ok)
-		}
-		if err != nil && !strings.Contains(err.Error(), "--allow-http-registry") {
-			t.Errorf("RoundTrip(%s) = %v; want it to say how to allow HTTP", url, err)
-		}
-	}
-	listed := httpGuard{next: okTransport{}, hosts: []string{"registry.local:5000"}}
-	for url, ok := range map[string]bool{"http://registry.local:5000/v2/": true, "http://registry.local/v2/": false, "http://10.0.0.1:5000/v2/": false} {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if _, err := listed.RoundTrip(req); (err == nil) != ok {
-			t.Errorf("with insecure registry registry.local:5000, RoundTrip(%s) = %v; want allowed %v", url, err, ok)
-		}
-	}
-}
-
 func TestStoreOCISource(t *testing.T) {
 	testKeys(t)
 	host := testRegistry(t)
@@ -143,5 +117,34 @@ func TestStoreOCISource(t *testing.T) {
 	s.Reload(t.Context())
 	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || s.Current().Serial != 8 {
 		t.Errorf("event = %+v, serial %d; want the unsigned bundle refused and 8 in force", e, s.Current().Serial)
+	}
+}
+
+// TestPullBundleBounded: a registry answering a bundle pull with 100 MiB is
+// refused as it is read (the manifest cap), not after.
+func TestPullBundleBounded(t *testing.T) {
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		w.Header().Set("Content-Type", string(types.OCIManifestSchema1))
+		chunk := make([]byte, 64<<10)
+		for n := 0; n < 100<<20; n += len(chunk) {
+			m, err := w.Write(chunk)
+			written.Add(int64(m))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, _, _, err := PullBundle(t.Context(), strings.TrimPrefix(srv.URL, "http://")+"/security/csig-bundle:prod")
+	if !errors.Is(err, internalregistry.ErrTooLarge) {
+		t.Fatalf("PullBundle(100 MiB manifest) = %v; want ErrTooLarge", err)
+	}
+	srv.Close()
+	if w := written.Load(); w > 32<<20 {
+		t.Errorf("the registry wrote %d bytes before the pull hung up", w)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nri-csig/nri-csig/internal/registry/check"
 )
 
 // MaxBundleSize bounds the bytes ParseBundle accepts: a bundle comes from a
@@ -323,32 +325,8 @@ var (
 )
 
 // ValidDigest reports whether d is a sha256 or sha512 digest in the
-// "algorithm:lowercase-hex" form.
-func ValidDigest(d string) bool {
-	alg, hexpart, ok := strings.Cut(d, ":")
-	if !ok {
-		return false
-	}
-	var n int
-	switch alg {
-	case "sha256":
-		n = 64
-	case "sha512":
-		n = 128
-	default:
-		return false
-	}
-	if len(hexpart) != n {
-		return false
-	}
-	for i := 0; i < len(hexpart); i++ {
-		c := hexpart[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+// "algorithm:lowercase-hex" form (the shared check of internal/registry/check).
+func ValidDigest(d string) bool { return check.Digest(d) == nil }
 
 func (p *parser) checkName(n *yaml.Node, field, name string) {
 	if name != "" && !nameRE.MatchString(name) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/nri-csig/nri-csig/internal/registry/check"
 )
 
 // Media types, annotation keys and type strings of the cosign formats.
@@ -111,12 +113,12 @@ func ParsePayload(b []byte) (*Payload, error) {
 	return p, nil
 }
 
-// ValidateDigest accepts only "sha256:" followed by 64 lowercase hex digits,
-// the one digest form cosign and the node use.
+// ValidateDigest accepts only sha256:<64 lowercase hex> and
+// sha512:<128 lowercase hex> (the shared check of internal/registry/check),
+// and wraps ErrMalformed otherwise.
 func ValidateDigest(d string) error {
-	hex, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return fmt.Errorf("%w: digest %q is not sha256:<64 lowercase hex>", ErrMalformed, truncate(d, 80))
+	if err := check.Digest(d); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return nil
 }

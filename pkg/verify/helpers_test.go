@@ -25,7 +25,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/sign"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
@@ -112,7 +111,8 @@ func pushRandom(t testing.TB, host, repo string) name.Digest {
 	return ref.Context().Digest(d.String())
 }
 
-func remoteOpts() []remote.Option { return registry.Options{}.RemoteOptions() }
+// remoteOpts are the options tests write to the loopback registry with.
+func remoteOpts() []remote.Option { return nil }
 
 // signLegacy signs image with s and attaches the signature in the cosign tag.
 func signLegacy(t testing.TB, s sign.Signer, image name.Digest) {

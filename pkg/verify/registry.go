@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -20,180 +16,250 @@ import (
 // (registry down, refused, auth failure). It is never a verdict.
 var ErrUnavailable = errors.New("signature store unavailable")
 
+// Bounds on one discovery (one image digest in one repository), beyond the
+// per-document caps of package signature: what anyone with push rights to
+// the repository can make a node download for one image.
+const (
+	// MaxDiscoveryBlobBytes bounds the signature layers read in all.
+	MaxDiscoveryBlobBytes = 4 << 20
+	// MaxDiscoveryBlobs bounds the signature layers downloaded (layers with
+	// the same digest are downloaded once).
+	MaxDiscoveryBlobs = 512
+)
+
 // Registry discovers the signatures of an image digest in its OCI registry
 // repository: the cosign tag sha256-<hex>.sig and the OCI 1.1 referrers
 // carrying Sigstore bundles (through the referrers API, or the sha256-<hex>
 // tag index where the registry lacks it).
+//
+// Discovery is partial rather than all-or-nothing: every signature manifest
+// read is returned even when another part (the referrers API, one referrer,
+// one layer) failed. Such failures are reported to the partial hook (see
+// WithPartialHook); Fetch returns an error only when nothing could be read.
 type Registry struct {
-	opts registry.Options
+	client    *registry.Client
+	onPartial func(image name.Digest, err error)
 }
 
 // RegistryOption configures a Registry.
-type RegistryOption func(*registry.Options)
+type RegistryOption func(*registryOptions)
 
-// WithInsecure allows plain HTTP and unverified TLS to every registry. The
-// default is false: HTTP is used only for loopback registries.
-func WithInsecure(insecure bool) RegistryOption {
-	return func(o *registry.Options) { o.Insecure = insecure }
+type registryOptions struct {
+	client    *registry.Client
+	reg       registry.Options
+	onPartial func(name.Digest, error)
+}
+
+// WithClient makes the Registry use c, the process's shared registry client
+// (one transport, one handshake per repository). The other connection
+// options are then c's and are ignored here. The default is a client of its
+// own, built from those options.
+func WithClient(c *registry.Client) RegistryOption {
+	return func(o *registryOptions) { o.client = c }
 }
 
 // WithInsecureHosts allows plain HTTP to these registries (host[:port]) only.
+// The default: plain HTTP only to loopback registries.
 func WithInsecureHosts(hosts ...string) RegistryOption {
-	return func(o *registry.Options) { o.InsecureHosts = append(o.InsecureHosts, hosts...) }
+	return func(o *registryOptions) { o.reg.HTTPHosts = append(o.reg.HTTPHosts, hosts...) }
 }
 
 // WithKeychain sets the credentials source. The default is the docker config
 // files (authn.DefaultKeychain).
 func WithKeychain(kc authn.Keychain) RegistryOption {
-	return func(o *registry.Options) { o.Keychain = kc }
+	return func(o *registryOptions) { o.reg.Keychain = kc }
 }
 
-// WithTransport sets the base HTTP transport. The default is a clone of
-// remote.DefaultTransport.
-func WithTransport(rt http.RoundTripper) RegistryOption {
-	return func(o *registry.Options) { o.Transport = rt }
+// WithPartialHook calls f after a discovery that returned signatures but
+// could not read everything (the referrers API failed, a referrer or a layer
+// could not be read, an answer was over its bound), with what failed. The
+// daemon logs and counts them. The default does nothing.
+func WithPartialHook(f func(image name.Digest, err error)) RegistryOption {
+	return func(o *registryOptions) { o.onPartial = f }
 }
 
 // NewRegistry returns a Registry.
 func NewRegistry(opts ...RegistryOption) *Registry {
-	r := &Registry{}
-	for _, o := range opts {
-		o(&r.opts)
+	var o registryOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
-	return r
+	if o.client == nil {
+		o.client = registry.New(o.reg)
+	}
+	return &Registry{client: o.client, onPartial: o.onPartial}
 }
 
-// ParseReference parses an image reference with the registry's name options.
-func (r *Registry) ParseReference(s string) (name.Reference, error) {
-	return r.opts.ParseReference(s)
-}
-
-func (r *Registry) remote(ctx context.Context) []remote.Option {
-	return append(r.opts.RemoteOptions(), remote.WithContext(ctx))
-}
-
-// Resolve returns the digest ref names now (a tag is resolved once) and its
-// descriptor, whose Manifest holds the manifest or index bytes.
-func (r *Registry) Resolve(ctx context.Context, ref name.Reference) (name.Digest, *remote.Descriptor, error) {
-	desc, err := remote.Get(ref, r.remote(ctx)...)
+// Resolve returns the digest ref names now (a tag is resolved once) and the
+// manifest or index it names, read within registry.MaxManifestSize.
+func (r *Registry) Resolve(ctx context.Context, ref name.Reference) (name.Digest, *registry.Manifest, error) {
+	repo, err := r.client.Repo(ctx, ref.Context(), false)
 	if err != nil {
 		return name.Digest{}, nil, unavailable(ref.String(), err)
 	}
-	return ref.Context().Digest(desc.Digest.String()), desc, nil
+	m, err := repo.Manifest(ctx, ref.Identifier(), registry.ImageMediaTypes, registry.MaxManifestSize)
+	if err != nil {
+		return name.Digest{}, nil, unavailable(ref.String(), err)
+	}
+	return ref.Context().Digest(m.Digest), m, nil
 }
 
 // Fetch returns the signature manifests of image found in its repository,
-// each with the blobs of the layers that are signatures. It returns an error
-// wrapping ErrUnavailable when the registry cannot be read; an image without
-// signatures is not an error (no manifests).
+// each with the blobs of the layers that are signatures. An image without
+// signatures is not an error (no manifests). Fetch returns an error wrapping
+// ErrUnavailable only when the registry could not be read at all; when one
+// part fails, what was read is returned and the failure goes to the partial
+// hook.
 func (r *Registry) Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error) {
-	if err := signature.ValidateDigest(image.DigestStr()); err != nil {
+	digest := image.DigestStr()
+	if err := signature.ValidateDigest(digest); err != nil {
 		return nil, err
 	}
-	opts := r.remote(ctx)
-	var out []signature.Manifest
+	repo, err := r.client.Repo(ctx, image.Context(), false)
+	if err != nil {
+		return nil, unavailable(image.Context().String(), err)
+	}
+	d := &discovery{repo: repo, blobs: map[string][]byte{}}
 
-	tag := image.Context().Tag(signature.SignatureTag(image.DigestStr()))
-	m, err := r.fetchManifest(tag, opts)
+	tag := image.Context().Tag(signature.SignatureTag(digest))
+	if m, ok := d.manifest(ctx, tag.String(), tag.TagStr()); ok {
+		d.out = append(d.out, m)
+	}
+	d.referrers(ctx, image)
+
 	switch {
-	case isNotFound(err):
-	case err != nil:
-		return nil, err
-	default:
-		out = append(out, m)
+	case d.read == 0 && len(d.down) > 0:
+		return nil, unavailable(image.String(), errors.Join(d.down...))
+	case len(d.down)+len(d.bad) > 0 && r.onPartial != nil:
+		r.onPartial(image, errors.Join(append(d.down, d.bad...)...))
 	}
+	return d.out, nil
+}
 
-	idx, err := remote.Referrers(image, opts...)
+// discovery is one Fetch in progress.
+type discovery struct {
+	repo  *registry.Repo
+	out   []signature.Manifest
+	read  int     // manifests read whole (every wanted layer fetched or absent)
+	down  []error // operational failures: the registry did not answer
+	bad   []error // what the registry served was refused (reported in out too)
+	blobs map[string][]byte
+	bytes int64 // blob bytes read
+	gets  int   // blobs downloaded
+}
+
+// referrers reads the referrers of image that may carry Sigstore bundles.
+func (d *discovery) referrers(ctx context.Context, image name.Digest) {
+	src := "referrers of " + image.String()
+	raw, err := d.repo.Referrers(ctx, image.DigestStr(), signature.MaxManifestSize)
 	if err != nil {
-		return nil, unavailable("referrers of "+image.String(), err)
-	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return nil, unavailable("referrers of "+image.String(), err)
+		d.fail(src, err)
+		return
 	}
 	x, err := signature.ParseIndex(raw)
 	if err != nil {
-		// Reported as a failure of this source so the verdict says why.
-		out = append(out, signature.Manifest{Source: "referrers of " + image.String(), Err: err})
-		return out, nil
+		d.fail(src, err)
+		return
 	}
-	for _, d := range x.Manifests {
+	for _, desc := range x.Manifests {
 		// Some registries (go-containerregistry's among them) report the
 		// config media type, the OCI empty type, instead of the manifest's
 		// artifactType; such referrers are read and their layers filtered.
-		switch d.ArtifactType {
+		switch desc.ArtifactType {
 		case signature.BundleMediaType, "", "application/vnd.oci.empty.v1+json":
 		default:
 			continue
 		}
-		m, err := r.fetchManifest(image.Context().Digest(d.Digest), opts)
-		if err != nil {
-			return nil, err
+		ref := image.Context().Digest(desc.Digest)
+		if m, ok := d.manifest(ctx, ref.String(), desc.Digest); ok {
+			d.out = append(d.out, m)
 		}
-		out = append(out, m)
 	}
-	return out, nil
 }
 
-// fetchManifest reads one signature manifest and the blobs of its signature
-// layers, within the size caps of package signature.
-func (r *Registry) fetchManifest(ref name.Reference, opts []remote.Option) (signature.Manifest, error) {
-	sm := signature.Manifest{Source: ref.String(), Blobs: map[string][]byte{}}
-	if d, err := remote.Head(ref, opts...); err == nil && d.Size > signature.MaxManifestSize {
-		// Do not download what ParseManifest would refuse.
-		sm.Err = fmt.Errorf("signature manifest: %w: %d bytes, more than the %d read", signature.ErrMalformed, d.Size, signature.MaxManifestSize)
-		return sm, nil
+// manifest reads one signature manifest and the blobs of its signature
+// layers, within the caps of package signature. ok is false when there is
+// nothing to return: the manifest does not exist or could not be reached.
+func (d *discovery) manifest(ctx context.Context, src, identifier string) (signature.Manifest, bool) {
+	sm := signature.Manifest{Source: src, Blobs: map[string][]byte{}}
+	m, err := d.repo.Manifest(ctx, identifier, nil, signature.MaxManifestSize)
+	switch {
+	case registry.IsNotFound(err):
+		return sm, false
+	case err != nil:
+		d.fail(src, err)
+		return sm, false
 	}
-	desc, err := remote.Get(ref, opts...)
+	sm.Raw = m.Raw
+	pm, err := signature.ParseManifest(m.Raw)
 	if err != nil {
-		return sm, unavailable(ref.String(), err)
+		d.read++
+		d.bad = append(d.bad, fmt.Errorf("%s: %w", src, err))
+		return sm, true // Verify reports it.
 	}
-	sm.Raw = desc.Manifest
-	m, err := signature.ParseManifest(desc.Manifest)
-	if err != nil {
-		return sm, nil // Verify reports it.
-	}
-	for _, l := range m.Layers {
+	whole := true
+	for _, l := range pm.Layers {
 		if l.MediaType != signature.SimpleSigningMediaType && l.MediaType != signature.BundleMediaType {
 			continue
 		}
 		max := signature.MaxBlobSize(l.MediaType)
 		if l.Size > max {
-			continue // reported as a missing blob
+			continue // Verify reports the declared size.
 		}
-		b, err := readBlob(ref.Context().Digest(l.Digest), max, opts)
-		if err != nil {
-			return sm, err
+		if b, ok := d.blobs[l.Digest]; ok {
+			sm.Blobs[l.Digest] = b
+			continue
 		}
-		sm.Blobs[l.Digest] = b
+		if d.gets >= MaxDiscoveryBlobs || d.bytes+l.Size > MaxDiscoveryBlobBytes {
+			d.bad = append(d.bad, fmt.Errorf("%s: layer %s not read: this image's signatures are over %d layers or %d bytes in all; remove stale signatures",
+				src, l.Digest, MaxDiscoveryBlobs, MaxDiscoveryBlobBytes))
+			continue
+		}
+		d.gets++
+		b, err := d.repo.Blob(ctx, l.Digest, max)
+		switch {
+		case registry.IsNotFound(err) || err != nil && refused(err):
+			// Verify reports the layer's payload as missing.
+			d.bad = append(d.bad, fmt.Errorf("%s: layer %s: %w", src, l.Digest, err))
+		case err != nil:
+			d.fail(src+" layer "+l.Digest, err)
+			whole = false
+		default:
+			d.bytes += int64(len(b))
+			d.blobs[l.Digest] = b
+			sm.Blobs[l.Digest] = b
+		}
 	}
-	return sm, nil
+	if whole {
+		d.read++
+	}
+	return sm, true
 }
 
-func readBlob(d name.Digest, max int64, opts []remote.Option) ([]byte, error) {
-	layer, err := remote.Layer(d, opts...)
-	if err != nil {
-		return nil, unavailable(d.String(), err)
+// fail records a failed part: refused content is returned as a manifest
+// whose Err says why; an unreachable part is only recorded.
+func (d *discovery) fail(src string, err error) {
+	if refused(err) {
+		d.out = append(d.out, signature.Manifest{Source: src, Err: fmt.Errorf("%w: %w", signature.ErrMalformed, err)})
+		d.bad = append(d.bad, fmt.Errorf("%s: %w", src, err))
+		return
 	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		return nil, unavailable(d.String(), err)
+	if !errors.Is(err, signature.ErrMalformed) && !errors.Is(err, signature.ErrTooMany) {
+		d.down = append(d.down, fmt.Errorf("%s: %w", src, err))
+		return
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, max+1))
-	if err != nil {
-		return nil, unavailable(d.String(), err)
-	}
-	return b, nil
+	d.out = append(d.out, signature.Manifest{Source: src, Err: err})
+	d.bad = append(d.bad, fmt.Errorf("%s: %w", src, err))
 }
 
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+// refused reports whether err is about what the registry served rather than
+// about reaching it.
+func refused(err error) bool {
+	return errors.Is(err, registry.ErrTooLarge) || errors.Is(err, registry.ErrWrongDigest)
 }
 
 func unavailable(what string, err error) error {
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return err
 	}
 	return fmt.Errorf("%w: reading %s: %w; check that the registry is reachable and the credentials in the docker config", ErrUnavailable, what, err)

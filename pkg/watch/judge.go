@@ -32,7 +32,8 @@ func (w *Watcher) judge(ctx context.Context, ns, id, why string, taskStarted tim
 		v = identityDeny(fmt.Sprintf("cannot read the container's record: %v", err))
 	default:
 		var rfs rootfs
-		rfs, err = identify(ctx, w.rt, w.index(ns), c)
+		idx := w.index(ctx, ns)
+		rfs, err = identify(ctx, w.rt, idx, c)
 		if err != nil {
 			v = identityDeny(err.Error())
 			break
@@ -40,7 +41,7 @@ func (w *Watcher) judge(ctx context.Context, ns, id, why string, taskStarted tim
 		if ns == w.opts.CRINamespace && w.isSandbox(ctx, rfs) {
 			return // the CRI's own pod sandbox: its image is the configured pause image
 		}
-		v, s = w.decide(ctx, rfs, c.Image, s)
+		v, s = w.decide(ctx, idx, rfs, c.Image, s)
 	}
 	if w.opts.Observe != nil {
 		w.opts.Observe("running", v, time.Since(start))
@@ -116,12 +117,12 @@ func (w *Watcher) isSandbox(ctx context.Context, rfs rootfs) bool {
 // one trusted candidate is enough; the record names the one that decided. A
 // container outside the CRI has no Kubernetes namespace: only policies
 // covering namespace "*" apply to it.
-func (w *Watcher) decide(ctx context.Context, rfs rootfs, claimed string, s policy.Subject) (policy.Verdict, policy.Subject) {
+func (w *Watcher) decide(ctx context.Context, idx ChainIndex, rfs rootfs, claimed string, s policy.Subject) (policy.Verdict, policy.Subject) {
 	// The record's Image field is the client's word: it names the container
 	// in the record only when it is the image that runs.
-	claimedConfig := ""
+	claimedConfig, claimedTarget := "", ""
 	if claimed != "" {
-		claimedConfig, _ = w.rt.imageConfig(ctx, claimed)
+		claimedConfig, claimedTarget, _ = w.rt.imageConfig(ctx, claimed)
 	}
 	configs := rfs.Configs
 	if len(configs) > maxCandidates {
@@ -133,9 +134,12 @@ func (w *Watcher) decide(ctx context.Context, rfs rootfs, claimed string, s poli
 		cs := s
 		cs.ConfigDigest = cfg
 		if cfg == claimedConfig {
-			cs.ImageName = claimed
+			// The record names the image that runs: what it points at is
+			// the digest "pulled" for it (the audit record's digest when
+			// nothing was signed).
+			cs.ImageName, cs.PulledDigest = claimed, claimedTarget
 		}
-		digests, repos, err := w.rt.resolve(ctx, cfg)
+		digests, repos, err := w.resolve(ctx, idx, cfg)
 		var cv policy.Verdict
 		if err != nil {
 			cv = identityDeny(fmt.Sprintf("cannot read image %s from containerd's content store: %v", cfg, err))
@@ -158,4 +162,17 @@ func (w *Watcher) decide(ctx context.Context, rfs rootfs, claimed string, s poli
 
 func identityDeny(reason string) policy.Verdict {
 	return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity, Reason: reason}
+}
+
+// resolver is the part of pkg/imagestore's index that finds a config's image
+// digests; an index without it (unit tests' fakes) leaves that to the runtime.
+type resolver interface {
+	Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error)
+}
+
+func (w *Watcher) resolve(ctx context.Context, idx ChainIndex, configDigest string) ([]string, map[string][]string, error) {
+	if r, ok := idx.(resolver); ok {
+		return r.Resolve(ctx, configDigest)
+	}
+	return w.rt.resolve(ctx, configDigest)
 }

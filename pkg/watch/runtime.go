@@ -3,16 +3,13 @@ package watch
 import (
 	"context"
 	"errors"
-	"sync"
 	"syscall"
-	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/image-spec/identity"
 
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
 )
@@ -22,8 +19,9 @@ import (
 type runtime interface {
 	container(ctx context.Context, id string) (containers.Container, error)
 	snapshot(ctx context.Context, snapshotter, key string) (snapshots.Info, error)
-	// imageConfig is the config digest of the image record called name.
-	imageConfig(ctx context.Context, name string) (string, error)
+	// imageConfig is the config digest of the image record called name, and
+	// the manifest or index digest the record points at.
+	imageConfig(ctx context.Context, name string) (config, target string, err error)
 	// resolve returns the image digests whose config is configDigest and
 	// the repositories each was pulled from.
 	resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error)
@@ -47,16 +45,16 @@ func (r clientRuntime) snapshot(ctx context.Context, snapshotter, key string) (s
 	return r.client.SnapshotService(snapshotter).Stat(ctx, key)
 }
 
-func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, error) {
+func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, string, error) {
 	img, err := r.client.GetImage(ctx, name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	cfg, err := img.Config(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return cfg.Digest.String(), nil
+	return cfg.Digest.String(), img.Target().Digest.String(), nil
 }
 
 func (r clientRuntime) resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
@@ -97,96 +95,4 @@ func (r clientRuntime) kill(ctx context.Context, id string) error {
 		return err
 	}
 	return nil
-}
-
-// ScanIndex is a stop-gap ChainIndex over the image records of one containerd
-// namespace, until pkg/imagestore's index is wired. It rebuilds its map after
-// Invalidate (the watcher calls it on every image event of the namespace and
-// when it resubscribes), listing the records and reading the rootfs of those it
-// has not seen (cached by manifest digest); other lookups are a map read.
-type ScanIndex struct {
-	client *containerd.Client
-	ns     string
-	mu     sync.Mutex
-	dirty  bool
-	seen   map[string]scanned  // by image record target digest
-	chains map[string][]string // chain ID -> configs
-}
-
-type scanned struct{ config, chainID string }
-
-// NewScanIndex returns a ScanIndex on the images of namespace ns.
-func NewScanIndex(client *containerd.Client, ns string) *ScanIndex {
-	return &ScanIndex{client: client, ns: ns, dirty: true, seen: map[string]scanned{}}
-}
-
-// Invalidate makes the next lookup read the image records again.
-func (x *ScanIndex) Invalidate() {
-	x.mu.Lock()
-	x.dirty = true
-	x.mu.Unlock()
-}
-
-// scanTimeout bounds one rebuild.
-const scanTimeout = 5 * time.Second
-
-// maxScanCache bounds the per-manifest cache; it is dropped whole when full.
-const maxScanCache = 10000
-
-// ConfigsForChainID returns the configs of the namespace's images whose
-// rootfs chain ID is chainID.
-func (x *ScanIndex) ConfigsForChainID(chainID string) []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.dirty {
-		if err := x.rebuild(); err != nil {
-			return nil // stays dirty: the next lookup tries again
-		}
-		x.dirty = false
-	}
-	return x.chains[chainID]
-}
-
-func (x *ScanIndex) rebuild() error {
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), x.ns), scanTimeout)
-	defer cancel()
-	recs, err := x.client.ImageService().List(ctx)
-	if err != nil {
-		return err
-	}
-	if len(x.seen) > maxScanCache {
-		x.seen = map[string]scanned{}
-	}
-	chains := map[string][]string{}
-	for _, rec := range recs {
-		key := rec.Target.Digest.String()
-		s, ok := x.seen[key]
-		if !ok {
-			img := containerd.NewImage(x.client, rec)
-			cfg, err := img.Config(ctx)
-			if err != nil {
-				continue // unreadable here: no container can be matched to it
-			}
-			diffIDs, err := img.RootFS(ctx)
-			if err != nil {
-				continue
-			}
-			s = scanned{config: cfg.Digest.String(), chainID: identity.ChainID(diffIDs).String()}
-			x.seen[key] = s
-		}
-		if !contains(chains[s.chainID], s.config) {
-			chains[s.chainID] = append(chains[s.chainID], s.config)
-		}
-	}
-	x.chains = chains
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
@@ -35,9 +36,11 @@ type Options struct {
 	// SyncWait bounds how long a container in the CRI namespace waits for
 	// NRI's first synchronization before it is left unjudged (default 10s).
 	SyncWait time.Duration
-	// Index finds images by rootfs chain ID in a containerd namespace. When it
-	// is nil or returns nil for a namespace, a ScanIndex of that namespace is
-	// used (a stop-gap: rebuilt on the namespace's image events).
+	// Index finds images by rootfs chain ID in a containerd namespace (the
+	// daemon's pkg/imagestore index of the CRI namespace). When it is nil or
+	// returns nil for a namespace, the watcher keeps an imagestore index of
+	// that namespace itself, built at its first container and kept from the
+	// namespace's image events.
 	Index func(containerdNamespace string) ChainIndex
 	// SandboxConfigs are the config digests of the CRI's sandbox (pause)
 	// image, whose containers in the CRI namespace are not judged. Empty: the
@@ -63,8 +66,8 @@ type Watcher struct {
 	opts   Options
 
 	mu      sync.Mutex
-	indexes map[string]*ScanIndex // by containerd namespace, when Options.Index is nil
-	pinned  []string              // cached pinned configs; nil: read again
+	indexes map[string]*imagestore.Index // by containerd namespace, when Options.Index gives none
+	pinned  []string                     // cached pinned configs; nil: read again
 	dropped atomic.Uint64
 	// syncDeadline is how long containers wait for NRI's first
 	// synchronization, shared so that a node where it never comes does not
@@ -83,7 +86,7 @@ func newWatcher(rt runtime, opts Options) *Watcher {
 	if opts.SyncWait <= 0 {
 		opts.SyncWait = 10 * time.Second
 	}
-	return &Watcher{rt: rt, opts: opts, indexes: map[string]*ScanIndex{}}
+	return &Watcher{rt: rt, opts: opts, indexes: map[string]*imagestore.Index{}}
 }
 
 // Dropped counts what the watcher could not act on: events it could not
@@ -153,23 +156,37 @@ func (w *Watcher) handle(ctx context.Context, env *events.Envelope) {
 
 func (w *Watcher) image(ctx context.Context, ns, name string) {
 	w.invalidate(ns)
+	w.mu.Lock()
+	x := w.indexes[ns]
+	w.mu.Unlock()
+	if x != nil {
+		uctx, cancel := context.WithTimeout(ctx, indexTimeout)
+		if err := x.Update(uctx, name); err != nil {
+			// The record is read again at the next event or rebuild; until
+			// then a container on it is not identified (refused).
+			w.opts.Log.Warn("cannot re-read an image record", "containerd_namespace", ns, "image", name, "error", err)
+		}
+		cancel()
+	}
 	if w.opts.OnImage != nil {
 		w.opts.OnImage(ctx, ns, name)
 	}
 }
 
+// indexTimeout bounds building or updating a namespace's image index.
+const indexTimeout = 10 * time.Second
+
 // invalidate forgets what was read from the image records of namespace ns
-// ("": all namespaces).
+// ("": all namespaces, e.g. after the event stream was lost: the indexes are
+// built again at their next use).
 func (w *Watcher) invalidate(ns string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ns == "" || ns == w.opts.CRINamespace {
 		w.pinned = nil // the sandbox image may have been (re)pulled
 	}
-	for n, x := range w.indexes {
-		if ns == "" || n == ns {
-			x.Invalidate()
-		}
+	if ns == "" {
+		w.indexes = map[string]*imagestore.Index{}
 	}
 }
 
@@ -200,20 +217,32 @@ func (w *Watcher) Sweep(ctx context.Context) error {
 	return nil
 }
 
-// index returns the chain ID index of a containerd namespace.
-func (w *Watcher) index(ns string) ChainIndex {
+// index returns the image index of a containerd namespace. One the watcher
+// keeps itself is built at its first use; when that fails, an unbuilt index
+// is returned (it identifies nothing, so the container is refused) and the
+// next container tries again.
+func (w *Watcher) index(ctx context.Context, ns string) ChainIndex {
 	if w.opts.Index != nil {
 		if x := w.opts.Index(ns); x != nil {
 			return x
 		}
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	x, ok := w.indexes[ns]
-	if !ok {
-		x = NewScanIndex(w.client, ns)
-		w.indexes[ns] = x
+	w.mu.Unlock()
+	if ok {
+		return x
 	}
+	x = imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns, imagestore.WithLogger(w.opts.Log))
+	bctx, cancel := context.WithTimeout(ctx, indexTimeout)
+	defer cancel()
+	if err := x.Build(bctx); err != nil {
+		w.opts.Log.Warn("cannot index the images of a containerd namespace", "containerd_namespace", ns, "error", err)
+		return x
+	}
+	w.mu.Lock()
+	w.indexes[ns] = x
+	w.mu.Unlock()
 	return x
 }
 

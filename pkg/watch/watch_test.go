@@ -88,12 +88,12 @@ func (f *fakeRuntime) snapshot(_ context.Context, _, key string) (snapshots.Info
 	return i, nil
 }
 
-func (f *fakeRuntime) imageConfig(_ context.Context, name string) (string, error) {
+func (f *fakeRuntime) imageConfig(_ context.Context, name string) (string, string, error) {
 	c, ok := f.names[name]
 	if !ok {
-		return "", errdefs.ErrNotFound
+		return "", "", errdefs.ErrNotFound
 	}
-	return c, nil
+	return c, "sha256:m" + c[len("sha256:"):], nil
 }
 
 func (f *fakeRuntime) resolve(_ context.Context, cfg string) ([]string, map[string][]string, error) {

@@ -301,7 +301,7 @@ its expiry.
 }
 
 func newBundlePushCmd(file *bundleFile) *cobra.Command {
-	var allowHTTP bool
+	var reg registryFlags
 	cmd := &cobra.Command{
 		Use:   "push REF",
 		Short: "Push the bundle file and its signature to an OCI registry",
@@ -323,7 +323,9 @@ the reference poll it and load newer serials. Credentials come from the Docker c
 			} else if err != nil {
 				return fmt.Errorf("read signature: %w", err)
 			}
-			digest, err := policy.PushBundle(cmd.Context(), args[0], data, sig, policy.WithAllowHTTP(allowHTTP))
+			ctx, cancel := reg.context(cmd)
+			defer cancel()
+			digest, err := policy.PushBundle(ctx, args[0], data, sig, policy.WithRegistryClient(reg.client()))
 			if err != nil {
 				return err
 			}
@@ -331,14 +333,14 @@ the reference poll it and load newer serials. Credentials come from the Docker c
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&allowHTTP, "allow-http-registry", false, "allow plain HTTP to a registry that is not on loopback")
+	reg.addFlags(cmd)
 	return cmd
 }
 
 func newBundlePullCmd(file *bundleFile) *cobra.Command {
 	var (
-		allowHTTP bool
-		ko        keyOptions
+		reg registryFlags
+		ko  keyOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "pull REF",
@@ -350,7 +352,9 @@ anything is written.
 		Example: `  nri-csig bundle pull registry.example/security/csig-bundle:prod --key ./bundle-signing.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, sig, digest, err := policy.PullBundle(cmd.Context(), args[0], policy.WithAllowHTTP(allowHTTP))
+			ctx, cancel := reg.context(cmd)
+			defer cancel()
+			data, sig, digest, err := policy.PullBundle(ctx, args[0], policy.WithRegistryClient(reg.client()))
 			if err != nil {
 				return err
 			}
@@ -389,7 +393,7 @@ anything is written.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&allowHTTP, "allow-http-registry", false, "allow plain HTTP to a registry that is not on loopback")
+	reg.addFlags(cmd)
 	ko.AddFlags(cmd)
 	cmd.Flags().Lookup("key").Usage = "bundle-signing public key to check the signature with before writing: PEM file or alikms://... ($NRI_CSIG_KEY)"
 	return cmd

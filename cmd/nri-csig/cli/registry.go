@@ -7,21 +7,30 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
-// registryFlags are the registry options sign and verify share; the names
-// mirror cosign's.
+// registryFlags are the registry options sign, verify and bundle push|pull
+// share; the names and meanings are cosign's: one flag skips TLS
+// verification, the other allows plain HTTP.
 type registryFlags struct {
 	allowInsecure bool
+	allowHTTP     bool
 	timeout       time.Duration
 }
 
 func (f *registryFlags) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registry", false,
-		"allow plain HTTP and unverified TLS to the registry (loopback registries may always use HTTP)")
-	cmd.Flags().BoolVar(&f.allowInsecure, "allow-http-registry", false, "alias of --allow-insecure-registry")
+		"accept any TLS certificate from the registry (expired, self-signed); for testing only")
+	cmd.Flags().BoolVar(&f.allowHTTP, "allow-http-registry", false,
+		"allow plain HTTP to a registry that is not on loopback (loopback registries may always use HTTP); for testing only")
 	cmd.Flags().DurationVarP(&f.timeout, "timeout", "t", 3*time.Minute, "give up after this long")
+}
+
+// client returns the run's one registry client.
+func (f *registryFlags) client() *registry.Client {
+	return registry.New(registry.Options{AllowHTTP: f.allowHTTP, SkipTLSVerify: f.allowInsecure})
 }
 
 func (f *registryFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {

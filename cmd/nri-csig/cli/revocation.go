@@ -77,7 +77,7 @@ refused.`,
 				ctx, cancel := reg.context(cmd)
 				defer cancel()
 				for _, ref := range images {
-					digest, configs, err := resolveContent(ctx, ref, reg.allowInsecure)
+					digest, configs, err := resolveContent(ctx, reg.client(), ref)
 					if err != nil {
 						return err
 					}
@@ -124,14 +124,16 @@ const maxIndexChildren = 256
 
 // resolveContent returns the manifest or index digest ref names and the
 // config digests of that manifest, or of every image manifest of that index.
-func resolveContent(ctx context.Context, ref string, insecure bool) (string, []string, error) {
-	ropts := registry.Options{Insecure: insecure}
-	r, err := ropts.ParseReference(ref)
+func resolveContent(ctx context.Context, c *registry.Client, ref string) (string, []string, error) {
+	r, err := registry.ParseReference(ref)
 	if err != nil {
 		return "", nil, err
 	}
-	rem := append(ropts.RemoteOptions(), remote.WithContext(ctx))
-	desc, err := remote.Get(r, rem...)
+	repo, err := c.Repo(ctx, r.Context(), false)
+	if err != nil {
+		return "", nil, fmt.Errorf("--image %s: %w; use --image-digest and --config-digest offline", ref, err)
+	}
+	desc, err := remote.Get(r, repo.RemoteOptions(ctx)...)
 	if err != nil {
 		return "", nil, fmt.Errorf("--image %s: resolving it in the registry: %w; use --image-digest and --config-digest offline", ref, err)
 	}

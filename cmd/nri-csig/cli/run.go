@@ -62,7 +62,7 @@ config the start would refuse, or one that changes stateDir or signatures (which
 restart: "needs a restart: <field>"), is refused and the one in force stays.
 
 Node config file (--config):
-` + indent(nodeconfig.Example),
+` + indent(nodeconfig.Example+nodeconfig.GuardExample),
 		Example: `  # external plugin on a standard node
   nri-csig run --config /etc/nri-csig/config.yaml
 

@@ -1,12 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
@@ -70,8 +70,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if len(ann) == 0 {
 		ann = nil
 	}
-	ropts := registry.Options{Insecure: o.registry.allowInsecure}
-	ref, err := ropts.ParseReference(image)
+	ref, err := registry.ParseReference(image)
 	if err != nil {
 		return err
 	}
@@ -80,12 +79,16 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 		return err
 	}
 	printKeyWarnings(cmd.ErrOrStderr(), signer)
-	rem := append(ropts.RemoteOptions(), remote.WithContext(ctx))
-	desc, err := remote.Get(ref, rem...)
+	// One handshake for the run: resolve, read the signatures there, write.
+	repo, err := o.registry.client().Repo(ctx, ref.Context(), true)
+	if err != nil {
+		return err
+	}
+	desc, err := repo.Manifest(ctx, ref.Identifier(), registry.ImageMediaTypes, registry.MaxManifestSize)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", ref, err)
 	}
-	digest := ref.Context().Digest(desc.Digest.String())
+	digest := ref.Context().Digest(desc.Digest)
 	what := "manifest"
 	if desc.MediaType.IsIndex() {
 		what = "index"
@@ -105,7 +108,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err := checkOwnSignature(ctx, signer, sig); err != nil {
 		return err
 	}
-	if err := sign.Attach(ctx, sig, rem...); err != nil {
+	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
 		return err
 	}
 	pub, err := signer.PublicKey(ctx)
@@ -129,18 +132,14 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 }
 
 // platformDigest returns the digest of the manifest for platform in index desc.
-func platformDigest(repo name.Repository, desc *remote.Descriptor, platform string) (name.Digest, error) {
+func platformDigest(repo name.Repository, desc *registry.Manifest, platform string) (name.Digest, error) {
 	want, err := v1.ParsePlatform(platform)
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("--platform %q: %w", platform, err)
 	}
-	idx, err := desc.ImageIndex()
+	im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Raw))
 	if err != nil {
-		return name.Digest{}, err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return name.Digest{}, err
+		return name.Digest{}, fmt.Errorf("reading index %s: %w", desc.Digest, err)
 	}
 	var found []string
 	for _, m := range im.Manifests {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
@@ -52,7 +51,7 @@ func (o *fromFileOptions) addFlags(cmd *cobra.Command) {
 }
 
 // readDigestList reads a --from-file list: every entry must name a digest.
-func readDigestList(path string, ropts registry.Options) ([]name.Digest, error) {
+func readDigestList(path string) ([]name.Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -73,7 +72,7 @@ func readDigestList(path string, ropts registry.Options) ([]name.Digest, error) 
 		if len(out) >= maxFromFile {
 			return nil, fmt.Errorf("%s: more than %d digests; split the list", path, maxFromFile)
 		}
-		ref, err := ropts.ParseReference(s)
+		ref, err := registry.ParseReference(s)
 		d, ok := ref.(name.Digest)
 		if err != nil || !ok {
 			bad = append(bad, fmt.Sprintf("line %d: %q is not REPO@sha256:HEX", line, s))
@@ -112,8 +111,7 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 	if o.platform != "" {
 		return errors.New("--platform cannot be used with --from-file: list the platform manifests' digests")
 	}
-	ropts := registry.Options{Insecure: o.registry.allowInsecure}
-	digests, err := readDigestList(o.fromFile.path, ropts)
+	digests, err := readDigestList(o.fromFile.path)
 	if err != nil {
 		return err
 	}
@@ -129,6 +127,7 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "Signing %d digests with %s%s (%s), at most %g a second\n", len(digests), info.Ref, versionSuffix(info), info.Algorithm, o.fromFile.qps)
 
+	client := o.registry.client() // one handshake per repository for the run
 	pace := newPacer(o.fromFile.qps)
 	start := time.Now()
 	var failed []string
@@ -136,7 +135,7 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 		if err := pace.wait(ctx); err != nil {
 			return fmt.Errorf("stopped after %d of %d digests: %w", i, len(digests), err)
 		}
-		err := o.signOne(cmd, signer, d, ann, ropts)
+		err := o.signOne(cmd, client, signer, d, ann)
 		if err != nil && isKeyFailure(err) {
 			return fmt.Errorf("[%d/%d] %s: %w; stopped: the key fails for every digest (%d signed before)", i+1, len(digests), d, err, i-len(failed))
 		}
@@ -156,11 +155,14 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 }
 
 // signOne signs and attaches one digest, within --timeout.
-func (o *signOptions) signOne(cmd *cobra.Command, signer keys.Signer, d name.Digest, ann map[string]string, ropts registry.Options) error {
+func (o *signOptions) signOne(cmd *cobra.Command, client *registry.Client, signer keys.Signer, d name.Digest, ann map[string]string) error {
 	ctx, cancel := o.registry.context(cmd)
 	defer cancel()
-	rem := append(ropts.RemoteOptions(), remote.WithContext(ctx))
-	if _, err := remote.Head(d, rem...); err != nil {
+	repo, err := client.Repo(ctx, d.Context(), true)
+	if err != nil {
+		return err
+	}
+	if _, err := repo.Head(ctx, d.DigestStr(), registry.ImageMediaTypes); err != nil && !errors.Is(err, registry.ErrNoDigest) {
 		return fmt.Errorf("not found in the registry: %w", err)
 	}
 	sig, err := sign.Payload(ctx, signer, d, ann)
@@ -170,7 +172,7 @@ func (o *signOptions) signOne(cmd *cobra.Command, signer keys.Signer, d name.Dig
 	if err := checkOwnSignature(ctx, signer, sig); err != nil {
 		return fmt.Errorf("%w (%w)", err, keys.ErrInvalidSignature)
 	}
-	if err := sign.Attach(ctx, sig, rem...); err != nil {
+	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("attaching to %s: %w", d.Context().Tag(signature.SignatureTag(d.DigestStr())), err)
 	}
 	return nil

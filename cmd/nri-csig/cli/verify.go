@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
@@ -150,8 +151,8 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		rep.Keys = append(rep.Keys, verifyKey{Name: ref, Fingerprint: fp})
 	}
 
-	reg := verify.NewRegistry(verify.WithInsecure(o.registry.allowInsecure))
-	ref, err := reg.ParseReference(image)
+	reg := verify.NewRegistry(verify.WithClient(o.registry.client()))
+	ref, err := registry.ParseReference(image)
 	if err != nil {
 		return usageError(err)
 	}
@@ -176,7 +177,7 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		}
 		digest = d
 		if desc.MediaType.IsIndex() {
-			if children, err = indexChildren(desc.Manifest, ref.Context()); err != nil {
+			if children, err = indexChildren(desc.Raw, ref.Context()); err != nil {
 				return err
 			}
 		}

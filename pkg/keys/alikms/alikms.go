@@ -380,11 +380,3 @@ func orUnknown(s string) string {
 	}
 	return s
 }
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/nri-csig/nri-csig/internal/registry/check"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
@@ -28,11 +29,7 @@ func newClient(region string, cfg Config) (*kms.Client, string, error) {
 	if rest, ok := strings.CutPrefix(host, "https://"); ok {
 		host = rest
 	} else if rest, ok := strings.CutPrefix(host, "http://"); ok {
-		h, _, err := net.SplitHostPort(rest)
-		if err != nil {
-			h = rest
-		}
-		if !isLoopback(h) {
+		if !check.LoopbackHostPort(rest) {
 			return nil, "", fmt.Errorf("kms endpoint %q: plain http is allowed only for loopback test endpoints: use https://", cfg.Endpoint)
 		}
 		protocol, host = "http", rest

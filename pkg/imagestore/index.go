@@ -1,0 +1,624 @@
+package imagestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImageLister lists containerd image records (images.Store has this method).
+// When it also has images.Store's Get, Update reads one record by name.
+type ImageLister interface {
+	List(ctx context.Context, filters ...string) ([]images.Image, error)
+}
+
+type imageGetter interface {
+	Get(ctx context.Context, name string) (images.Image, error)
+}
+
+// Index is the node's images in one containerd namespace. It is built once
+// (Build, or the first lookup) with one List of the image records, and kept
+// current with Update on every image event. Lookups are map reads whose cost
+// does not grow with the number of images. It is safe for concurrent use.
+type Index struct {
+	images    ImageLister
+	content   content.Provider
+	namespace string
+	log       *slog.Logger
+
+	// sem serializes builds and updates (they read containerd's stores); a
+	// channel so that waiting for it can be abandoned with a context.
+	sem     chan struct{}
+	built   atomic.Bool
+	skipped atomic.Uint64
+	// following is set by Follow: the first build is then its own (after it
+	// subscribed), and lookups wait for it (firstBuild closes) instead of
+	// listing the records a second time.
+	following  atomic.Bool
+	firstBuild chan struct{}
+	firstOnce  sync.Once
+
+	mu        sync.RWMutex
+	records   map[string]*record            // by record name
+	byConfig  map[string]map[string]*record // config digest -> the records leading to it, by name
+	configsOf map[string]map[string]int     // image digest -> config digests it names -> records saying so
+	reposOf   map[string]map[string]int     // image digest -> repositories -> records saying so
+	chains    map[string]string             // config digest -> rootfs chain ID ("" when unreadable)
+	byChain   map[string][]string           // chain ID -> config digests
+	problems  map[string]int                // skipped record or descriptor -> records that have it
+}
+
+// record is what one image record leads to.
+type record struct {
+	name string
+	repo string // "" for names that are not references
+	// id is the config digest the record is named by: the CRI also names each
+	// image's record by its image ID ("sha256:<config>").
+	id string
+	// leads are, per config digest, the image digests of this record with that
+	// config: a manifest and the indexes above it.
+	leads    map[string][]string
+	problems []problem // what could not be read below this record
+}
+
+// problem is one record or descriptor that was skipped.
+type problem struct {
+	digest string
+	what   string
+}
+
+func (p problem) String() string { return p.digest + " " + p.what }
+
+// Option configures an Index.
+type Option func(*Index)
+
+// WithLogger sets where skipped records are reported. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(x *Index) {
+		if l != nil {
+			x.log = l
+		}
+	}
+}
+
+// New returns an index over containerd's image records and content store in
+// a containerd namespace (the CRI uses k8s.io). Nothing is read until Build
+// or the first lookup.
+func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option) *Index {
+	x := &Index{images: imgs, content: cs, namespace: namespace, log: slog.New(slog.DiscardHandler),
+		sem: make(chan struct{}, 1), firstBuild: make(chan struct{})}
+	x.reset()
+	for _, o := range opts {
+		o(x)
+	}
+	return x
+}
+
+func (x *Index) reset() {
+	x.records = map[string]*record{}
+	x.byConfig = map[string]map[string]*record{}
+	x.configsOf = map[string]map[string]int{}
+	x.reposOf = map[string]map[string]int{}
+	x.chains = map[string]string{}
+	x.byChain = map[string][]string{}
+	x.problems = map[string]int{}
+}
+
+func (x *Index) lock(ctx context.Context) error {
+	select {
+	case x.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (x *Index) unlock() { <-x.sem }
+
+// Build (re)reads every image record with one List and replaces the index.
+// Call it at boot, and again when image events may have been missed.
+func (x *Index) Build(ctx context.Context) error {
+	if err := x.lock(ctx); err != nil {
+		return err
+	}
+	defer x.unlock()
+	return x.build(ctx)
+}
+
+func (x *Index) build(ctx context.Context) error {
+	ctx = namespaces.WithNamespace(ctx, x.namespace)
+	recs, err := x.images.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing containerd images in namespace %s: %w", x.namespace, err)
+	}
+	w := newWalker(ctx, x.content)
+	walked := make([]*record, 0, len(recs))
+	for _, img := range recs {
+		walked = append(walked, w.record(img))
+	}
+	chains := x.readChains(ctx, walked, map[string]string{})
+
+	x.mu.Lock()
+	old := x.problems
+	x.reset()
+	for _, r := range walked {
+		x.add(r, chains, old)
+	}
+	x.mu.Unlock()
+	x.built.Store(true)
+	x.firstOnce.Do(func() { close(x.firstBuild) })
+	return nil
+}
+
+// ensure builds the index if nothing did yet.
+func (x *Index) ensure(ctx context.Context) error {
+	if x.built.Load() {
+		return nil
+	}
+	if x.following.Load() {
+		select {
+		case <-x.firstBuild:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("the node's image index is still being built: %w", ctx.Err())
+		}
+	}
+	if err := x.lock(ctx); err != nil {
+		return fmt.Errorf("the node's image index is still being built: %w", err)
+	}
+	defer x.unlock()
+	if x.built.Load() {
+		return nil
+	}
+	return x.build(ctx)
+}
+
+// Update re-reads one image record, after containerd reported it created,
+// updated or deleted (a record that no longer exists leaves the index).
+func (x *Index) Update(ctx context.Context, recordName string) error {
+	if !x.built.Load() {
+		return x.ensure(ctx) // the build reads this record too
+	}
+	if err := x.lock(ctx); err != nil {
+		return err
+	}
+	defer x.unlock()
+	ctx = namespaces.WithNamespace(ctx, x.namespace)
+	img, err := x.get(ctx, recordName)
+	if isNotFound(err) {
+		x.mu.Lock()
+		x.remove(recordName)
+		x.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading image record %s: %w", recordName, err)
+	}
+	r := newWalker(ctx, x.content).record(img)
+	x.mu.RLock()
+	known := map[string]string{}
+	for c := range r.leads {
+		if ch, ok := x.chains[c]; ok {
+			known[c] = ch
+		}
+	}
+	x.mu.RUnlock()
+	chains := x.readChains(ctx, []*record{r}, known)
+	x.mu.Lock()
+	x.remove(recordName)
+	x.add(r, chains, nil)
+	x.mu.Unlock()
+	return nil
+}
+
+// Delete drops an image record from the index.
+func (x *Index) Delete(recordName string) {
+	x.mu.Lock()
+	x.remove(recordName)
+	x.mu.Unlock()
+}
+
+func (x *Index) get(ctx context.Context, recordName string) (images.Image, error) {
+	if g, ok := x.images.(imageGetter); ok {
+		return g.Get(ctx, recordName)
+	}
+	recs, err := x.images.List(ctx, "name=="+recordName)
+	if err != nil {
+		return images.Image{}, err
+	}
+	for _, r := range recs {
+		if r.Name == recordName {
+			return r, nil
+		}
+	}
+	return images.Image{}, fmt.Errorf("image %s: %w", recordName, errdefs.ErrNotFound)
+}
+
+// readChains reads the rootfs chain ID of every config the records name and
+// known does not hold. A config that cannot be read is logged, counted and
+// has no chain ID.
+func (x *Index) readChains(ctx context.Context, recs []*record, known map[string]string) map[string]string {
+	for _, r := range recs {
+		for c := range r.leads {
+			if _, ok := known[c]; ok {
+				continue
+			}
+			ch, err := readChainID(ctx, x.content, c)
+			if err != nil && !errors.Is(err, errNotPresent) {
+				x.skipped.Add(1)
+				x.log.Warn("imagestore: skipped image config: its rootfs chain ID is unknown", "config", c, "record", r.name, "error", err)
+			}
+			known[c] = ch
+		}
+	}
+	return known
+}
+
+// add puts r in the index; x.mu is held. Problems not in reported (nil: the
+// index's own) are new: they are logged and counted once.
+func (x *Index) add(r *record, chains map[string]string, reported map[string]int) {
+	if reported == nil {
+		reported = x.problems
+	}
+	x.records[r.name] = r
+	if r.id != "" {
+		addRecord(x.byConfig, r.id, r)
+	}
+	for c, ds := range r.leads {
+		addRecord(x.byConfig, c, r)
+		if _, ok := x.chains[c]; !ok {
+			ch := chains[c]
+			x.chains[c] = ch
+			if ch != "" {
+				x.byChain[ch] = append(x.byChain[ch], c)
+			}
+		}
+		for _, d := range ds {
+			count(x.configsOf, d, c, 1)
+			if r.repo != "" {
+				count(x.reposOf, d, r.repo, 1)
+			}
+		}
+	}
+	for _, p := range r.problems {
+		k := p.String()
+		if reported[k] == 0 && x.problems[k] == 0 {
+			x.skipped.Add(1)
+			x.log.Warn("imagestore: skipped an unusable image record or descriptor; only containers of that image are affected",
+				"record", r.name, "digest", p.digest, "problem", p.what)
+		}
+		x.problems[k]++
+	}
+}
+
+// remove takes the record named n out of the index; x.mu is held.
+func (x *Index) remove(n string) {
+	r, ok := x.records[n]
+	if !ok {
+		return
+	}
+	delete(x.records, n)
+	if r.id != "" {
+		x.dropName(r.id, n)
+	}
+	for c, ds := range r.leads {
+		x.dropName(c, n)
+		for _, d := range ds {
+			count(x.configsOf, d, c, -1)
+			if r.repo != "" {
+				count(x.reposOf, d, r.repo, -1)
+			}
+		}
+	}
+	for _, p := range r.problems {
+		k := p.String()
+		if x.problems[k]--; x.problems[k] <= 0 {
+			delete(x.problems, k)
+		}
+	}
+}
+
+// dropName removes record n from config c's records, and forgets the config
+// when no record leads to it any more.
+func (x *Index) dropName(c, n string) {
+	set := x.byConfig[c]
+	delete(set, n)
+	if len(set) > 0 {
+		return
+	}
+	delete(x.byConfig, c)
+	if ch := x.chains[c]; ch != "" {
+		x.byChain[ch] = slices.DeleteFunc(x.byChain[ch], func(s string) bool { return s == c })
+		if len(x.byChain[ch]) == 0 {
+			delete(x.byChain, ch)
+		}
+	}
+	delete(x.chains, c)
+}
+
+func addRecord(m map[string]map[string]*record, k string, r *record) {
+	if m[k] == nil {
+		m[k] = map[string]*record{}
+	}
+	m[k][r.name] = r
+}
+
+func count(m map[string]map[string]int, k, v string, by int) {
+	if m[k] == nil {
+		m[k] = map[string]int{}
+	}
+	if m[k][v] += by; m[k][v] <= 0 {
+		delete(m[k], v)
+		if len(m[k]) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// ImageDigests returns the manifest and index digests in the node's stores
+// whose config is configDigest, sorted. An empty result is not an error: the
+// image may have been removed, or imported without its manifest.
+func (x *Index) ImageDigests(ctx context.Context, configDigest string) ([]string, error) {
+	digests, _, err := x.Resolve(ctx, configDigest)
+	return digests, err
+}
+
+// Resolve is ImageDigests plus, for each digest, the repositories whose image
+// records lead to it (e.g. "registry.example/app"): where its signatures live.
+//
+// It reads only the records that lead to configDigest. It fails only when
+// the image itself is unusable: no manifest with that config was found, and
+// a record of it (the one the CRI names by image ID) could not be read; the
+// error names the record and what is wrong.
+func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
+	if err := x.ensure(ctx); err != nil {
+		return nil, nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var found, bad []string
+	repos := map[string][]string{}
+	for _, r := range x.byConfig[configDigest] {
+		ds := r.leads[configDigest]
+		found = append(found, ds...)
+		for _, d := range ds {
+			if r.repo != "" && !slices.Contains(repos[d], r.repo) {
+				repos[d] = append(repos[d], r.repo)
+			}
+		}
+		for _, p := range r.problems {
+			bad = append(bad, fmt.Sprintf("image record %s: %s", r.name, p))
+		}
+	}
+	if len(found) == 0 && len(bad) > 0 {
+		sort.Strings(bad)
+		return nil, nil, fmt.Errorf("no usable manifest with config %s: %s (the manifest limit is %d bytes); remove the image (crictl rmi) and pull it from a registry that serves valid manifests",
+			configDigest, strings.Join(bad, "; "), maxManifestSize)
+	}
+	if len(found) == 0 {
+		return nil, nil, nil
+	}
+	slices.Sort(found)
+	for _, rs := range repos {
+		slices.Sort(rs)
+	}
+	return slices.Compact(found), repos, nil
+}
+
+// Candidate is an image digest of the node and the repositories it was
+// pulled from (none for images known only by ID).
+type Candidate struct {
+	Digest       string
+	Repositories []string
+}
+
+// Candidates returns every image digest of the index once, sorted, with its
+// repositories: what boot verification walks.
+func (x *Index) Candidates(ctx context.Context) ([]Candidate, error) {
+	if err := x.ensure(ctx); err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]Candidate, 0, len(x.configsOf))
+	for d := range x.configsOf {
+		out = append(out, x.candidate(d))
+	}
+	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Digest, b.Digest) })
+	return out, nil
+}
+
+// RecordCandidates returns the image digests one record leads to, with the
+// repositories of each: what to verify when that record lands.
+func (x *Index) RecordCandidates(recordName string) []Candidate {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r, ok := x.records[recordName]
+	if !ok {
+		return nil
+	}
+	var ds []string
+	for _, l := range r.leads {
+		ds = append(ds, l...)
+	}
+	slices.Sort(ds)
+	ds = slices.Compact(ds)
+	out := make([]Candidate, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, x.candidate(d))
+	}
+	return out
+}
+
+func (x *Index) candidate(d string) Candidate {
+	c := Candidate{Digest: d}
+	for repo := range x.reposOf[d] {
+		c.Repositories = append(c.Repositories, repo)
+	}
+	slices.Sort(c.Repositories)
+	return c
+}
+
+// ConfigsOf returns the config digests that a manifest or index digest of the
+// node names (for an index: those of its children present on the node),
+// sorted; nil when the digest is not an image of the node.
+func (x *Index) ConfigsOf(imageDigest string) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var cs []string
+	for c := range x.configsOf[imageDigest] {
+		cs = append(cs, c)
+	}
+	slices.Sort(cs)
+	return cs
+}
+
+// ConfigOf returns the config digest a manifest digest names. For an index
+// that names several (children for several platforms present on the node) it
+// returns the first, sorted: use ConfigsOf to have them all.
+func (x *Index) ConfigOf(imageDigest string) (configDigest string, ok bool) {
+	cs := x.ConfigsOf(imageDigest)
+	if len(cs) == 0 {
+		return "", false
+	}
+	return cs[0], true
+}
+
+// ConfigsForChainID returns the config digests whose rootfs has that chain
+// ID (the key of the image's top snapshot), sorted.
+func (x *Index) ConfigsForChainID(chainID string) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	cs := slices.Clone(x.byChain[chainID])
+	slices.Sort(cs)
+	return cs
+}
+
+// ChainID returns the rootfs chain ID of a config digest of the node.
+func (x *Index) ChainID(configDigest string) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	ch := x.chains[configDigest]
+	return ch, ch != ""
+}
+
+// Len returns the number of image records indexed.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.records)
+}
+
+// Skipped counts the records, descriptors and configs skipped because they
+// could not be used, each once while it stays on the node.
+func (x *Index) Skipped() uint64 { return x.skipped.Load() }
+
+// Repository returns the repository of an image record name
+// ("registry.example/app:1" -> "registry.example/app"), or "" for names
+// that are not references (the CRI also names records by image ID).
+func Repository(recordName string) string {
+	if strings.HasPrefix(recordName, "sha256:") {
+		return ""
+	}
+	ref, err := name.ParseReference(recordName, name.WeakValidation)
+	if err != nil {
+		return ""
+	}
+	return ref.Context().Name()
+}
+
+// idOf returns the config digest a record is named by, or "".
+func idOf(recordName string) string {
+	if strings.HasPrefix(recordName, "sha256:") && len(recordName) == len("sha256:")+64 {
+		return recordName
+	}
+	return ""
+}
+
+func isNotFound(err error) bool { return err != nil && errdefs.IsNotFound(err) }
+
+// walker reads records for one build or update: each blob once.
+type walker struct {
+	ctx  context.Context
+	cs   content.Provider
+	seen map[string]walked
+}
+
+type walked struct {
+	b   blob
+	err error
+}
+
+func newWalker(ctx context.Context, cs content.Provider) *walker {
+	return &walker{ctx: ctx, cs: cs, seen: map[string]walked{}}
+}
+
+func (w *walker) record(img images.Image) *record {
+	r := &record{name: img.Name, repo: Repository(img.Name), id: idOf(img.Name), leads: map[string][]string{}}
+	w.walk(r, img.Target, 0, nil)
+	for c, ds := range r.leads {
+		slices.Sort(ds)
+		r.leads[c] = slices.Compact(ds)
+	}
+	return r
+}
+
+// walk adds to r the manifests at or below desc, each with the indexes above
+// it. What cannot be read becomes one of r's problems; an index's child that
+// is not on the node (a platform never pulled) is no candidate.
+func (w *walker) walk(r *record, desc ocispec.Descriptor, depth int, above []string) {
+	if depth > maxDepth {
+		r.problems = append(r.problems, problem{desc.Digest.String(), fmt.Sprintf("is below more than %d nested indexes", maxDepth)})
+		return
+	}
+	if !images.IsManifestType(desc.MediaType) && !images.IsIndexType(desc.MediaType) {
+		return // e.g. an attestation or a config: not an image
+	}
+	b, err := w.read(desc)
+	if errors.Is(err, errNotPresent) {
+		if depth == 0 {
+			r.problems = append(r.problems, problem{desc.Digest.String(), "is the record's target but is not in the content store"})
+		}
+		return
+	}
+	if err != nil {
+		r.problems = append(r.problems, problem{desc.Digest.String(), err.Error()})
+		return
+	}
+	if !b.isIndex {
+		r.leads[b.config] = append(r.leads[b.config], desc.Digest.String())
+		r.leads[b.config] = append(r.leads[b.config], above...)
+		return
+	}
+	below := append(slices.Clip(above), desc.Digest.String())
+	for _, child := range b.children {
+		w.walk(r, child, depth+1, below)
+	}
+}
+
+func (w *walker) read(desc ocispec.Descriptor) (blob, error) {
+	if desc.Size > maxManifestSize {
+		// Per descriptor: another descriptor of the same digest may be honest.
+		return blob{}, fmt.Errorf("descriptor declares %d bytes, above the %d byte manifest limit", desc.Size, maxManifestSize)
+	}
+	k := desc.Digest.String()
+	if s, ok := w.seen[k]; ok {
+		return s.b, s.err
+	}
+	b, err := readManifest(w.ctx, w.cs, desc)
+	w.seen[k] = walked{b, err}
+	return b, err
+}
