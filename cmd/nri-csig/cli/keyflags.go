@@ -20,8 +20,9 @@ Keys (--key):
   PATH or file://PATH        a local PEM key: RSA >= 2048 bits or ECDSA P-256, unencrypted
                              PKCS#1/PKCS#8/SEC1 (cosign's encrypted keys are not read)
   alikms://REGION/KEY[?version=VERSION]
-                             an Alibaba Cloud KMS key (RSA_2048, RSA_3072 or EC_P256, SIGN/VERIFY), by key
-                             id or alias, e.g. alikms://cn-hangzhou/alias/image-signing; without
+                             an Alibaba Cloud KMS key (RSA_2048, RSA_3072 or EC_P256,
+                             SIGN/VERIFY), by key id or alias, e.g.
+                             alikms://cn-hangzhou/alias/image-signing; without
                              ?version the newest version (ListKeyVersions) is used, with a warning
                              when the key has several: pin the version the witness lists
 

@@ -39,8 +39,8 @@ e.g. the digests that run today when migrating from kritis. Each is signed with
 the one --key, checked against the key's public half and attached, paced to at
 most --kms-qps signatures a second (KMS AsymmetricSign is rate-limited per
 account), with one progress line per digest. A digest that fails is reported and
-the run goes on; a key failure (credentials, disabled key, KMS unreachable)
-stops it. --timeout bounds each digest, not the whole run. The exit code is 1
+the run goes on; a key failure (credentials, disabled key, KMS unreachable, a
+signature that does not verify) stops it. --timeout bounds each digest, not the whole run. The exit code is 1
 when any digest failed.
 `
 
