@@ -20,15 +20,22 @@ Keys (--key):
   PATH or file://PATH        a local PEM key: RSA >= 2048 bits or ECDSA P-256, unencrypted
                              PKCS#1/PKCS#8/SEC1 (cosign's encrypted keys are not read)
   alikms://REGION/KEY[?version=VERSION]
-                             an Alibaba Cloud KMS key (RSA_2048 or EC_P256, SIGN/VERIFY), by key
-                             id or alias, e.g. alikms://cn-hangzhou/alias/image-signing; without
-                             ?version the key's primary version is used
+                             an Alibaba Cloud KMS key (RSA_2048, RSA_3072 or EC_P256,
+                             SIGN/VERIFY), by key id or alias, e.g.
+                             alikms://cn-hangzhou/alias/image-signing; without
+                             ?version the newest version (ListKeyVersions) is used, with a warning
+                             when the key has several: pin the version the witness lists
 
 Alibaba Cloud KMS:
   Endpoint: the shared gateway kms.REGION.aliyuncs.com unless --kms-endpoint names another:
   the VPC endpoint kms-vpc.REGION.aliyuncs.com, or a dedicated gateway
   KST-ID.cryptoservice.kms.aliyuncs.com with --kms-ca set to the instance CA
-  (PrivateKmsCA_kst-*.pem). HTTPS_PROXY/NO_PROXY are honoured (loopback is never proxied).
+  (PrivateKmsCA_kst-*.pem). A dedicated gateway serves GetPublicKey and AsymmetricSign
+  only, no DescribeKey or ListKeyVersions: the key reference must then name ?version=ID
+  and no management call is made (the key spec is read from the public key). Endpoints
+  named *.cryptoservice.kms.aliyuncs.com are dedicated; --kms-dedicated-gateway says so
+  for any other name (a private DNS name or IP).
+  HTTPS_PROXY/NO_PROXY are honoured (loopback is never proxied).
   Every KMS call is bounded by --kms-connect-timeout plus --kms-timeout.
   Credentials are never flags; they come from credentials-go's default chain:
     ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET   AccessKey
@@ -39,7 +46,7 @@ Alibaba Cloud KMS:
     ECS instance RAM role (ALIBABA_CLOUD_ECS_METADATA names the role;
                            ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips the metadata service)
   The RAM identity needs kms:DescribeKey, kms:ListKeyVersions, kms:GetPublicKey and
-  kms:AsymmetricSign on the key.
+  kms:AsymmetricSign on the key (kms:GetPublicKey and kms:AsymmetricSign on a dedicated gateway).
 
 Every key flag can also be set through the environment variable shown in its help.`
 
@@ -52,18 +59,20 @@ type keyOptions struct {
 	KMSCA             string
 	KMSTimeout        time.Duration
 	KMSConnectTimeout time.Duration
+	KMSDedicated      bool
 
 	cmd *cobra.Command
 }
 
 // keyFlagEnv maps each flag to its environment variable.
 var keyFlagEnv = map[string]string{
-	"key":                 "NRI_CSIG_KEY",
-	"signature-algorithm": "NRI_CSIG_SIGNATURE_ALGORITHM",
-	"kms-endpoint":        "NRI_CSIG_KMS_ENDPOINT",
-	"kms-ca":              "NRI_CSIG_KMS_CA",
-	"kms-timeout":         "NRI_CSIG_KMS_TIMEOUT",
-	"kms-connect-timeout": "NRI_CSIG_KMS_CONNECT_TIMEOUT",
+	"key":                   "NRI_CSIG_KEY",
+	"signature-algorithm":   "NRI_CSIG_SIGNATURE_ALGORITHM",
+	"kms-endpoint":          "NRI_CSIG_KMS_ENDPOINT",
+	"kms-ca":                "NRI_CSIG_KMS_CA",
+	"kms-timeout":           "NRI_CSIG_KMS_TIMEOUT",
+	"kms-connect-timeout":   "NRI_CSIG_KMS_CONNECT_TIMEOUT",
+	"kms-dedicated-gateway": "NRI_CSIG_KMS_DEDICATED_GATEWAY",
 }
 
 // AddFlags registers the key flags on cmd.
@@ -76,6 +85,7 @@ func (o *keyOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.KMSCA, "kms-ca", "", "PEM CA bundle trusted for the KMS endpoint, e.g. the KMS instance CA of a dedicated gateway ($NRI_CSIG_KMS_CA)")
 	f.DurationVar(&o.KMSTimeout, "kms-timeout", alikms.DefaultReadTimeout, "how long to wait for each KMS answer ($NRI_CSIG_KMS_TIMEOUT)")
 	f.DurationVar(&o.KMSConnectTimeout, "kms-connect-timeout", alikms.DefaultConnectTimeout, "how long to wait for a connection to KMS ($NRI_CSIG_KMS_CONNECT_TIMEOUT)")
+	f.BoolVar(&o.KMSDedicated, "kms-dedicated-gateway", false, "--kms-endpoint is a dedicated gateway (GetPublicKey and AsymmetricSign only): needs ?version= in --key ($NRI_CSIG_KMS_DEDICATED_GATEWAY)")
 	_ = cmd.MarkFlagFilename("kms-ca", "pem", "crt")
 	_ = cmd.RegisterFlagCompletionFunc("signature-algorithm", cobra.FixedCompletions(
 		[]string{string(keys.RSAPKCS1SHA256), string(keys.RSAPSSSHA256), string(keys.ECDSASHA256)}, cobra.ShellCompDirectiveNoFileComp))
@@ -113,6 +123,7 @@ func (o *keyOptions) Options() (keyref.Options, error) {
 			CAFile:         o.KMSCA,
 			ReadTimeout:    o.KMSTimeout,
 			ConnectTimeout: o.KMSConnectTimeout,
+			Dedicated:      o.KMSDedicated,
 		},
 	}, nil
 }

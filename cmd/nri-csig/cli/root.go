@@ -46,6 +46,7 @@ also when the container never went through the Kubernetes API server.`,
 		newRevocationCmd(),
 		newPublicKeyCmd(),
 		newGenerateKeyCmd(),
+		newImportCmd(),
 	)
 	return root
 }

@@ -20,12 +20,13 @@ type signOptions struct {
 	annotations []string
 	platform    string
 	registry    registryFlags
+	fromFile    fromFileOptions
 }
 
 func newSignCmd() *cobra.Command {
 	o := &signOptions{}
 	cmd := &cobra.Command{
-		Use:   "sign --key REF IMAGE",
+		Use:   "sign --key REF (IMAGE | --from-file FILE)",
 		Short: "Sign an image digest and store the signature next to the image (cosign format)",
 		Long: `Sign resolves IMAGE to its digest once, signs the cosign simple-signing payload
 over that digest with the key, and appends the signature to the tag
@@ -34,17 +35,24 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
 "cosign verify --key".
-` + keyFlagsHelp,
+` + fromFileHelp + keyFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
-  nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
+  nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1
+  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50`,
+		Args: signArgs(&o.fromFile),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.fromFile.path != "" {
+				return o.runFromFile(cmd)
+			}
+			return o.run(cmd, args[0])
+		},
 	}
 	o.key.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.annotations, "annotation", "a", nil, "extra key=value annotation in the signed payload (repeatable)")
 	cmd.Flags().StringVar(&o.platform, "platform", "", "sign the manifest of this platform (os/arch[/variant]) of an index instead of the index")
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
+	o.fromFile.addFlags(cmd)
 	return cmd
 }
 
@@ -70,6 +78,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	printKeyWarnings(cmd.ErrOrStderr(), signer)
 	// One handshake for the run: resolve, read the signatures there, write.
 	repo, err := o.registry.client().Repo(ctx, ref.Context(), true)
 	if err != nil {
@@ -96,6 +105,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOwnSignature(ctx, signer, sig); err != nil {
+		return err
+	}
 	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
 		return err
 	}
@@ -112,6 +124,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	fmt.Fprintf(out, "Signed %s %s\n", what, digest.DigestStr())
 	fmt.Fprintf(out, "  image:     %s\n", digest)
 	fmt.Fprintf(out, "  key:       %s (%s %s %s)\n", fp, info.Provider, info.KeySpec, info.Algorithm)
+	if info.KeyVersionID != "" {
+		fmt.Fprintf(out, "  version:   %s of %s\n", info.KeyVersionID, info.KeyID)
+	}
 	fmt.Fprintf(out, "  stored in: %s\n", digest.Context().Tag(signature.SignatureTag(digest.DigestStr())))
 	return nil
 }

@@ -45,7 +45,7 @@ fingerprint:
   ./release.pub                                            PEM public key file
   ./release.key                                            PEM private key file (public half only is stored)
 
-Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048 or EC_P256; PEM files:
+Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048, RSA_3072 or EC_P256; PEM files:
 RSA of 2048 bits or more, or EC P-256); anything else is refused with a message naming
 the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
 "witness remove-key" the old one (or revoke it, when it must stop counting at once).

@@ -4,8 +4,17 @@
 //
 // A key is named "alikms://<region>/<key-id-or-alias>[?version=<key-version-id>]",
 // e.g. alikms://cn-hangzhou/alias/image-signing. Open calls DescribeKey and refuses
-// keys that are not Enabled, not SIGN/VERIFY or not RSA_2048/EC_P256. Without
-// ?version the key's primary version signs (KMS requires a version id).
+// keys that are not Enabled, not SIGN/VERIFY or not RSA_2048/RSA_3072/EC_P256.
+// KMS requires a version id to sign; asymmetric keys have no primary version, so
+// without ?version Open takes the newest version ListKeyVersions lists and, when
+// the key has several, says so in Warnings.
+//
+// Gateways: the shared (kms.<region>.aliyuncs.com) and VPC
+// (kms-vpc.<region>.aliyuncs.com) gateways serve every operation. A dedicated
+// gateway (<kst-id>.cryptoservice.kms.aliyuncs.com, Config.Dedicated) serves only
+// the cryptographic ones, GetPublicKey and AsymmetricSign: there Open makes no
+// management call, so the reference must name ?version= and the key's spec is
+// read from its public key.
 //
 // Credentials come from Config.Credential or, when nil, from credentials-go's
 // default chain: ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET
@@ -19,6 +28,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -59,6 +69,25 @@ type Config struct {
 	ReadTimeout time.Duration
 	// Credential signs requests; nil means credentials-go's default chain.
 	Credential credentials.Credential
+	// Dedicated says the endpoint is a dedicated gateway (no DescribeKey or
+	// ListKeyVersions): Open then needs ?version= in the reference. An endpoint
+	// named *.cryptoservice.kms.aliyuncs.com is always treated as one.
+	Dedicated bool
+}
+
+// DedicatedSuffix ends the host name of every dedicated gateway.
+const DedicatedSuffix = ".cryptoservice.kms.aliyuncs.com"
+
+// IsDedicated reports whether cfg talks to a dedicated gateway.
+func (cfg Config) IsDedicated() bool {
+	host := cfg.Endpoint
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return cfg.Dedicated || strings.HasSuffix(strings.ToLower(strings.TrimSuffix(host, "/")), DedicatedSuffix)
 }
 
 // Ref is a parsed alikms:// key reference.
@@ -109,6 +138,7 @@ type Key struct {
 	endpoint string
 	info     keys.Info
 	pub      crypto.PublicKey // cached after the first GetPublicKey
+	warnings []string
 }
 
 // Open describes the key named by ref, fetches its public key and returns it
@@ -127,6 +157,9 @@ func Open(ctx context.Context, ref string, alg keys.Algorithm, cfg Config) (*Key
 	}
 	k := &Key{sem: make(chan struct{}, 1), client: client, endpoint: endpoint}
 	k.info = keys.Info{Provider: Provider, Ref: ref, Region: r.Region, KeyID: r.KeyID, KeyVersionID: r.KeyVersionID}
+	if cfg.IsDedicated() {
+		return k.openDedicated(ctx, alg)
+	}
 
 	var md *kms.DescribeKeyResponseBodyKeyMetadata
 	err = k.call(ctx, "DescribeKey", func(ctx context.Context) error {
@@ -146,8 +179,8 @@ func Open(ctx context.Context, ref string, alg keys.Algorithm, cfg Config) (*Key
 	if id := dara.StringValue(md.KeyId); id != "" {
 		k.info.KeyID = id // the real id, never the alias: it is what signatures record
 	}
-	if usage != "SIGN/VERIFY" || (spec != keys.SpecRSA2048 && spec != keys.SpecECP256) {
-		return nil, fmt.Errorf("%w: KMS key %s is %s with usage %s, but image signing needs an asymmetric RSA_2048 (or EC_P256) SIGN/VERIFY key: "+
+	if usage != "SIGN/VERIFY" || !signable(spec) {
+		return nil, fmt.Errorf("%w: KMS key %s is %s with usage %s, but image signing needs an asymmetric RSA_2048, RSA_3072 or EC_P256 SIGN/VERIFY key: "+
 			"create one with `aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY` (add --DKMSInstanceId for a KMS instance)",
 			keys.ErrUnsupportedKey, k.info.KeyID, orUnknown(spec), orUnknown(usage))
 	}
@@ -163,11 +196,15 @@ func Open(ctx context.Context, ref string, alg keys.Algorithm, cfg Config) (*Key
 		return nil, err
 	}
 	if k.info.KeyVersionID == "" {
-		k.info.KeyVersionID = dara.StringValue(md.PrimaryKeyVersion)
-	}
-	if k.info.KeyVersionID == "" {
-		if k.info.KeyVersionID, err = k.latestVersion(ctx); err != nil {
+		// PrimaryKeyVersion is a symmetric-key field: ask for the versions.
+		var n int
+		if k.info.KeyVersionID, n, err = k.latestVersion(ctx); err != nil {
 			return nil, err
+		}
+		if n > 1 {
+			k.warnings = append(k.warnings, fmt.Sprintf("KMS key %s has %d versions and %s names none: signing with the newest, %s; "+
+				"nodes accept these signatures only if a witness holds that version's public key: pin it with %s",
+				k.info.KeyID, n, ref, k.info.KeyVersionID, Ref{Region: r.Region, KeyID: r.KeyID, KeyVersionID: k.info.KeyVersionID}))
 		}
 	}
 	// Fetch the public key now: it proves the version exists and every signer
@@ -183,10 +220,48 @@ func Open(ctx context.Context, ref string, alg keys.Algorithm, cfg Config) (*Key
 	return k, nil
 }
 
-// latestVersion asks ListKeyVersions for the newest version, for gateways whose
-// DescribeKey does not report PrimaryKeyVersion.
-func (k *Key) latestVersion(ctx context.Context) (string, error) {
-	var latest, latestDate string
+// openDedicated opens a key through a dedicated gateway, which answers no
+// management call: the version must be named and the spec comes from the key.
+func (k *Key) openDedicated(ctx context.Context, alg keys.Algorithm) (*Key, error) {
+	if k.info.KeyVersionID == "" {
+		return nil, fmt.Errorf("%w: %s: a dedicated KMS gateway (%s) serves no DescribeKey or ListKeyVersions, so the reference must name the key version: "+
+			"add ?version=<key-version-id> (list them with `aliyun kms ListKeyVersions --KeyId %s` through the shared gateway), or use the shared gateway kms.%s.aliyuncs.com",
+			keys.ErrKeyNotFound, k.info.Ref, k.endpoint, k.info.KeyID, k.info.Region)
+	}
+	pub, err := k.PublicKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := keys.KeySpec(pub)
+	if err != nil {
+		return nil, err
+	}
+	if !signable(spec) {
+		return nil, fmt.Errorf("%w: KMS key %s version %s is %s: %s", keys.ErrUnsupportedKey, k.info.KeyID, k.info.KeyVersionID, spec, keys.CreateHint)
+	}
+	k.info.KeySpec = spec
+	if k.info.Algorithm, err = keys.ResolveAlgorithm(spec, alg); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// signable reports whether KMS signs with keys of spec and nodes verify them.
+func signable(spec string) bool {
+	return spec == keys.SpecRSA2048 || spec == keys.SpecRSA3072 || spec == keys.SpecECP256
+}
+
+// Warnings are things the signer should tell its user, e.g. that an unversioned
+// reference chose one of several key versions.
+func (k *Key) Warnings() []string { return k.warnings }
+
+// latestVersion asks ListKeyVersions for the newest version and how many there
+// are: KMS needs a version to sign and asymmetric keys have no primary version.
+func (k *Key) latestVersion(ctx context.Context) (string, int, error) {
+	var (
+		latest, latestDate string
+		count              int
+	)
 	err := k.call(ctx, "ListKeyVersions", func(ctx context.Context) error {
 		for page := int32(1); ; page++ {
 			resp, err := k.client.ListKeyVersionsWithContext(ctx, &kms.ListKeyVersionsRequest{
@@ -199,6 +274,7 @@ func (k *Key) latestVersion(ctx context.Context) (string, error) {
 			if resp.Body != nil && resp.Body.KeyVersions != nil {
 				for _, v := range resp.Body.KeyVersions.KeyVersion {
 					n++
+					count++
 					// RFC 3339 UTC dates sort as strings.
 					if d := dara.StringValue(v.CreationDate); latest == "" || d > latestDate {
 						latest, latestDate = dara.StringValue(v.KeyVersionId), d
@@ -211,12 +287,12 @@ func (k *Key) latestVersion(ctx context.Context) (string, error) {
 		}
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if latest == "" {
-		return "", fmt.Errorf("%w: KMS key %s has no key version: name one with ?version=<key-version-id>", keys.ErrKeyNotFound, k.info.KeyID)
+		return "", 0, fmt.Errorf("%w: KMS key %s has no key version: name one with ?version=<key-version-id>", keys.ErrKeyNotFound, k.info.KeyID)
 	}
-	return latest, nil
+	return latest, count, nil
 }
 
 // SignDigest signs a 32-byte SHA-256 digest with KMS AsymmetricSign.
@@ -265,6 +341,9 @@ func (k *Key) PublicKey(ctx context.Context) (crypto.PublicKey, error) {
 		var pemText string
 		if resp.Body != nil {
 			pemText = dara.StringValue(resp.Body.PublicKey)
+			if id := dara.StringValue(resp.Body.KeyId); id != "" {
+				k.info.KeyID = id // an alias resolved, where DescribeKey was not called
+			}
 		}
 		if pub, err = parsePublicKey(pemText); err != nil {
 			return fmt.Errorf("alikms: public key of %s version %s: %w", k.info.KeyID, k.info.KeyVersionID, err)

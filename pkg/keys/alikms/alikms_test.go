@@ -68,11 +68,11 @@ func TestSignVerify(t *testing.T) {
 		wantVersion string
 		wantSpec    string
 	}{
-		"alias, default PKCS1":               {ref(kmsfake.AliasRSA), "", keys.RSAPKCS1SHA256, kmsfake.KeyRSA, kmsfake.VersionRSA, "RSA_2048"},
-		"key id, PSS":                        {ref(kmsfake.KeyRSA), keys.RSAPSSSHA256, keys.RSAPSSSHA256, kmsfake.KeyRSA, kmsfake.VersionRSA, "RSA_2048"},
-		"explicit old version, PKCS1":        {ref(kmsfake.KeyRSA) + "?version=" + kmsfake.VersionRSAOld, keys.RSAPKCS1SHA256, keys.RSAPKCS1SHA256, kmsfake.KeyRSA, kmsfake.VersionRSAOld, "RSA_2048"},
-		"EC P-256, default ECDSA":            {ref(kmsfake.KeyEC), "", keys.ECDSASHA256, kmsfake.KeyEC, "ec-v1", "EC_P256"},
-		"no primary version: newest of list": {ref(kmsfake.KeyNoPrimary), "", keys.RSAPKCS1SHA256, kmsfake.KeyNoPrimary, "np-v2", "RSA_2048"},
+		"alias, default PKCS1":        {ref(kmsfake.AliasRSA), "", keys.RSAPKCS1SHA256, kmsfake.KeyRSA, kmsfake.VersionRSA, "RSA_2048"},
+		"key id, PSS":                 {ref(kmsfake.KeyRSA), keys.RSAPSSSHA256, keys.RSAPSSSHA256, kmsfake.KeyRSA, kmsfake.VersionRSA, "RSA_2048"},
+		"explicit old version, PKCS1": {ref(kmsfake.KeyRSA) + "?version=" + kmsfake.VersionRSAOld, keys.RSAPKCS1SHA256, keys.RSAPKCS1SHA256, kmsfake.KeyRSA, kmsfake.VersionRSAOld, "RSA_2048"},
+		"EC P-256, default ECDSA":     {ref(kmsfake.KeyEC), "", keys.ECDSASHA256, kmsfake.KeyEC, kmsfake.VersionEC, "EC_P256"},
+		"RSA_3072, default PKCS1":     {ref(kmsfake.KeyRSA3072), "", keys.RSAPKCS1SHA256, kmsfake.KeyRSA3072, "rsa3072-v1", "RSA_3072"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -132,7 +132,6 @@ func TestRefusedKeys(t *testing.T) {
 	}{
 		"symmetric key": {ref(kmsfake.KeyAES), "", keys.ErrUnsupportedKey,
 			[]string{"Aliyun_AES_256", "ENCRYPT/DECRYPT", "aliyun kms CreateKey --KeySpec RSA_2048 --KeyUsage SIGN/VERIFY"}},
-		"RSA_3072 key": {ref(kmsfake.KeyRSA3072), "", keys.ErrUnsupportedKey, []string{"RSA_3072", "--KeySpec RSA_2048"}},
 		"disabled key": {ref(kmsfake.KeyDisabled), "", keys.ErrKeyDisabled, []string{"is Disabled", "aliyun kms EnableKey --KeyId " + kmsfake.KeyDisabled}},
 		"key not found": {ref("key-does-not-exist"), "", keys.ErrKeyNotFound,
 			[]string{"does not exist", "Forbidden.KeyNotFound", "HTTP 404", "RequestId "}},
@@ -438,4 +437,122 @@ func TestNoCredentials(t *testing.T) {
 		t.Fatalf("Open without credentials = %v; want ErrAuth naming ALIBABA_CLOUD_ACCESS_KEY_ID", err)
 	}
 	t.Log(err)
+}
+
+// TestUnversionedRefWarns: asymmetric keys have no primary version, so an
+// unversioned reference takes the newest listed version and, with two, says
+// which and how to pin it; a pinned or single-version reference does not warn.
+func TestUnversionedRefWarns(t *testing.T) {
+	warnings := func(t *testing.T, r string) (keys.Info, []string) {
+		t.Helper()
+		s, err := keyref.Open(t.Context(), r, keyref.Options{KMS: config(t, shared)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Info(), s.(interface{ Warnings() []string }).Warnings()
+	}
+	info, w := warnings(t, ref(kmsfake.AliasRSA))
+	if info.KeyVersionID != kmsfake.VersionRSA || len(w) != 1 {
+		t.Fatalf("unversioned alias of a two-version key: version %s, warnings %q; want %s and one warning", info.KeyVersionID, w, kmsfake.VersionRSA)
+	}
+	for _, want := range []string{"2 versions", kmsfake.VersionRSA, "?version=" + kmsfake.VersionRSA} {
+		if !strings.Contains(w[0], want) {
+			t.Errorf("warning %q does not contain %q", w[0], want)
+		}
+	}
+	if _, w := warnings(t, ref(kmsfake.KeyRSA)+"?version="+kmsfake.VersionRSAOld); len(w) != 0 {
+		t.Errorf("pinned reference warns: %q", w)
+	}
+	if _, w := warnings(t, ref(kmsfake.KeyEC)); len(w) != 0 {
+		t.Errorf("single-version key warns: %q", w)
+	}
+	if shared.Calls("ListKeyVersions") == 0 {
+		t.Error("the fake saw no ListKeyVersions: the test did not take the service's path")
+	}
+}
+
+// dedicatedConfig trusts a dedicated-gateway fake's CA.
+func dedicatedConfig(t *testing.T, fake *kmsfake.Server) alikms.Config {
+	ca := filepath.Join(t.TempDir(), "PrivateKmsCA_kst-test.pem")
+	if err := os.WriteFile(ca, fake.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(t, fake)
+	cfg.Endpoint, cfg.CAFile, cfg.Dedicated = "https://"+fake.Endpoint, ca, true
+	return cfg
+}
+
+// TestDedicatedGateway: a dedicated gateway answers only GetPublicKey and
+// AsymmetricSign. With Dedicated set, a versioned reference signs and no
+// management call is made; an unversioned one is refused saying to add
+// ?version=; without Dedicated the gateway's refusal names the gateway remedy.
+func TestDedicatedGateway(t *testing.T) {
+	fake, err := kmsfake.NewDedicated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	cfg := dedicatedConfig(t, fake)
+
+	for _, tc := range []struct{ key, version, spec string }{
+		{kmsfake.AliasRSA, kmsfake.VersionRSAOld, keys.SpecRSA2048},
+		{kmsfake.KeyEC, kmsfake.VersionEC, keys.SpecECP256},
+	} {
+		r := ref(tc.key) + "?version=" + tc.version
+		s, err := keyref.Open(t.Context(), r, keyref.Options{KMS: cfg})
+		if err != nil {
+			t.Fatalf("Open(%s) on a dedicated gateway = %v", r, err)
+		}
+		info := s.Info()
+		if info.KeySpec != tc.spec || info.KeyVersionID != tc.version || strings.HasPrefix(info.KeyID, "alias/") {
+			t.Fatalf("Info() = %+v; want spec %s version %s and the real key id", info, tc.spec, tc.version)
+		}
+		d := sha256.Sum256([]byte("dedicated"))
+		sig, err := s.SignDigest(t.Context(), d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := keys.VerifyDigest(fake.PublicKey(info.KeyID, tc.version), info.Algorithm, d[:], sig); err != nil {
+			t.Fatalf("signature from the dedicated gateway: %v", err)
+		}
+	}
+	if n := fake.Calls("DescribeKey") + fake.Calls("ListKeyVersions"); n != 0 {
+		t.Fatalf("%d management calls reached the dedicated gateway", n)
+	}
+
+	_, err = keyref.Open(t.Context(), ref(kmsfake.KeyRSA), keyref.Options{KMS: cfg})
+	if err == nil || !strings.Contains(err.Error(), "?version=") || fake.Calls("DescribeKey") != 0 {
+		t.Fatalf("Open(unversioned) on a dedicated gateway = %v; want a refusal asking for ?version= before any call", err)
+	}
+
+	cfg.Dedicated = false // an endpoint whose name does not say it is dedicated
+	_, err = keyref.Open(t.Context(), ref(kmsfake.KeyRSA)+"?version="+kmsfake.VersionRSA, keyref.Options{KMS: cfg})
+	var ke *alikms.Error
+	if !errors.Is(err, alikms.ErrGateway) || !errors.As(err, &ke) || ke.Code != kmsfake.ManagementOnDedicatedGateway {
+		t.Fatalf("DescribeKey on a dedicated gateway = %v; want ErrGateway with %s", err, kmsfake.ManagementOnDedicatedGateway)
+	}
+	for _, want := range []string{"dedicated gateway", "--kms-dedicated-gateway", "?version=", "shared gateway"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "CreateKey") {
+		t.Errorf("error %q gives the create-a-key remedy for a gateway problem", err)
+	}
+	t.Log(err)
+}
+
+func TestIsDedicated(t *testing.T) {
+	for ep, want := range map[string]bool{
+		"kst-hzz123.cryptoservice.kms.aliyuncs.com":              true,
+		"https://kst-hzz123.cryptoservice.kms.aliyuncs.com:443/": true,
+		"kms.cn-hangzhou.aliyuncs.com":                           false,
+		"kms-vpc.cn-hangzhou.aliyuncs.com":                       false,
+		"":                                                       false,
+		"https://cryptoservice.kms.aliyuncs.com.attacker.example": false,
+	} {
+		if got := (alikms.Config{Endpoint: ep}).IsDedicated(); got != want {
+			t.Errorf("IsDedicated(%q) = %v; want %v", ep, got, want)
+		}
+	}
 }

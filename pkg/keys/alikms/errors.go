@@ -15,6 +15,10 @@ import (
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
+// ErrGateway is the class of calls the KMS gateway in use does not serve, e.g.
+// DescribeKey on a dedicated gateway.
+var ErrGateway = errors.New("operation not served by this KMS gateway")
+
 // Error is a failed KMS call. Its message says what to do; errors.Is matches its
 // class (keys.ErrAuth, keys.ErrKeyNotFound, ...) and errors.As reaches the cause
 // (*tea.SDKError for answers from KMS, net or context errors otherwise).
@@ -130,9 +134,17 @@ func explainSDK(e *Error, prefix string, se *tea.SDKError) {
 	case strings.Contains(code, "Disabled") || strings.Contains(code, "PendingDeletion") || strings.Contains(code, "PendingImport") || strings.Contains(code, "InvalidState"):
 		// Documented: Rejected.Disabled, Rejetced.PendingDeletion (sic), Rejected.PendingImport, all HTTP 409.
 		e.class, what = keys.ErrKeyDisabled, "the key is not enabled: enable it (`aliyun kms EnableKey`) or use another key"
+	case code == "Rejected.UnsupportedOperation" && (e.Op == "DescribeKey" || e.Op == "ListKeyVersions"):
+		// What a dedicated gateway answers management calls with (the KMS common error codes).
+		e.class, what = ErrGateway, "this gateway does not serve "+e.Op+", a management call: it is a dedicated gateway (KST-ID.cryptoservice.kms.aliyuncs.com), "+
+			"which serves only GetPublicKey and AsymmetricSign: pass --kms-dedicated-gateway and name the key version with ?version=<key-version-id>, "+
+			"or use the shared gateway kms.REGION.aliyuncs.com (or the VPC gateway kms-vpc.REGION.aliyuncs.com)"
+	case code == "Rejected.UnsupportedOperation":
+		e.class, what = keys.ErrUnsupportedKey, "KMS does not support "+e.Op+" for this key or on this gateway: check that the key is an asymmetric SIGN/VERIFY key ("+
+			keys.CreateHint+") and that the gateway serves the operation (the shared gateway kms.REGION.aliyuncs.com serves all)"
 	case strings.Contains(code, "Unsupported") || strings.Contains(code, "InvalidKeyUsage") || strings.Contains(code, "InvalidKeySpec"):
 		e.class, what = keys.ErrUnsupportedKey, "the key cannot sign: "+keys.CreateHint
-	case strings.HasPrefix(code, "Throttling"):
+	case strings.HasPrefix(code, "Throttling") || code == "ServiceUnavailableTemporary":
 		e.class, what = keys.ErrUnavailable, "KMS throttled the request: retry later or sign less often"
 	case e.Status >= 500:
 		e.class, what = keys.ErrUnavailable, "KMS failed on its side: retry later"

@@ -6,6 +6,11 @@
 // AsymmetricSign from in-memory keys, and fails with the KMS error JSON and HTTP
 // status that the API documentation lists.
 //
+// Like the service: DescribeKey reports PrimaryKeyVersion for symmetric keys
+// only (an asymmetric key's version comes from ListKeyVersions), and a
+// dedicated-gateway endpoint (NewDedicated) serves only the cryptographic
+// operations, refusing management calls with Rejected.UnsupportedOperation.
+//
 // Only tests import it; it holds private keys in memory and checks nothing else.
 package kmsfake
 
@@ -56,9 +61,13 @@ const (
 	KeyEC         = "key-ec-p256"         // EC_P256 SIGN/VERIFY, Enabled
 	KeyAES        = "key-aes-256"         // Aliyun_AES_256 ENCRYPT/DECRYPT (symmetric), Enabled
 	KeyDisabled   = "key-rsa-disabled"    // RSA_2048 SIGN/VERIFY, Disabled
-	KeyRSA3072    = "key-rsa-3072"        // RSA_3072 SIGN/VERIFY, Enabled (refused: not RSA_2048)
-	KeyNoPrimary  = "key-rsa-no-primary"  // RSA_2048 SIGN/VERIFY; DescribeKey omits PrimaryKeyVersion
+	KeyRSA3072    = "key-rsa-3072"        // RSA_3072 SIGN/VERIFY, Enabled
+	VersionEC     = "ec-v1"               // the only version of KeyEC
 )
+
+// ManagementOnDedicatedGateway is the error code a dedicated gateway answers
+// management calls (DescribeKey, ListKeyVersions, ...) with.
+const ManagementOnDedicatedGateway = "Rejected.UnsupportedOperation"
 
 type version struct {
 	id      string
@@ -68,7 +77,6 @@ type version struct {
 
 type key struct {
 	id, spec, usage, state string
-	hidePrimary            bool
 	versions               []*version // last one is primary
 }
 
@@ -78,31 +86,39 @@ type Server struct {
 	// Endpoint is host:port, what the SDK's Config.Endpoint takes.
 	Endpoint string
 
-	delay    atomic.Int64 // nanoseconds to sleep before answering
-	requests atomic.Int64
+	delay     atomic.Int64 // nanoseconds to sleep before answering
+	requests  atomic.Int64
+	corrupt   atomic.Bool // flip a bit in every signature
+	dedicated bool        // a dedicated gateway: no management operations
+	actions   sync.Map    // action name -> *atomic.Int64
 
 	mu      sync.Mutex
 	keys    map[string]*key
 	aliases map[string]string
 	nonces  map[string]bool
 	now     func() time.Time
+	signed  []time.Time // when each AsymmetricSign was answered
 }
 
 // New starts a fake KMS over plain HTTP on a loopback port with the preset keys.
 // Close it when done.
-func New() (*Server, error) { return start(false) }
+func New() (*Server, error) { return start(false, false) }
 
-// NewTLS is New over HTTPS with httptest's self-signed certificate, like a
-// dedicated gateway with its instance CA: write CertPEM to a file for Config.CAFile.
-func NewTLS() (*Server, error) { return start(true) }
+// NewTLS is New over HTTPS with httptest's self-signed certificate: write
+// CertPEM to a file for Config.CAFile.
+func NewTLS() (*Server, error) { return start(true, false) }
+
+// NewDedicated is a dedicated gateway (<kst-id>.cryptoservice.kms.aliyuncs.com):
+// HTTPS with its own CA (CertPEM), answering GetPublicKey and AsymmetricSign only.
+func NewDedicated() (*Server, error) { return start(true, true) }
 
 // CertPEM returns the server certificate in PEM (TLS servers only).
 func (s *Server) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
 }
 
-func start(useTLS bool) (*Server, error) {
-	s := &Server{keys: map[string]*key{}, aliases: map[string]string{}, nonces: map[string]bool{}, now: time.Now}
+func start(useTLS, dedicated bool) (*Server, error) {
+	s := &Server{keys: map[string]*key{}, aliases: map[string]string{}, nonces: map[string]bool{}, now: time.Now, dedicated: dedicated}
 	add := func(id, spec, usage, state string, versions ...string) error {
 		k := &key{id: id, spec: spec, usage: usage, state: state}
 		for i, v := range versions {
@@ -118,17 +134,15 @@ func start(useTLS bool) (*Server, error) {
 	}
 	for _, err := range []error{
 		add(KeyRSA, "RSA_2048", "SIGN/VERIFY", "Enabled", VersionRSAOld, VersionRSA),
-		add(KeyEC, "EC_P256", "SIGN/VERIFY", "Enabled", "ec-v1"),
+		add(KeyEC, "EC_P256", "SIGN/VERIFY", "Enabled", VersionEC),
 		add(KeyAES, "Aliyun_AES_256", "ENCRYPT/DECRYPT", "Enabled", "aes-v1"),
 		add(KeyDisabled, "RSA_2048", "SIGN/VERIFY", "Disabled", "disabled-v1"),
 		add(KeyRSA3072, "RSA_3072", "SIGN/VERIFY", "Enabled", "rsa3072-v1"),
-		add(KeyNoPrimary, "RSA_2048", "SIGN/VERIFY", "Enabled", "np-v1", "np-v2"),
 	} {
 		if err != nil {
 			return nil, err
 		}
 	}
-	s.keys[KeyNoPrimary].hidePrimary = true
 	s.aliases[AliasRSA] = KeyRSA
 	s.Server = httptest.NewUnstartedServer(s)
 	// Handshake failures are what the untrusted-CA tests provoke; keep them quiet.
@@ -154,6 +168,26 @@ func (s *Server) SetKeyState(keyID, state string) {
 
 // Requests returns how many requests the fake has received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// Calls returns how many requests named action (e.g. "AsymmetricSign") the fake
+// has received, answered or not.
+func (s *Server) Calls(action string) int64 {
+	if n, ok := s.actions.Load(action); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// SignTimes returns when each successful AsymmetricSign was answered, in order.
+func (s *Server) SignTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.signed...)
+}
+
+// CorruptSignatures makes AsymmetricSign answer signatures with one bit
+// flipped (a mis-encoded answer), until called with false.
+func (s *Server) CorruptSignatures(on bool) { s.corrupt.Store(on) }
 
 // PublicKey returns the public key of a key version, for checking signatures.
 func (s *Server) PublicKey(keyID, versionID string) crypto.PublicKey {
@@ -241,7 +275,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out  map[string]any
 		kerr *kmsError
 	)
-	switch action := r.Header.Get("x-acs-action"); action {
+	action := r.Header.Get("x-acs-action")
+	n, _ := s.actions.LoadOrStore(action, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	switch {
+	case s.dedicated && action != "GetPublicKey" && action != "AsymmetricSign" && action != "AsymmetricVerify":
+		// Management goes through the shared gateway only.
+		kerr = &kmsError{400, ManagementOnDedicatedGateway, "This operation is not supported by the dedicated gateway."}
+	}
+	if kerr != nil {
+		writeError(w, reqID, kerr)
+		return
+	}
+	switch action {
 	case "DescribeKey":
 		out, kerr = s.describeKey(params)
 	case "ListKeyVersions":
@@ -403,7 +449,8 @@ func (s *Server) describeKey(p url.Values) (map[string]any, *kmsError) {
 		"CreationDate": k.versions[0].created, "Creator": "1234567890", "Description": "kmsfake",
 		"AutomaticRotation": "Disabled", "DeletionProtection": "Disabled",
 	}
-	if !k.hidePrimary {
+	if !strings.HasPrefix(k.usage, "SIGN") {
+		// A symmetric-key field: asymmetric keys have no primary version.
 		md["PrimaryKeyVersion"] = k.versions[len(k.versions)-1].id
 	}
 	return map[string]any{"KeyMetadata": md}, nil
@@ -483,6 +530,10 @@ func (s *Server) asymmetricSign(p url.Values) (map[string]any, *kmsError) {
 	if err != nil {
 		return nil, &kmsError{500, "InternalFailure", "Internal Failure."}
 	}
+	if s.corrupt.Load() {
+		sig[len(sig)/2] ^= 0x01
+	}
+	s.signed = append(s.signed, s.now())
 	return map[string]any{"KeyId": k.id, "KeyVersionId": v.id, "Value": base64.StdEncoding.EncodeToString(sig)}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -85,3 +86,53 @@ func TestSignatureChecks(t *testing.T) {
 		t.Errorf("request dated 2020 = %d %s; want 400 IllegalTimestamp", status, code)
 	}
 }
+
+// TestServiceFidelity: DescribeKey reports PrimaryKeyVersion for symmetric keys
+// only, and a dedicated gateway refuses management calls but signs.
+func TestServiceFidelity(t *testing.T) {
+	client := func(fake *kmsfake.Server, protocol string) *kms.Client {
+		hc := &http.Client{Transport: fake.Client().Transport}
+		c, err := kms.NewClient(&openapi.Config{
+			AccessKeyId: dara.String(kmsfake.AccessKeyID), AccessKeySecret: dara.String(kmsfake.AccessKeySecret),
+			RegionId: dara.String(kmsfake.Region), Endpoint: dara.String(fake.Endpoint), Protocol: dara.String(protocol),
+			HttpClient: clientFunc(func(r *http.Request) (*http.Response, error) { return hc.Do(r) }),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	fake, err := kmsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	c := client(fake, "http")
+	for key, wantPrimary := range map[string]bool{kmsfake.KeyRSA: false, kmsfake.KeyEC: false, kmsfake.KeyAES: true} {
+		resp, err := c.DescribeKeyWithContext(t.Context(), &kms.DescribeKeyRequest{KeyId: dara.String(key)}, &dara.RuntimeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dara.StringValue(resp.Body.KeyMetadata.PrimaryKeyVersion) != ""; got != wantPrimary {
+			t.Errorf("DescribeKey(%s) PrimaryKeyVersion present = %v; want %v", key, got, wantPrimary)
+		}
+	}
+
+	ded, err := kmsfake.NewDedicated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ded.Close)
+	dc := client(ded, "https")
+	_, err = dc.DescribeKeyWithContext(t.Context(), &kms.DescribeKeyRequest{KeyId: dara.String(kmsfake.KeyRSA)}, &dara.RuntimeOptions{})
+	if err == nil || !strings.Contains(err.Error(), kmsfake.ManagementOnDedicatedGateway) {
+		t.Fatalf("DescribeKey on a dedicated gateway = %v; want %s", err, kmsfake.ManagementOnDedicatedGateway)
+	}
+	if _, err := dc.GetPublicKeyWithContext(t.Context(), &kms.GetPublicKeyRequest{KeyId: dara.String(kmsfake.KeyRSA), KeyVersionId: dara.String(kmsfake.VersionRSA)}, &dara.RuntimeOptions{}); err != nil {
+		t.Fatalf("GetPublicKey on a dedicated gateway = %v", err)
+	}
+}
+
+type clientFunc func(*http.Request) (*http.Response, error)
+
+func (f clientFunc) Call(r *http.Request, _ *http.Transport) (*http.Response, error) { return f(r) }
