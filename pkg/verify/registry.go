@@ -110,10 +110,21 @@ func (r *Registry) Resolve(ctx context.Context, ref name.Reference) (name.Digest
 // ErrUnavailable only when the registry could not be read at all; when one
 // part fails, what was read is returned and the failure goes to the partial
 // hook.
+// NoRepositoryHost is the registry of the references the store makes for a
+// digest whose repository is unknown (only repository-less sources, such as
+// a signature directory, can answer for it; the registry source does not try).
+const NoRepositoryHost = "local.invalid"
+
 func (r *Registry) Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error) {
 	digest := image.DigestStr()
 	if err := signature.ValidateDigest(digest); err != nil {
 		return nil, err
+	}
+	if image.Context().RegistryStr() == NoRepositoryHost {
+		// An image the node knows by ID only (no repository): there is no
+		// registry to ask, and asking would be a DNS look-up of a name that
+		// never resolves.
+		return nil, nil
 	}
 	repo, err := r.client.Repo(ctx, image.Context(), false)
 	if err != nil {

@@ -219,3 +219,17 @@ func TestSilentRegistryIsUnavailable(t *testing.T) {
 		t.Fatal("Fetch(silent registry) hung")
 	}
 }
+
+// A digest with no repository is never looked up in a registry: the source
+// answers nothing at once instead of resolving local.invalid.
+func TestNoRepositoryNotFetched(t *testing.T) {
+	r := NewRegistry()
+	ref, err := name.NewDigest(NoRepositoryHost+"/unknown@sha256:"+strings.Repeat("a", 64), name.WeakValidation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := r.Fetch(context.Background(), ref)
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("Fetch of a repository-less digest = %v, %v; want nothing and no error", ms, err)
+	}
+}
