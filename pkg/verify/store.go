@@ -86,14 +86,6 @@ type keyring struct {
 	pos  map[uint32]int // ID -> index in keys
 }
 
-func (r *keyring) names() []string {
-	out := make([]string, len(r.keys))
-	for i, k := range r.keys {
-		out[i] = k.Name
-	}
-	return out
-}
-
 // sigCheck is a check with what keys said of it, shared by the entries
 // (old and new) that hold the same signature.
 type sigCheck struct {

@@ -397,14 +397,21 @@ func heapNow() uint64 {
 	return m.HeapAlloc
 }
 
-// storeOf fills a memory-only store with the digests ds and returns it
-// with the heap it takes.
-func storeOf(t testing.TB, ks []Key, ms map[string][]signature.Manifest, ds []string) (*Store, int64) {
+// heapOf returns the heap that what fill builds takes once built.
+func heapOf(fill func() any) int64 {
 	base := heapNow()
+	x := fill()
+	h := int64(heapNow()) - int64(base)
+	runtime.KeepAlive(x)
+	return h
+}
+
+// storeOf fills a memory-only store with the digests ds.
+func storeOf(t testing.TB, ks []Key, ms map[string][]signature.Manifest, ds []string) *Store {
 	st := NewStore(nil, &mapFetcher{ms: ms})
 	st.SetKeys(ks)
 	prefetchAll(t, st, ds)
-	return st, int64(heapNow()) - int64(base)
+	return st
 }
 
 var (
@@ -440,17 +447,39 @@ func TestStoreHeapReturnsAfterForget(t *testing.T) {
 	}
 	ss, ks := ecdsaKeys(t, 1)
 	ms, ds := signedFixture(t, ss, 10_000)
-	small, want := storeOf(t, ks, ms, ds[:1000])
-	runtime.KeepAlive(small)
-	small = nil
-
-	base := heapNow()
-	st, full := storeOf(t, ks, ms, ds)
-	st.Forget(ds[1000:]...)
-	got := int64(heapNow()) - int64(base)
-	runtime.KeepAlive(st)
+	want := heapOf(func() any { return storeOf(t, ks, ms, ds[:1000]) })
+	full := heapOf(func() any { return storeOf(t, ks, ms, ds) })
+	got := heapOf(func() any {
+		st := storeOf(t, ks, ms, ds)
+		st.Forget(ds[1000:]...)
+		return st
+	})
 	t.Logf("heap: 10,000 digests %d B, after forgetting 9,000 %d B, a store of 1,000 %d B", full, got, want)
 	if float64(got) > 1.1*float64(want) {
 		t.Fatalf("after forgetting 9,000 of 10,000 digests the store holds %d B of heap; a store of 1,000 holds %d B", got, want)
+	}
+}
+
+// At boot, the key that verified a signature last time is tried first: one
+// check per stored signature.
+func TestStoreBootTriesLastKeyFirst(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 5)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
+	var ds []string
+	for i := range 10 {
+		d := testDigest(i)
+		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[4], d)}
+		ds = append(ds, d)
+	}
+	dir := t.TempDir()
+	st := NewStore(NewDir(dir), f)
+	st.SetKeys(ks)
+	prefetchAll(t, st, ds)
+	st.Close()
+	n := countChecks(t)
+	st = NewStore(NewDir(dir))
+	st.SetKeys(ks)
+	if got := n.Load(); got != 10 || !st.Verified(ds[9], ks[4].Name) {
+		t.Fatalf("%d checks to verify 10 stored signatures at boot; want 10", got)
 	}
 }
