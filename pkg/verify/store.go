@@ -528,7 +528,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	if old != nil {
 		checks = reuse(checks, old.checks)
 		for _, c := range old.checks {
-			if !isFresh[c.source] {
+			if !isFresh[c.source] && c.source != boundSource {
 				checks = append(checks, c)
 			}
 		}
@@ -629,11 +629,14 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 			checks = append(checks, c)
 		}
 	}
-	checks = append(checks, &sigCheck{check: check{source: "signature store", layer: -1,
+	checks = append(checks, &sigCheck{check: check{source: boundSource, layer: -1,
 		err: fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
 			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest)}})
 	return (&storeEntry{checks: checks, fetched: e.fetched}).judge(r), kept
 }
+
+// boundSource names the failure bound adds; it is not a source to merge.
+const boundSource = "signature store"
 
 func manifestSize(m signature.Manifest) int {
 	n := len(m.Raw)
