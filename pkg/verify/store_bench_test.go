@@ -95,16 +95,30 @@ func BenchmarkVerifiedLookup(b *testing.B) {
 }
 
 // BenchmarkStoreHeapPerDigest reports the heap one verified digest (one
-// ECDSA cosign signature) takes in the store, at 10,000 digests.
+// ECDSA cosign signature) takes in the store, at 10,000 digests, in memory
+// only and with the log (whose index of records is in memory too).
 func BenchmarkStoreHeapPerDigest(b *testing.B) {
 	ss, ks := ecdsaKeys(b, 1)
 	ms, ds := signedFixture(b, ss, 10_000)
-	var per float64
-	for range b.N {
-		heap := heapOf(func() any { return storeOf(b, ks, ms, ds) })
-		per = float64(heap) / float64(len(ds))
+	for _, persisted := range []bool{false, true} {
+		b.Run(map[bool]string{false: "memory", true: "persisted"}[persisted], func(b *testing.B) {
+			var per float64
+			for range b.N {
+				var dir *Dir
+				if persisted {
+					dir = NewDir(b.TempDir())
+				}
+				heap := heapOf(func() any {
+					st := NewStore(dir, &mapFetcher{ms: ms})
+					st.SetKeys(ks)
+					prefetchAll(b, st, ds)
+					return st
+				})
+				per = float64(heap) / float64(len(ds))
+			}
+			b.ReportMetric(per, "bytes/digest")
+		})
 	}
-	b.ReportMetric(per, "bytes/digest")
 }
 
 // BenchmarkStoreBoot is a restart with N digests verified on disk: reading

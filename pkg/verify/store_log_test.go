@@ -483,3 +483,28 @@ func TestStoreBootTriesLastKeyFirst(t *testing.T) {
 		t.Fatalf("%d checks to verify 10 stored signatures at boot; want 10", got)
 	}
 }
+
+// Dir answers from its parsed index until index.json changes, then reads it
+// again.
+func TestDirRereadsAChangedIndex(t *testing.T) {
+	ss, _ := ecdsaKeys(t, 1)
+	dir := NewDir(t.TempDir())
+	put := func(i int) name.Digest {
+		ref, _ := name.NewDigest("reg.example/app@" + testDigest(i))
+		if err := dir.Put(ref, []signature.Manifest{legacyManifest(t, ss[0], testDigest(i))}); err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	a := put(1)
+	if ms, err := dir.Fetch(context.Background(), a); err != nil || len(ms) != 1 {
+		t.Fatalf("Fetch(a) = %d manifests, %v", len(ms), err)
+	}
+	b := put(2)
+	if ms, err := dir.Fetch(context.Background(), b); err != nil || len(ms) != 1 {
+		t.Fatalf("Fetch(b) after the index changed = %d manifests, %v", len(ms), err)
+	}
+	if ms, _ := dir.Fetch(context.Background(), a); len(ms) != 1 {
+		t.Fatalf("Fetch(a) after the index changed = %d manifests", len(ms))
+	}
+}
