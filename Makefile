@@ -37,9 +37,10 @@ bench:
 
 # Every fuzz target for FUZZTIME each (their seed corpora also run in "make unit").
 FUZZTIME ?= 20s
-FUZZ_TARGETS := ./pkg/nodeconfig:FuzzParse ./pkg/policy:FuzzParseBundle ./pkg/verify:FuzzCacheKey \
-	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseBundle \
-	./pkg/signature:FuzzDecodeBase64 ./pkg/keys:FuzzParsePublicKeyPEM
+FUZZ_TARGETS := ./pkg/nodeconfig:FuzzParse ./pkg/policy:FuzzParseBundle ./pkg/policy:FuzzVerifyBundle ./pkg/policy:FuzzOCIManifest \
+	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseIndex ./pkg/signature:FuzzParseBundle \
+	./pkg/signature:FuzzDecodeBase64 ./pkg/keys:FuzzParsePublicKeyPEM ./pkg/keys/alikms:FuzzDecodeResponses ./pkg/keys/alikms:FuzzKMSResponse \
+	./pkg/verify:FuzzVerify ./pkg/verify:FuzzReplayLog ./cmd/nri-csig/cli:FuzzIndexChildren
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "== $$fn ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; done

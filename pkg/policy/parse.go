@@ -228,16 +228,19 @@ func (p *parser) strList(m map[string]*yaml.Node, key, path string, required boo
 	}
 	out := make([]string, 0, len(n.Content))
 	nodes := make([]*yaml.Node, 0, len(n.Content))
+	// A set, not a search of out: lists run to 100k namespaces, and parsing
+	// must stay linear in their length.
+	seen := make(map[string]struct{}, len(n.Content))
 	for i, e := range n.Content {
-		efp := fmt.Sprintf("%s[%d]", fp, i)
 		if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
-			p.errorf(e, efp, "expected a string, found %s; quote the value", kindName(e))
+			p.errorf(e, fmt.Sprintf("%s[%d]", fp, i), "expected a string, found %s; quote the value", kindName(e))
 			continue
 		}
-		if j := slices.Index(out, e.Value); j >= 0 {
-			p.errorf(e, efp, "%q is listed twice; keep one", e.Value)
+		if _, dup := seen[e.Value]; dup {
+			p.errorf(e, fmt.Sprintf("%s[%d]", fp, i), "%q is listed twice; keep one", e.Value)
 			continue
 		}
+		seen[e.Value] = struct{}{}
 		out = append(out, e.Value)
 		nodes = append(nodes, e)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
@@ -87,6 +88,13 @@ func SignBundle(ctx context.Context, data []byte, s keys.Signer) ([]byte, error)
 	return append(out, '\n'), nil
 }
 
+func firstBytes(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
 // VerifyBundle checks that sig is a valid signature of the bundle bytes data
 // by pub. A nil or empty sig yields ErrUnsigned; any other failure wraps
 // ErrBadSignature and says what to do.
@@ -97,11 +105,20 @@ func VerifyBundle(data, sig []byte, pub crypto.PublicKey) (*BundleSignature, err
 	if len(sig) > maxSignatureSize {
 		return nil, fmt.Errorf("%w: signature document is %d bytes; it should be under 1 KiB", ErrBadSignature, len(sig))
 	}
+	// json would decode null, or an object followed by anything, into a
+	// document with empty fields and say nothing useful about it.
+	if trimmed := bytes.TrimSpace(sig); trimmed[0] != '{' {
+		return nil, fmt.Errorf("%w: the signature document is not a JSON object (it starts with %q); re-create it with 'nri-csig bundle sign'",
+			ErrBadSignature, firstBytes(trimmed, 16))
+	}
 	var doc BundleSignature
 	dec := json.NewDecoder(bytes.NewReader(sig))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: cannot read the signature document: %v; re-create it with 'nri-csig bundle sign'", ErrBadSignature, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: the signature document has data after its JSON object; re-create it with 'nri-csig bundle sign'", ErrBadSignature)
 	}
 	if doc.APIVersion != APIVersion || doc.Kind != KindBundleSignature {
 		return nil, fmt.Errorf("%w: signature document is %s %s, want %s %s", ErrBadSignature, doc.APIVersion, doc.Kind, APIVersion, KindBundleSignature)

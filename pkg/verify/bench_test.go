@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
@@ -48,28 +46,5 @@ func BenchmarkVerify(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
 		})
-	}
-}
-
-// BenchmarkVerifierCacheHit measures a decision answered from the cache.
-func BenchmarkVerifierCacheHit(b *testing.B) {
-	s := newRSA(b, "rsa-a")
-	digest := "sha256:" + "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
-	image, err := name.NewDigest("reg.example/app@" + digest)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cache, err := NewCache()
-	if err != nil {
-		b.Fatal(err)
-	}
-	v := NewVerifier(&countingFetcher{ms: []signature.Manifest{legacyManifest(b, s, digest)}}, cache)
-	keys := []Key{s.Key()}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if res, _, err := v.Verify(ctx, image, keys); err != nil || !res.OK() {
-			b.Fatal(res.Err(), err)
-		}
 	}
 }

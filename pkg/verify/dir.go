@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -25,8 +27,23 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // uses, org.opencontainers.image.ref.name = sha256-<hex>.sig (cosign legacy)
 // or sha256-<hex> (a referrer carrying a Sigstore bundle). Repository names
 // play no part: a signature binds a digest, not a name.
+//
+// Fetch reads index.json again only when it changed (size or modification
+// time), so a lookup costs one map read and the blobs of that digest, not a
+// parse of every image's entry.
 type Dir struct {
 	path string
+
+	mu      sync.Mutex
+	stamp   indexStamp
+	byRef   map[string][]signature.Descriptor // ref.name annotation -> manifests
+	idxErr  error
+	hasStat bool
+}
+
+type indexStamp struct {
+	size int64
+	mod  time.Time
 }
 
 // NewDir returns the store rooted at path (created by Put when absent).
@@ -81,37 +98,106 @@ func (d *Dir) readBlob(digest string, max int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, max+1))
 }
 
+// lookup returns the index entries under names, re-reading index.json only
+// when it changed since the last read.
+func (d *Dir) lookup(names ...string) ([]signature.Descriptor, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fi, err := os.Stat(filepath.Join(d.path, "index.json"))
+	var st indexStamp
+	if err == nil {
+		st = indexStamp{fi.Size(), fi.ModTime()}
+	}
+	statFailed := err != nil && !errors.Is(err, os.ErrNotExist)
+	if !d.hasStat || st != d.stamp || statFailed {
+		x, err := d.readIndex()
+		d.stamp, d.hasStat, d.idxErr, d.byRef = st, true, err, nil
+		if err == nil && len(x.Manifests) > 0 {
+			d.byRef = make(map[string][]signature.Descriptor, len(x.Manifests))
+			for _, e := range x.Manifests {
+				rn := e.Annotations[refNameAnnotation]
+				d.byRef[rn] = append(d.byRef[rn], e)
+			}
+		}
+	}
+	if d.idxErr != nil {
+		return nil, d.idxErr
+	}
+	var out []signature.Descriptor
+	for _, n := range names {
+		out = append(out, d.byRef[n]...)
+	}
+	return out, nil
+}
+
+// dirState is every digest's manifests in a directory, in index order.
+type dirState struct {
+	order     []string
+	manifests map[string][]signature.Manifest
+}
+
+// all reads every signature manifest of the directory at once (one parse
+// of index.json), for migrating an earlier state directory.
+func (d *Dir) all() (*dirState, error) {
+	x, err := d.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	st := &dirState{manifests: map[string][]signature.Manifest{}}
+	for _, e := range x.Manifests {
+		rn := e.Annotations[refNameAnnotation]
+		digest := "sha256:" + strings.TrimSuffix(strings.TrimPrefix(rn, "sha256-"), ".sig")
+		if signature.ValidateDigest(digest) != nil || len(st.manifests[digest]) >= signature.MaxReferrers {
+			continue
+		}
+		sm, err := d.readManifest(rn, e)
+		if err != nil {
+			continue // unreadable: fetched again
+		}
+		if _, ok := st.manifests[digest]; !ok {
+			st.order = append(st.order, digest)
+		}
+		st.manifests[digest] = append(st.manifests[digest], sm)
+	}
+	return st, nil
+}
+
+func (d *Dir) readManifest(rn string, e signature.Descriptor) (signature.Manifest, error) {
+	sm := signature.Manifest{Source: d.path + ":" + rn + "@" + e.Digest, Blobs: map[string][]byte{}}
+	raw, err := d.readBlob(e.Digest, signature.MaxManifestSize)
+	if err != nil {
+		return sm, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	sm.Raw = raw
+	if m, err := signature.ParseManifest(raw); err == nil {
+		for _, l := range m.Layers {
+			if b, err := d.readBlob(l.Digest, signature.MaxBlobSize(l.MediaType)); err == nil {
+				sm.Blobs[l.Digest] = b
+			}
+		}
+	}
+	return sm, nil
+}
+
 // Fetch returns the signature manifests stored for image's digest.
 func (d *Dir) Fetch(_ context.Context, image name.Digest) ([]signature.Manifest, error) {
 	digest := image.DigestStr()
 	if err := signature.ValidateDigest(digest); err != nil {
 		return nil, err
 	}
-	x, err := d.readIndex()
+	entries, err := d.lookup(signature.SignatureTag(digest), signature.FallbackTag(digest))
 	if err != nil {
 		return nil, err
 	}
 	var out []signature.Manifest
-	for _, e := range x.Manifests {
+	for _, e := range entries {
 		rn := e.Annotations[refNameAnnotation]
-		if rn != signature.SignatureTag(digest) && rn != signature.FallbackTag(digest) {
-			continue
-		}
 		if len(out) >= signature.MaxReferrers {
 			return out, fmt.Errorf("%s: more than %d signature manifests for %s", d.path, signature.MaxReferrers, digest)
 		}
-		sm := signature.Manifest{Source: d.path + ":" + rn + "@" + e.Digest, Blobs: map[string][]byte{}}
-		raw, err := d.readBlob(e.Digest, signature.MaxManifestSize)
+		sm, err := d.readManifest(rn, e)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		sm.Raw = raw
-		if m, err := signature.ParseManifest(raw); err == nil {
-			for _, l := range m.Layers {
-				if b, err := d.readBlob(l.Digest, signature.MaxBlobSize(l.MediaType)); err == nil {
-					sm.Blobs[l.Digest] = b
-				}
-			}
+			return nil, err
 		}
 		out = append(out, sm)
 	}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,73 +12,318 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
+// SignatureFetcher finds the signature manifests of an image digest.
+// Registry and Dir implement it.
+type SignatureFetcher interface {
+	Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error)
+}
+
+var (
+	_ SignatureFetcher = (*Registry)(nil)
+	_ SignatureFetcher = (*Dir)(nil)
+)
+
+// Bounds of the store. Beyond MaxDigests, an arbitrary digest is dropped
+// (from memory and from the log): a later decision about it finds it
+// unknown and fetches its signatures again, failing closed meanwhile.
+// Beyond MaxSignaturesPerDigest signatures or MaxBytesPerDigest of manifests
+// and blobs for one digest, the signatures that verified are kept first and
+// the rest are dropped, with a failure saying so.
+const (
+	MaxDigests              = 50_000
+	MaxSignaturesPerDigest  = 64
+	MaxBytesPerDigest       = 1 << 20
+	MaxErrors               = 10_000 // digests whose last fetch failed
+	maxErrorText            = 1 << 10
+	maxTriedKeysPerSigCheck = 64
+)
+
 // Store is the node's memory of image signatures: for each image digest that
-// landed on the node, the signature manifests discovered for it and the keys
-// (by fingerprint) they verified with. Decisions read it from memory; only
+// landed on the node, the signatures discovered for it and the keys (by
+// fingerprint) they verified with. Decisions read it from memory; only
 // Prefetch touches the network.
 //
-// Signatures are persisted (in a Dir under the daemon's state directory), so
-// that a node keeps trusting what it verified across restarts and while the
-// registry is unreachable. Verdicts are not persisted as such: they are
-// recomputed from the stored signatures against the keys in force, which is
-// also how a change of keys (a new bundle) invalidates them.
+// Signatures are persisted (in a log under the daemon's state directory,
+// read once by NewStore), so that a node keeps trusting what it verified
+// across restarts and while the registry is unreachable. Verdicts are not
+// persisted as such: they are recomputed from the stored signatures against
+// the keys in force, which is also how a change of keys (a new bundle)
+// invalidates them. Each (signature, key) pair is checked at most once per
+// process: a new bundle costs only the checks its new keys need, done
+// outside the lock that decisions read under.
 type Store struct {
 	sources []SignatureFetcher // registry and/or an operator's signature directory
-	persist *Dir               // nil: memory only
+	log     *sigLog            // nil: memory only
 	now     func() time.Time
 	// Insecure are registries (host[:port]) reached over plain HTTP.
 	Insecure []string
 
+	setMu  sync.Mutex        // one SetKeys at a time
+	keyIDs map[string]uint32 // fingerprint+algorithm -> ID, guarded by setMu
+
 	mu      sync.RWMutex
-	keys    []Key // Name = key fingerprint
+	ring    *keyring
 	entries map[string]*storeEntry
+	peak    int                   // len(entries) high-water mark, to shrink the map
 	errs    map[string]fetchError // last failed discovery per digest
-	putMu   sync.Mutex
+	persist persistState
 }
 
-type storeEntry struct {
-	manifests []signature.Manifest
-	verified  []string // fingerprints
-	result    Result
-	fetched   time.Time // when the sources were last read (zero: from disk)
-}
-
-type fetchError struct {
+type persistState struct {
 	err error
 	at  time.Time
 }
 
+// keyring is one set of keys in force, immutable once built.
+type keyring struct {
+	keys []Key
+	ids  []uint32
+	fps  []string       // fingerprints, for hints
+	pos  map[uint32]int // ID -> index in keys
+}
+
+// sigCheck is a check with what keys said of it, shared by the entries
+// (old and new) that hold the same signature.
+type sigCheck struct {
+	check
+	mu    sync.Mutex
+	by    uint32   // key ID that verified it (0: none yet)
+	tried []uint32 // key IDs that did not
+}
+
+// verifiedBy returns the index in r of the key that made c's signature,
+// checking only keys not tried before. A signature made by one key is not
+// made by another, so once a key verified, no other is tried.
+func (c *sigCheck) verifiedBy(r *keyring) int {
+	if c.err != nil {
+		return -1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by != 0 {
+		if i, ok := r.pos[c.by]; ok {
+			return i
+		}
+		return -1
+	}
+	var todo []Key
+	var todoFPs []string
+	var todoIDs []uint32
+	for i, id := range r.ids {
+		if !slices.Contains(c.tried, id) {
+			todo, todoFPs, todoIDs = append(todo, r.keys[i]), append(todoFPs, r.fps[i]), append(todoIDs, id)
+		}
+	}
+	if len(todo) == 0 {
+		return -1
+	}
+	if i, err := c.keyIndex(todo, todoFPs); err == nil {
+		c.by, c.tried = todoIDs[i], nil
+		return r.pos[c.by]
+	}
+	c.tried = append(c.tried, todoIDs...)
+	if len(c.tried) > maxTriedKeysPerSigCheck {
+		// Keep only the keys in force: the others are tried again if they return.
+		c.tried = slices.DeleteFunc(c.tried, func(id uint32) bool { _, ok := r.pos[id]; return !ok })
+	}
+	return -1
+}
+
+type storeEntry struct {
+	checks   []*sigCheck
+	ring     *keyring // the keys verified is for
+	verified []string // fingerprints (Key.Name) that verified the digest
+	fail     int      // index in checks of the first failure; -1: none
+	fetched  time.Time
+	// content identifies the signatures held, so that a refresh that found
+	// the same ones writes nothing.
+	content [sha256.Size]byte
+}
+
+// contentOf hashes what identifies a set of signatures.
+func contentOf(cs []*sigCheck) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range cs {
+		fmt.Fprintf(h, "%d:%s %d %x", len(c.source), c.source, c.layer, c.sum)
+		for _, sig := range c.sigs {
+			fmt.Fprintf(h, " %x", sig)
+		}
+		if c.err != nil {
+			fmt.Fprintf(h, " err %q", c.err.Error())
+		}
+		h.Write([]byte{'\n'})
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// reuse replaces fresh checks by the identical ones held before, which keep
+// what keys said of them: a refresh verifies nothing twice.
+func reuse(fresh, held []*sigCheck) []*sigCheck {
+	type id struct {
+		source string
+		layer  int
+		sum    [sha256.Size]byte
+	}
+	byID := make(map[id]*sigCheck, len(held))
+	for _, c := range held {
+		if c.err == nil {
+			byID[id{c.source, c.layer, c.sum}] = c
+		}
+	}
+	for i, c := range fresh {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) {
+			fresh[i] = o
+		}
+	}
+	return fresh
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+type fetchError struct {
+	text string
+	at   time.Time
+}
+
 // NewStore returns a store that discovers signatures through sources (tried
-// in order, all of them) and persists them in persist (may be nil).
+// in order, all of them) and persists them in persist (may be nil). It reads
+// what persist holds at once; a failure to read or write it is reported by
+// PersistError and leaves the store working from memory.
 func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
-	return &Store{sources: sources, persist: persist, now: time.Now,
-		entries: map[string]*storeEntry{}, errs: map[string]fetchError{}}
+	s := &Store{sources: sources, now: time.Now, keyIDs: map[string]uint32{},
+		ring: &keyring{pos: map[uint32]int{}}, entries: map[string]*storeEntry{}, errs: map[string]fetchError{}}
+	if persist == nil {
+		return s
+	}
+	var hints = map[string]string{} // interned, one string per key
+	l, err := openLog(persist.path, func(digest string, ms []signature.Manifest, ks []string) {
+		hint := ""
+		if len(ks) > 0 {
+			if h, ok := hints[ks[0]]; ok {
+				hint = h
+			} else {
+				hint, hints[ks[0]] = ks[0], ks[0]
+			}
+		}
+		checks := newChecks(digest, ms, hint)
+		if len(checks) > MaxSignaturesPerDigest {
+			checks = checks[:MaxSignaturesPerDigest]
+		}
+		s.entries[digest] = &storeEntry{checks: checks, ring: s.ring, fail: -1}
+	})
+	s.log = l
+	if err != nil {
+		s.persist = persistState{err: err, at: s.now()}
+	}
+	if len(s.entries) > MaxDigests {
+		var drop []string
+		for d := range s.entries {
+			if len(s.entries)-len(drop) <= MaxDigests {
+				break
+			}
+			drop = append(drop, d)
+		}
+		s.Forget(drop...)
+	}
+	s.peak = len(s.entries)
+	return s
+}
+
+// newChecks extracts the checks of manifests; hint (a fingerprint that
+// verified before) is tried first for checks that name no key.
+func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck {
+	cs := extract(digest, ms)
+	out := make([]*sigCheck, len(cs))
+	for i := range cs {
+		out[i] = &sigCheck{check: cs[i]}
+		out[i].identity, out[i].annotations = "", nil // not asked of the store
+		if out[i].hint == "" {
+			out[i].hint = hint
+		}
+	}
+	return out
+}
+
+// judge computes e's verdict under r (public-key work only for pairs never
+// checked) and returns the entry to store.
+func (e *storeEntry) judge(r *keyring) *storeEntry {
+	ne := &storeEntry{checks: e.checks, ring: r, fail: -1, fetched: e.fetched, content: e.content}
+	for i, c := range e.checks {
+		k := c.verifiedBy(r)
+		if k >= 0 && c.after == nil {
+			if !slices.Contains(ne.verified, r.keys[k].Name) {
+				ne.verified = append(ne.verified, r.keys[k].Name)
+			}
+		} else if ne.fail < 0 {
+			ne.fail = i
+		}
+	}
+	return ne
 }
 
 // SetKeys sets the keys signatures are checked against (every key of every
 // witness of the bundle in force, named by fingerprint) and re-verifies what
-// the store holds, locally.
+// the store holds, locally. Decisions go on meanwhile with the keys in force
+// before; the new verdicts are swapped in at once at the end.
 func (s *Store) SetKeys(ks []Key) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	r := &keyring{pos: map[uint32]int{}}
+	for _, k := range ks {
+		fp, err := keys.Fingerprint(k.Public)
+		if err != nil {
+			fp = k.Name
+		}
+		idKey := fp + " " + string(k.Algorithm)
+		id, ok := s.keyIDs[idKey]
+		if !ok {
+			id = uint32(len(s.keyIDs) + 1)
+			s.keyIDs[idKey] = id
+		}
+		if _, dup := r.pos[id]; dup {
+			continue
+		}
+		r.pos[id] = len(r.keys)
+		r.keys, r.ids, r.fps = append(r.keys, k), append(r.ids, id), append(r.fps, fp)
+	}
+
+	s.mu.RLock()
+	digests := make([]string, 0, len(s.entries))
+	old := make([]*storeEntry, 0, len(s.entries))
+	for d, e := range s.entries {
+		digests, old = append(digests, d), append(old, e)
+	}
+	s.mu.RUnlock()
+
+	judged := make([]*storeEntry, len(old))
+	for i, e := range old {
+		judged[i] = e.judge(r)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys = slices.Clone(ks)
-	for d, e := range s.entries {
-		ne := s.verifyLocked(d, e.manifests)
-		ne.fetched = e.fetched
-		s.entries[d] = ne
+	for i, d := range digests {
+		if s.entries[d] == old[i] {
+			s.entries[d] = judged[i]
+		}
 	}
-}
-
-func (s *Store) verifyLocked(digest string, ms []signature.Manifest) *storeEntry {
-	res := Verify(digest, ms, s.keys)
-	return &storeEntry{manifests: ms, verified: res.Keys(), result: res}
+	// Entries stored meanwhile (Prefetch) were judged under the old keys.
+	for d, e := range s.entries {
+		if e.ring != r {
+			s.entries[d] = e.judge(r)
+		}
+	}
+	s.ring = r
 }
 
 // Verified reports whether a signature over digest verified with the key of
-// that fingerprint. It answers from memory.
+// that fingerprint. It answers from memory, in constant time.
 func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -109,16 +355,24 @@ func (s *Store) Status(digest string) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if e, ok := s.entries[digest]; ok {
-		if len(e.verified) > 0 {
+		switch {
+		case len(e.verified) > 0:
 			return fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
+		case e.fail < 0:
+			return ErrNoSignatures.Error()
 		}
-		if err := e.result.Err(); err != nil {
-			return strings.TrimPrefix(err.Error(), digest+": ")
+		c := e.checks[e.fail]
+		err := c.err
+		if err == nil {
+			err = c.after
+			if i := c.verifiedBy(e.ring); i < 0 {
+				err = badSignature(e.ring.keys)
+			}
 		}
-		return "no signature verified"
+		return fmt.Sprintf("%s: %v", c.source, err)
 	}
 	if fe, ok := s.errs[digest]; ok {
-		return fmt.Sprintf("signatures could not be fetched (%s ago): %v", s.now().Sub(fe.at).Round(time.Second), fe.err)
+		return fmt.Sprintf("signatures could not be fetched (%s ago): %s", s.now().Sub(fe.at).Round(time.Second), fe.text)
 	}
 	return "signatures not looked up yet"
 }
@@ -130,30 +384,97 @@ func (s *Store) Len() int {
 	return len(s.entries)
 }
 
-// Load reads what was persisted for digest, without the network. It returns
-// false when nothing was stored.
-func (s *Store) Load(ctx context.Context, digest string) bool {
-	if s.persist == nil {
-		return false
-	}
-	ref, err := name.NewDigest("local.invalid/persisted@" + digest)
-	if err != nil {
-		return false
-	}
-	ms, err := s.persist.Fetch(ctx, ref)
-	if err != nil || len(ms) == 0 {
-		return false
-	}
+// Load reports whether the store holds signatures of digest from disk or an
+// earlier look-up, without the network: NewStore has read everything
+// persisted, so this is a memory lookup.
+func (s *Store) Load(_ context.Context, digest string) bool { return s.Known(digest) }
+
+// PersistError returns the last failure to read or write the state on disk
+// (wrapping ErrPersist), or nil. It is cleared by the next successful write.
+func (s *Store) PersistError() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.persist.err
+}
+
+func (s *Store) notePersist(err error) {
 	s.mu.Lock()
-	s.entries[digest] = s.verifyLocked(digest, ms)
+	if err != nil {
+		s.persist = persistState{err: err, at: s.now()}
+	} else if s.persist.err != nil {
+		s.persist = persistState{}
+	}
 	s.mu.Unlock()
-	return true
+}
+
+// Forget drops what the store holds of digests (images that left the node),
+// in memory and on disk. Unknown digests are ignored.
+func (s *Store) Forget(digests ...string) {
+	s.mu.Lock()
+	for _, d := range digests {
+		delete(s.entries, d)
+		delete(s.errs, d)
+	}
+	// Go maps never give back their buckets: rebuild once most entries left.
+	if len(s.entries) < s.peak/4 {
+		s.entries = copyMap(s.entries)
+		s.errs = copyMap(s.errs)
+		s.peak = len(s.entries)
+	}
+	s.mu.Unlock()
+	if s.log != nil {
+		s.notePersist(s.log.forget(digests))
+	}
+}
+
+// copyMap copies m into a map sized for what it holds (maps.Clone keeps the
+// original's size).
+func copyMap[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Retain forgets every digest not in live (the node's images, e.g. at boot).
+func (s *Store) Retain(live []string) {
+	keep := make(map[string]struct{}, len(live))
+	for _, d := range live {
+		keep[d] = struct{}{}
+	}
+	var drop []string
+	s.mu.RLock()
+	for d := range s.entries {
+		if _, ok := keep[d]; !ok {
+			drop = append(drop, d)
+		}
+	}
+	for d := range s.errs {
+		if _, ok := keep[d]; !ok {
+			drop = append(drop, d)
+		}
+	}
+	s.mu.RUnlock()
+	if len(drop) > 0 {
+		s.Forget(drop...)
+	}
+}
+
+// Close writes what is pending to disk and closes the log.
+func (s *Store) Close() error {
+	if s.log == nil {
+		return nil
+	}
+	return s.log.close()
 }
 
 // Prefetch discovers the signatures of an image digest in its repositories
 // (e.g. "registry.example/app") and in the other sources, verifies them and
 // keeps them. An unreachable source is an error and leaves what the store
-// already had; an image without signatures is not an error.
+// already had; an image without signatures is not an error. A failure to
+// persist what was verified is returned wrapping ErrPersist, and what was
+// verified counts all the same.
 func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) error {
 	refs := make([]name.Digest, 0, len(repos))
 	for _, r := range repos {
@@ -175,7 +496,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		}
 		refs = append(refs, ref)
 	}
-	var all []signature.Manifest
+	var fresh []signature.Manifest
 	var errs []error
 	for _, src := range s.sources {
 		for _, ref := range refs {
@@ -184,41 +505,161 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 				errs = append(errs, fmt.Errorf("%s: %w", ref.Context(), err))
 				continue
 			}
-			all = append(all, ms...)
+			fresh = append(fresh, ms...)
 		}
 	}
-	if len(all) == 0 && len(errs) > 0 {
+	if len(fresh) == 0 && len(errs) > 0 {
 		err := errors.Join(errs...)
-		s.mu.Lock()
-		s.errs[digest] = fetchError{err: err, at: s.now()}
-		s.mu.Unlock()
+		s.noteFetchError(digest, err)
 		return err
 	}
-	s.mu.Lock()
-	delete(s.errs, digest)
+
 	// Signatures live per repository: keep what other repositories (or an
 	// earlier look-up) gave, replacing only what these sources gave again.
-	if old, ok := s.entries[digest]; ok {
-		fresh := map[string]bool{}
-		for _, m := range all {
-			fresh[m.Source] = true
+	s.mu.RLock()
+	old, r := s.entries[digest], s.ring
+	s.mu.RUnlock()
+	isFresh := map[string]bool{}
+	for _, m := range fresh {
+		isFresh[m.Source] = true
+	}
+	checks := newChecks(digest, fresh, "")
+	all := fresh
+	if old != nil {
+		checks = reuse(checks, old.checks)
+		for _, c := range old.checks {
+			if !isFresh[c.source] && c.source != boundSource {
+				checks = append(checks, c)
+			}
 		}
-		for _, m := range old.manifests {
-			if !fresh[m.Source] {
-				all = append(all, m)
+		if s.log != nil {
+			kept, err := s.log.get(digest)
+			if err != nil {
+				s.notePersist(err)
+			}
+			for _, m := range kept {
+				if !isFresh[m.Source] {
+					all = append(all, m)
+				}
 			}
 		}
 	}
-	e := s.verifyLocked(digest, all)
+	e := (&storeEntry{checks: checks}).judge(r)
+	e, all = bound(e, all, r)
 	e.fetched = s.now()
+	e.content = contentOf(e.checks)
+
+	s.mu.Lock()
+	if s.ring != r {
+		e = e.judge(s.ring) // SetKeys ran meanwhile
+	}
 	s.entries[digest] = e
-	s.mu.Unlock()
-	if s.persist != nil && len(all) > 0 {
-		s.putMu.Lock()
-		defer s.putMu.Unlock()
-		if err := s.persist.Put(refs[0], all); err != nil {
-			return fmt.Errorf("persisting signatures of %s: %w", digest, err)
+	delete(s.errs, digest)
+	var evict string
+	if len(s.entries) > MaxDigests {
+		for d := range s.entries {
+			if d != digest {
+				evict = d
+				break
+			}
 		}
 	}
+	s.peak = max(s.peak, len(s.entries))
+	s.mu.Unlock()
+	if evict != "" {
+		s.Forget(evict)
+	}
+
+	if s.log == nil || len(all) == 0 || s.log.holds(digest, e.content) {
+		return nil // nothing new to write
+	}
+	err := s.log.put(digest, e.content, all, e.verified)
+	s.notePersist(err)
+	if err != nil {
+		return fmt.Errorf("keeping signatures of %s on disk: %w", digest, err)
+	}
 	return nil
+}
+
+// bound keeps a digest's signatures within MaxSignaturesPerDigest and
+// MaxBytesPerDigest, manifests with a verified signature first.
+func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []signature.Manifest) {
+	size := 0
+	for _, m := range all {
+		size += manifestSize(m)
+	}
+	if len(e.checks) <= MaxSignaturesPerDigest && size <= MaxBytesPerDigest {
+		return e, all
+	}
+	good := map[string]bool{}
+	for _, c := range e.checks {
+		if c.verifiedBy(r) >= 0 {
+			good[c.source] = true
+		}
+	}
+	ordered := slices.Clone(all)
+	slices.SortStableFunc(ordered, func(a, b signature.Manifest) int {
+		switch {
+		case good[a.Source] == good[b.Source]:
+			return 0
+		case good[a.Source]:
+			return -1
+		}
+		return 1
+	})
+	keep := map[string]bool{}
+	var kept []signature.Manifest
+	size, n := 0, 0
+	for _, m := range ordered {
+		mc := 0
+		for _, c := range e.checks {
+			if c.source == m.Source {
+				mc++
+			}
+		}
+		if n+mc > MaxSignaturesPerDigest || size+manifestSize(m) > MaxBytesPerDigest {
+			continue
+		}
+		keep[m.Source], n, size = true, n+mc, size+manifestSize(m)
+		kept = append(kept, m)
+	}
+	var checks []*sigCheck
+	for _, c := range e.checks {
+		if keep[c.source] {
+			checks = append(checks, c)
+		}
+	}
+	checks = append(checks, &sigCheck{check: check{source: boundSource, layer: -1,
+		err: fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
+			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest)}})
+	return (&storeEntry{checks: checks, fetched: e.fetched}).judge(r), kept
+}
+
+// boundSource names the failure bound adds; it is not a source to merge.
+const boundSource = "signature store"
+
+func manifestSize(m signature.Manifest) int {
+	n := len(m.Raw)
+	for _, b := range m.Blobs {
+		n += len(b)
+	}
+	return n
+}
+
+// noteFetchError keeps the last failed discovery of digest, bounded in
+// number (an arbitrary one is dropped beyond MaxErrors) and in length.
+func (s *Store) noteFetchError(digest string, err error) {
+	text := err.Error()
+	if len(text) > maxErrorText {
+		text = text[:maxErrorText] + "…"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.errs[digest]; !ok && len(s.errs) >= MaxErrors {
+		for d := range s.errs {
+			delete(s.errs, d)
+			break
+		}
+	}
+	s.errs[digest] = fetchError{text: text, at: s.now()}
 }

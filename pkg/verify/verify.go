@@ -3,9 +3,12 @@ package verify
 import (
 	"crypto"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
@@ -110,152 +113,224 @@ func (r *Result) Err() error {
 
 // Verify judges the signature manifests found for image digest against
 // keys. It is pure and bounded: manifests are parsed with the limits of
-// package signature, and each layer costs at most one signature check per key.
+// package signature, and each signature costs at most one check per key (one
+// in all when a Sigstore bundle's key hint names one of the keys).
 func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 	res := Result{Digest: digest, Verified: []Match{}, Failures: []Failure{}}
-	if err := signature.ValidateDigest(digest); err != nil {
-		res.Failures = append(res.Failures, Failure{Source: "input", Layer: -1, Err: err})
-		return res
+	fps := make([]string, len(ks))
+	for i, k := range ks {
+		fps[i], _ = keys.Fingerprint(k.Public) // "" for a key that cannot be hinted
 	}
+	for _, c := range extract(digest, manifests) {
+		if c.err != nil {
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Err: c.err})
+			continue
+		}
+		i, err := c.keyIndex(ks, fps)
+		if err != nil {
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Err: err})
+			continue
+		}
+		if c.after != nil {
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Key: ks[i].Name, Covers: c.covers, Err: c.after})
+			continue
+		}
+		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source, Layer: c.layer, Format: c.format,
+			Digest: digest, Identity: c.identity, Annotations: c.annotations})
+	}
+	return res
+}
+
+// check is one signature reduced to what a key decides: the SHA-256 digest
+// the key must have signed, the signatures over it, and what the signed
+// document says once authenticated. A check with err set (a malformed
+// manifest or layer) is refused before any key is tried.
+type check struct {
+	source string
+	layer  int // -1: the manifest as a whole
+	format string
+	err    error
+
+	sum  [sha256.Size]byte
+	sigs [][]byte
+	// hint is the key fingerprint the signature names (a Sigstore bundle's
+	// publicKey hint), tried first; untrusted, so only an ordering.
+	hint string
+
+	// after is why an authenticated signature is refused anyway (it covers
+	// another digest, or its payload is malformed); covers is that digest.
+	after    error
+	covers   string
+	identity string
+	// annotations are the signed payload's optional annotations.
+	annotations map[string]string
+}
+
+// extract turns manifests into checks, one per signature layer (and one per
+// manifest that cannot be read), in order. It does no public-key work.
+func extract(digest string, manifests []signature.Manifest) []check {
+	if err := signature.ValidateDigest(digest); err != nil {
+		return []check{{source: "input", layer: -1, err: err}}
+	}
+	var out []check
 	for _, sm := range manifests {
 		if sm.Err != nil {
-			res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: -1, Err: sm.Err})
+			out = append(out, check{source: sm.Source, layer: -1, err: sm.Err})
 			continue
 		}
 		m, err := signature.ParseManifest(sm.Raw)
 		if err != nil {
-			res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: -1, Err: err})
+			out = append(out, check{source: sm.Source, layer: -1, err: err})
 			continue
 		}
 		for i, l := range m.Layers {
-			fail := func(key string, err error) {
-				res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: i, Key: key, Err: err})
-			}
 			if l.MediaType != signature.SimpleSigningMediaType && l.MediaType != signature.BundleMediaType {
 				// Other artifacts (SBOMs, attestations) can share a referrers
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			if max := signature.MaxBlobSize(l.MediaType); l.Size > max {
-				fail("", fmt.Errorf("%w: layer %s declares %d bytes, more than the %d read", signature.ErrMalformed, l.Digest, l.Size, max))
-				continue
+			c := check{source: sm.Source, layer: i, format: FormatLegacy}
+			if l.MediaType == signature.BundleMediaType {
+				c.format = FormatBundle
 			}
 			blob, ok := sm.Blobs[l.Digest]
-			if !ok {
-				fail("", fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest))
-				continue
+			switch max := signature.MaxBlobSize(l.MediaType); {
+			case l.Size > max:
+				c.err = fmt.Errorf("%w: layer %s declares %d bytes, more than the %d read", signature.ErrMalformed, l.Digest, l.Size, max)
+			case !ok:
+				c.err = fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest)
+			case signature.DigestOf(blob) != l.Digest:
+				c.err = fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, signature.DigestOf(blob), l.Digest)
+			case c.format == FormatBundle:
+				c.readBundle(digest, blob)
+			default:
+				c.readLegacy(digest, l, blob)
 			}
-			if got := signature.DigestOf(blob); got != l.Digest {
-				fail("", fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, got, l.Digest))
-				continue
-			}
-			var match Match
-			var covers string
-			if l.MediaType == signature.BundleMediaType {
-				match, covers, err = verifyBundle(digest, blob, ks)
-			} else {
-				match, covers, err = verifyLegacy(digest, l, blob, ks)
-			}
-			if err != nil {
-				res.Failures = append(res.Failures, Failure{Source: sm.Source, Layer: i, Key: match.Key, Covers: covers, Err: err})
-				continue
-			}
-			match.Source, match.Layer = sm.Source, i
-			res.Verified = append(res.Verified, match)
+			out = append(out, c)
 		}
 	}
-	return res
+	return out
 }
 
-// verifyLegacy checks a cosign simple-signing layer: signature first (over
-// sha256 of the payload bytes), then the payload it authenticates.
-func verifyLegacy(digest string, l signature.Descriptor, payload []byte, ks []Key) (Match, string, error) {
-	m := Match{Format: FormatLegacy}
+// readLegacy reads a cosign simple-signing layer: the signature annotation
+// over sha256 of the payload bytes, and the payload it authenticates.
+func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte) {
 	b64, ok := l.Annotations[signature.SignatureAnnotation]
 	if !ok {
-		return m, "", fmt.Errorf("%w: layer has no %s annotation", signature.ErrMalformed, signature.SignatureAnnotation)
+		c.err = fmt.Errorf("%w: layer has no %s annotation", signature.ErrMalformed, signature.SignatureAnnotation)
+		return
 	}
 	sig, err := signature.DecodeBase64(b64)
 	if err != nil {
-		return m, "", fmt.Errorf("signature annotation: %w", err)
+		c.err = fmt.Errorf("signature annotation: %w", err)
+		return
 	}
-	sum := sha256.Sum256(payload)
-	key, err := findKey(ks, sum[:], sig)
-	if err != nil {
-		return m, "", err
-	}
-	m.Key = key
+	c.sum, c.sigs = sha256.Sum256(payload), [][]byte{sig}
 	p, err := signature.ParsePayload(payload)
-	if err != nil {
-		return m, "", err
+	switch {
+	case err != nil:
+		c.after = err
+	case p.Digest() != digest:
+		c.covers = p.Digest()
+		c.after = fmt.Errorf("%w: payload names %s", ErrDigestMismatch, p.Digest())
+	default:
+		c.identity, c.annotations = p.Critical.Identity.DockerReference, p.Optional
 	}
-	if p.Digest() != digest {
-		return m, p.Digest(), fmt.Errorf("%w: payload names %s", ErrDigestMismatch, p.Digest())
-	}
-	m.Digest, m.Identity, m.Annotations = p.Digest(), p.Critical.Identity.DockerReference, p.Optional
-	return m, "", nil
 }
 
-// verifyBundle checks a cosign v3 bundle: the DSSE signature over the PAE,
-// then the in-toto statement's subject. Tlog entries and timestamps are not
+// readBundle reads a cosign v3 bundle: the DSSE signatures over the PAE, and
+// the in-toto statement's subject. Tlog entries and timestamps are not
 // consulted: verification is key-based and offline.
-func verifyBundle(digest string, blob []byte, ks []Key) (Match, string, error) {
-	m := Match{Format: FormatBundle}
+func (c *check) readBundle(digest string, blob []byte) {
 	b, err := signature.ParseBundle(blob)
 	if err != nil {
-		return m, "", err
+		c.err = err
+		return
 	}
 	env := b.DSSEEnvelope
-	sum := sha256.Sum256(signature.PAE(env.PayloadType, env.Payload))
-	var key string
-	for _, sig := range env.Signatures {
-		if key, err = findKey(ks, sum[:], sig); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return m, "", err
-	}
-	m.Key = key
+	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), env.Signatures
+	c.hint = hintFingerprint(b.KeyHint)
 	st, err := signature.ParseStatement(env.Payload)
 	if err != nil {
-		return m, "", err
+		c.after = err
+		return
 	}
 	if !st.Covers(digest) {
-		covers := strings.Join(st.Digests(), ",")
-		return m, covers, fmt.Errorf("%w: statement subject %s", ErrDigestMismatch, covers)
+		c.covers = strings.Join(st.Digests(), ",")
+		c.after = fmt.Errorf("%w: statement subject %s", ErrDigestMismatch, c.covers)
+		return
 	}
-	m.Digest = digest
 	for _, s := range st.Subject {
 		if s.Digest["sha256"] == strings.TrimPrefix(digest, "sha256:") {
-			m.Identity = s.Name
+			c.identity = s.Name
 			for k, v := range s.Annotations {
-				if m.Annotations == nil {
-					m.Annotations = map[string]string{}
+				if c.annotations == nil {
+					c.annotations = map[string]string{}
 				}
-				m.Annotations[k] = fmt.Sprint(v)
+				c.annotations[k] = fmt.Sprint(v)
 			}
 		}
 	}
-	return m, "", nil
 }
 
-// findKey returns the name of the first key under which sig is a valid
-// signature of the SHA-256 digest.
-func findKey(ks []Key, digest, sig []byte) (string, error) {
-	if len(ks) == 0 {
-		return "", fmt.Errorf("%w: no keys given", ErrBadSignature)
+// hintFingerprint turns a Sigstore publicKey hint into a key fingerprint.
+// cosign and sigstore-go write base64(sha256(PKIX DER of the key)), which is
+// keys.Fingerprint in another encoding; any other hint names no key.
+func hintFingerprint(hint string) string {
+	b, err := base64.StdEncoding.DecodeString(hint)
+	if err != nil || len(b) != sha256.Size {
+		return ""
 	}
-	for _, k := range ks {
-		if keys.VerifyDigest(k.Public, k.Algorithm, digest, sig) == nil {
-			return k.Name, nil
+	return "sha256:" + hex.EncodeToString(b)
+}
+
+// verifyDigest is keys.VerifyDigest, a variable so that tests count the
+// public-key checks made.
+var verifyDigest = keys.VerifyDigest
+
+// verifies reports whether one of c's signatures is k's over c.sum.
+func (c *check) verifies(k Key) bool {
+	for _, sig := range c.sigs {
+		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
+			return true
 		}
+	}
+	return false
+}
+
+// keyIndex returns the index in ks of the key that made c's signature,
+// trying the hinted key first. fps are the keys' fingerprints, to match the
+// hint with (nil: no hint is used).
+func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
+	if len(ks) == 0 {
+		return -1, fmt.Errorf("%w: no keys given", ErrBadSignature)
+	}
+	hinted := -1
+	if c.hint != "" && fps != nil {
+		if i := slices.Index(fps, c.hint); i >= 0 {
+			hinted = i
+			if c.verifies(ks[i]) {
+				return i, nil
+			}
+		}
+	}
+	for i, k := range ks {
+		if i != hinted && c.verifies(k) {
+			return i, nil
+		}
+	}
+	return -1, badSignature(ks)
+}
+
+func badSignature(ks []Key) error {
+	if len(ks) == 0 {
+		return fmt.Errorf("%w: no keys given", ErrBadSignature)
 	}
 	names := make([]string, len(ks))
 	for i, k := range ks {
 		names[i] = k.Name
 	}
-	return "", fmt.Errorf("%w (tried %s)", ErrBadSignature, strings.Join(names, ", "))
+	return fmt.Errorf("%w (tried %s)", ErrBadSignature, strings.Join(names, ", "))
 }
 
 // MarshalJSON adds the reason text, since errors do not marshal.
