@@ -89,6 +89,8 @@ type daemon struct {
 	// rejudge asks the re-judging loop to judge the running containers
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
+	// gc asks gcLoop to forget the signatures of images that left the node.
+	gc chan struct{}
 
 	reloadMu  sync.Mutex // one reload at a time
 	deciderMu sync.Mutex // serializes refreshDecider
@@ -102,7 +104,7 @@ type daemon struct {
 
 // Run runs the daemon until ctx ends or SIGTERM/SIGINT.
 func Run(ctx context.Context, cfg Config) error {
-	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1)}
+	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1), gc: make(chan struct{}, 1)}
 	node, err := d.loadNodeConfig()
 	if err == nil {
 		err = checkNode(node) // exactly what check-config runs
@@ -135,7 +137,18 @@ func Run(ctx context.Context, cfg Config) error {
 	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries})
 	d.sigs = newSignatureStore(node, verify.WithClient(d.registry), verify.WithPartialHook(d.onPartialDiscovery))
 	d.fetch = newPrefetcher(d.sigs)
+	defer d.sigs.Close()
+	if err := d.sigs.PersistError(); err != nil {
+		d.log.Error("the signature state directory cannot be read or written; verified signatures are kept in memory only", "error", err)
+	}
 	d.fetch.onError = func(digest string, err error) {
+		if errors.Is(err, verify.ErrPersist) {
+			// The state directory (read-only, full), not the registry: what
+			// was verified still counts, it is only not kept across restarts.
+			d.metrics.persistErrors.Inc()
+			d.log.Error("keeping verified signatures on disk failed", "digest", digest, "error", err)
+			return
+		}
 		d.metrics.registryErrors.Inc()
 		d.log.Warn("signature discovery failed", "digest", digest, "error", err)
 	}
@@ -165,7 +178,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// without the watcher), and boot verification walks it once built.
 	go d.images.Follow(ctx, client.EventService(), d.prefetchAll, func(ctx context.Context, name string) {
 		d.onImage(ctx, cfg.ContainerdNamespace, name)
+		d.requestGC()
 	})
+	go d.gcLoop(ctx)
 	d.metrics.watchStore(d.sigs)
 	go d.rejudgeLoop(ctx)
 	d.checkAlarms(node)
@@ -382,6 +397,49 @@ func (d *daemon) onImage(ctx context.Context, ns, name string) {
 	}
 }
 
+// gcDelay is how long the signature store's garbage collection waits after
+// an image event, so that a burst of deletions costs one pass.
+const gcDelay = 10 * time.Second
+
+// requestGC asks gcLoop for a pass; requests made meanwhile are one.
+func (d *daemon) requestGC() {
+	select {
+	case d.gc <- struct{}{}:
+	default:
+	}
+}
+
+// gcLoop forgets the signatures of digests no image record of the CRI
+// namespace leads to any more (images deleted from the node), so that the
+// store does not grow with every image the node ever had. It runs after a
+// complete index listing only: a partial one would forget good state.
+// Digests of images in other containerd namespaces are forgotten too and
+// looked up again when a container of theirs is judged.
+func (d *daemon) gcLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.gc:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gcDelay):
+		}
+		cands, err := d.images.Candidates(ctx)
+		if err != nil {
+			d.log.Warn("signature store garbage collection skipped: the image index is not complete", "error", err)
+			continue
+		}
+		live := make([]string, len(cands))
+		for i, c := range cands {
+			live[i] = c.Digest
+		}
+		d.sigs.Retain(live)
+	}
+}
+
 // prefetchWorkers bounds the signature look-ups boot verification runs at once.
 const prefetchWorkers = 8
 
@@ -397,6 +455,7 @@ func (d *daemon) watchIndex(ns string) watch.ChainIndex {
 // prefetchAll loads or verifies the signatures of every image digest of the
 // node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
+	d.requestGC() // the index is complete: what it does not lead to can go
 	if d.bundles.Load() == nil {
 		return
 	}

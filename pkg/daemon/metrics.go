@@ -28,6 +28,9 @@ type metrics struct {
 	connected    prometheus.Gauge
 	// registryErrors counts failed signature discoveries.
 	registryErrors prometheus.Counter
+	// persistErrors counts signatures verified but not written to the
+	// state directory (read-only, full).
+	persistErrors prometheus.Counter
 	// partialDiscoveries counts discoveries that kept what they read while a part failed.
 	partialDiscoveries prometheus.Counter
 }
@@ -73,7 +76,11 @@ func newMetrics() *metrics {
 		Name: "nri_csig_signature_discovery_partial_total",
 		Help: "Signature discoveries that kept the signatures read while a part failed (referrers API, one referrer, a layer, an oversized answer).",
 	})
-	m.reg.MustRegister(m.registryErrors, m.partialDiscoveries, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
+	m.persistErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nri_csig_signature_persist_errors_total",
+		Help: "Verified signatures that could not be kept in the state directory (read-only or full); they still count until a restart.",
+	})
+	m.reg.MustRegister(m.persistErrors, m.registryErrors, m.partialDiscoveries, m.decisions, m.latency, m.untrusted, m.bundleSerial, m.reloadOK, m.reloads, m.connected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloadOK.Set(1)
 	m.alarmGauges = newAlarmGauges(m.reg)

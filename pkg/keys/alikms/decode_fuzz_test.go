@@ -7,7 +7,7 @@ import (
 
 	"github.com/alibabacloud-go/tea/tea"
 
-	"github.com/nri-csig/nri-csig/pkg/keys/internal/keyinfo"
+	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
 // FuzzDecodeResponses feeds arbitrary text to what nri-csig reads out of
@@ -20,7 +20,7 @@ func FuzzDecodeResponses(f *testing.F) {
 	f.Add("junk", "", `{"statusCode":"x"}`, "", 503)
 	f.Fuzz(func(t *testing.T, pemText, code, data, message string, status int) {
 		if pub, err := parsePublicKey(pemText); err == nil {
-			if _, err := keyinfo.Check(pub); err != nil {
+			if _, err := keys.KeySpec(pub); err != nil {
 				t.Fatalf("accepted a key nri-csig refuses: %v", err)
 			}
 		}
