@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
+	"github.com/nri-csig/nri-csig/pkg/bundlestore"
 	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
@@ -182,8 +183,8 @@ func seedState(t *testing.T, n *node, path string, at time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := policy.NewStore(policy.WithFileSource(path), policy.WithStateDir(filepath.Join(n.state, "bundle")),
-		policy.WithSigningKey(pub), policy.WithClock(fixedClock(at)))
+	st, err := bundlestore.NewStore(bundlestore.WithFileSource(path), bundlestore.WithStateDir(filepath.Join(n.state, "bundle")),
+		bundlestore.WithSigningKey(pub), bundlestore.WithClock(fixedClock(at)))
 	if err != nil {
 		t.Fatal(err)
 	}

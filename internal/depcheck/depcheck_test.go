@@ -1,6 +1,7 @@
-// Package depcheck guards the layout's dependency direction: only pkg/plugin
-// speaks NRI (pkg/daemon, the wiring, reaches it through pkg/plugin); the
-// decision packages stay free of runtime plumbing.
+// Package depcheck keeps each layer's imports to what it may use: one
+// allow-list per package (GGCR's pkg/registry/depcheck_test.go pattern), so
+// that a new import fails here until someone decides it belongs. Standard
+// library imports are always allowed.
 package depcheck
 
 import (
@@ -9,39 +10,97 @@ import (
 	"testing"
 )
 
-func TestOnlyPluginImportsNRI(t *testing.T) {
-	out, err := exec.Command("go", "list", "github.com/nri-csig/nri-csig/pkg/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, pkg := range strings.Fields(string(out)) {
-		if strings.HasSuffix(pkg, "/pkg/plugin") || strings.HasSuffix(pkg, "/pkg/daemon") {
-			continue
+const module = "github.com/nri-csig/nri-csig/"
+
+// allowed lists, per package of the node path and the model, the import
+// path prefixes (outside the standard library) it may import directly.
+var allowed = map[string][]string{
+	// NRI glue: the only package that speaks NRI.
+	"pkg/plugin": {"github.com/containerd/nri/", module + "pkg/audit", module + "pkg/guard", module + "pkg/policy"},
+	// The model: standard library, YAML, the crypto vocabulary, one digest check.
+	"pkg/policy":   {"go.yaml.in/yaml/v3", module + "pkg/keys", module + "internal/registry/check"},
+	"pkg/decision": {module + "pkg/policy"},
+	"pkg/guard":    {module + "pkg/policy"},
+	// The crypto vocabulary imports no key provider (no KMS SDK).
+	"pkg/keys":      {},
+	"pkg/signature": {module + "internal/registry/check", "github.com/sigstore/protobuf-specs/", "google.golang.org/protobuf/"},
+	"pkg/verify": {"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
+		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
+	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
+	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
+	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
+		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/"},
+	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
+		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
+	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},
+	"pkg/bundlestore": {"github.com/google/go-containerregistry/pkg/name", module + "internal/atomicfile", module + "internal/registry",
+		module + "pkg/bundleoci", module + "pkg/keys", module + "pkg/policy"},
+}
+
+// forbidden reports the imports of pkg that its allow-list does not name.
+func forbidden(imports, allow []string) []string {
+	var bad []string
+	for _, imp := range imports {
+		if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+			continue // standard library
 		}
-		deps, err := exec.Command("go", "list", "-deps", pkg).Output()
-		if err != nil {
-			t.Fatalf("go list -deps %s: %v", pkg, err)
-		}
-		for _, dep := range strings.Fields(string(deps)) {
-			if strings.HasPrefix(dep, "github.com/containerd/nri") {
-				t.Errorf("%s depends on %s; only pkg/plugin may speak NRI", pkg, dep)
+		ok := false
+		for _, a := range allow {
+			if imp == a || strings.HasPrefix(imp, a) && (strings.HasSuffix(a, "/") || strings.HasPrefix(imp[len(a):], "/")) {
+				ok = true
+				break
 			}
+		}
+		if !ok {
+			bad = append(bad, imp)
+		}
+	}
+	return bad
+}
+
+func TestImportsAllowed(t *testing.T) {
+	for pkg, allow := range allowed {
+		out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, module+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, imp := range forbidden(strings.Fields(string(out)), allow) {
+			t.Errorf("%s imports %s, which its allow-list in internal/depcheck does not name; keep the layer's job or extend the list deliberately", pkg, imp)
 		}
 	}
 }
 
-// TestNodeLinksNoKMS: nodes verify with public keys from the bundle and never
-// call KMS, so the daemon's packages must not link the Alibaba Cloud SDK
-// (only pkg/keyref, used by the signing CLI, opens KMS keys).
+// The checker refuses what a list does not name: a fixture with the KMS SDK
+// in the model and containerd in the decision.
+func TestForbiddenCatchesBadImports(t *testing.T) {
+	bad := forbidden([]string{"fmt", "go.yaml.in/yaml/v3", "github.com/alibabacloud-go/kms-20160120/v3/client", module + "pkg/keysx"}, allowed["pkg/policy"])
+	if len(bad) != 2 || bad[0] != "github.com/alibabacloud-go/kms-20160120/v3/client" || bad[1] != module+"pkg/keysx" {
+		t.Errorf("forbidden = %v; want the KMS client and pkg/keysx refused", bad)
+	}
+	if bad := forbidden([]string{"github.com/containerd/containerd/v2/client"}, allowed["pkg/decision"]); len(bad) != 1 {
+		t.Errorf("forbidden = %v; want containerd refused in the decision", bad)
+	}
+}
+
+// TestNodeLinksNoKMS: only pkg/plugin speaks NRI; nodes verify with public keys from the bundle and never
+// call KMS, so the node path must not link the Alibaba Cloud SDK, even
+// indirectly (only pkg/keyref, used by the signing CLI, opens KMS keys), and
+// the model links no registry client.
 func TestNodeLinksNoKMS(t *testing.T) {
-	for _, pkg := range []string{"./pkg/daemon", "./pkg/plugin", "./pkg/verify", "./pkg/policy", "./pkg/keys"} {
-		deps, err := exec.Command("go", "list", "-deps", "github.com/nri-csig/nri-csig/"+strings.TrimPrefix(pkg, "./")).Output()
+	for _, pkg := range []string{"pkg/daemon", "pkg/plugin", "pkg/verify", "pkg/policy", "pkg/decision", "pkg/keys", "pkg/bundlestore"} {
+		deps, err := exec.Command("go", "list", "-deps", module+pkg).Output()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v", pkg, err)
 		}
 		for _, dep := range strings.Fields(string(deps)) {
 			if strings.HasPrefix(dep, "github.com/alibabacloud-go/") || strings.HasPrefix(dep, "github.com/aliyun/") {
 				t.Errorf("%s links %s; the node must not link a KMS SDK (open keys through pkg/keyref in the CLI only)", pkg, dep)
+			}
+			if pkg != "pkg/daemon" && pkg != "pkg/plugin" && strings.HasPrefix(dep, "github.com/containerd/nri") {
+				t.Errorf("%s links %s; only pkg/plugin speaks NRI", pkg, dep)
+			}
+			if (pkg == "pkg/policy" || pkg == "pkg/decision") && strings.HasPrefix(dep, "github.com/google/go-containerregistry/") {
+				t.Errorf("%s links %s; the model moves no bytes (OCI is pkg/bundleoci's)", pkg, dep)
 			}
 		}
 	}

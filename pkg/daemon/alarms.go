@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/bundlestore"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
@@ -60,7 +61,7 @@ func (d *daemon) watchFreshness(ctx context.Context) {
 // (allow lists only) until a bundle that has not expired is read.
 func (d *daemon) checkAlarms(node *nodeconfig.Config) {
 	st := d.bundles.Load()
-	var status policy.Status
+	var status bundlestore.Status
 	var b *policy.Bundle
 	if st != nil {
 		status, b = st.Status(), st.Current()
@@ -173,7 +174,7 @@ func newAlarmGauges(reg *prometheus.Registry) alarmGauges {
 }
 
 // setFreshness exports the freshness of the bundle in force.
-func (m *alarmGauges) setFreshness(s policy.Status) {
+func (m *alarmGauges) setFreshness(s bundlestore.Status) {
 	m.bundleStale.Set(boolGauge(s.Freshness == policy.Stale || s.Freshness == policy.Expired))
 	m.bundleExpired.Set(boolGauge(s.Freshness == policy.Expired))
 	if s.Serial == 0 || s.Expires.IsZero() {

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/bundlestore"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
@@ -58,7 +59,7 @@ func alarmDaemon(t *testing.T, c *clock, expires time.Time, noWildcard bool) (*d
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := policy.NewStore(policy.WithFileSource(path), policy.WithClock(c))
+	st, err := bundlestore.NewStore(bundlestore.WithFileSource(path), bundlestore.WithClock(c))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,8 @@ import (
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
+	"github.com/nri-csig/nri-csig/pkg/bundleoci"
+	"github.com/nri-csig/nri-csig/pkg/bundlestore"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
@@ -82,7 +84,7 @@ type daemon struct {
 	plugin  *plugin.Plugin
 	sigs    *verify.Store
 	fetch   *prefetcher
-	bundles atomic.Pointer[policy.Store] // nil: no bundle configured; a reload may add or remove it
+	bundles atomic.Pointer[bundlestore.Store] // nil: no bundle configured; a reload may add or remove it
 	images  *imagestore.Index
 	// registry is the daemon's one registry client (nil in unit tests).
 	registry *registry.Client
@@ -226,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // loadBundle brings a bundle store up within bootBundleTimeout: the last
 // good bundle from the state directory, then one read of every source.
-func (d *daemon) loadBundle(ctx context.Context, st *policy.Store, node *nodeconfig.Config) {
+func (d *daemon) loadBundle(ctx context.Context, st *bundlestore.Store, node *nodeconfig.Config) {
 	bctx, cancel := context.WithTimeout(ctx, bootBundleTimeout)
 	defer cancel()
 	if err := st.Load(bctx); err != nil {
@@ -238,7 +240,7 @@ func (d *daemon) loadBundle(ctx context.Context, st *policy.Store, node *nodecon
 
 // runBundles polls st in the background until ctx ends or a reload removes
 // the bundle section; first loads it (bounded) when load is set.
-func (d *daemon) runBundles(ctx context.Context, st *policy.Store, load bool) {
+func (d *daemon) runBundles(ctx context.Context, st *bundlestore.Store, load bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	d.mu.Lock()
 	d.stopBundles = cancel
@@ -309,29 +311,29 @@ func (d *daemon) onPartialDiscovery(image name.Digest, err error) {
 }
 
 // openBundleStore builds the policy bundle store the node config describes.
-func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (*policy.Store, error) {
-	opts := []policy.StoreOption{
-		policy.WithInterval(node.Bundle.Interval),
-		policy.WithLogger(d.log),
-		policy.WithReloadHook(d.onBundleReload),
+func (d *daemon) openBundleStore(ctx context.Context, node *nodeconfig.Config) (*bundlestore.Store, error) {
+	opts := []bundlestore.StoreOption{
+		bundlestore.WithInterval(node.Bundle.Interval),
+		bundlestore.WithLogger(d.log),
+		bundlestore.WithReloadHook(d.onBundleReload),
 	}
 	if node.StateDir != "" {
-		opts = append(opts, policy.WithStateDir(filepath.Join(node.StateDir, "bundle")))
+		opts = append(opts, bundlestore.WithStateDir(filepath.Join(node.StateDir, "bundle")))
 	}
 	if node.Bundle.File != "" {
-		opts = append(opts, policy.WithFileSource(node.Bundle.File))
+		opts = append(opts, bundlestore.WithFileSource(node.Bundle.File))
 	}
 	if node.Bundle.OCI != "" {
-		opts = append(opts, policy.WithOCISource(node.Bundle.OCI, policy.WithRegistryClient(d.registry)))
+		opts = append(opts, bundlestore.WithOCISource(node.Bundle.OCI, bundleoci.WithRegistryClient(d.registry)))
 	}
 	if node.Bundle.SigningKey != "" {
 		pub, err := openSigningKey(node.Bundle.SigningKey)
 		if err != nil {
 			return nil, fmt.Errorf("bundle.signingKey: %w", err)
 		}
-		opts = append(opts, policy.WithSigningKey(pub))
+		opts = append(opts, bundlestore.WithSigningKey(pub))
 	}
-	return policy.NewStore(opts...)
+	return bundlestore.NewStore(opts...)
 }
 
 // applyBundleKeys gives the signature store every witness key of the bundle
@@ -354,7 +356,7 @@ func (d *daemon) applyBundleKeys() {
 // onBundleReload is called by the bundle store on every reload: one audit
 // record each, and a new bundle takes effect at once, for new containers and
 // for the running ones, judged again.
-func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
+func (d *daemon) onBundleReload(ev bundlestore.ReloadEvent) {
 	rec := audit.Record{Event: "reload", Decision: string(ev.Outcome), Rule: "bundle", BundleSerial: int64(ev.Serial),
 		Reason: fmt.Sprintf("policy bundle from %s: %s (serial in force: %d)", ev.Source, ev.Outcome, ev.InForce)}
 	if ev.Digest != "" {
@@ -365,7 +367,7 @@ func (d *daemon) onBundleReload(ev policy.ReloadEvent) {
 	}
 	d.audit.Write(rec)
 	switch ev.Outcome {
-	case policy.Loaded, policy.Restored:
+	case bundlestore.Loaded, bundlestore.Restored:
 		d.metrics.reloads.WithLabelValues("accepted").Inc()
 		d.metrics.reloadOK.Set(1)
 		if d.plugin == nil {
@@ -529,7 +531,7 @@ func (d *daemon) reload(ctx context.Context, why string) {
 	if err == nil {
 		err = needsRestart(cur, node)
 	}
-	var next *policy.Store
+	var next *bundlestore.Store
 	if err == nil && node.Bundle.Configured() {
 		next, err = d.openBundleStore(ctx, node)
 	}
@@ -559,7 +561,7 @@ func (d *daemon) reload(ctx context.Context, why string) {
 
 // applyBundleSection puts the reloaded bundle section in force (next: the
 // store it describes, nil without one) and says what changed.
-func (d *daemon) applyBundleSection(ctx context.Context, next *policy.Store) string {
+func (d *daemon) applyBundleSection(ctx context.Context, next *bundlestore.Store) string {
 	cur := d.bundles.Load()
 	switch {
 	case cur == nil && next == nil:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nri-csig/nri-csig/pkg/bundlestore"
 	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 )
@@ -23,13 +24,13 @@ func Example() {
 	state, _ := os.MkdirTemp("", "csig-state")
 	defer os.RemoveAll(state)
 
-	store, err := policy.NewStore(
-		policy.WithFileSource("../../examples/policy-bundle.yaml"),
-		// policy.WithOCISource(cfg.Bundle.OCI, policy.WithInsecureRegistries(cfg.Signatures.InsecureRegistries...)),
-		policy.WithSigningKey(pub),
-		policy.WithStateDir(state),
-		policy.WithInterval(30*time.Second),
-		policy.WithReloadHook(func(ev policy.ReloadEvent) {
+	store, err := bundlestore.NewStore(
+		bundlestore.WithFileSource("../../examples/policy-bundle.yaml"),
+		// bundlestore.WithOCISource(cfg.Bundle.OCI, policy.WithInsecureRegistries(cfg.Signatures.InsecureRegistries...)),
+		bundlestore.WithSigningKey(pub),
+		bundlestore.WithStateDir(state),
+		bundlestore.WithInterval(30*time.Second),
+		bundlestore.WithReloadHook(func(ev bundlestore.ReloadEvent) {
 			fmt.Printf("reload: %s serial %d (err: %v)\n", ev.Outcome, ev.Serial, ev.Err)
 		}),
 	)

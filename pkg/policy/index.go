@@ -62,6 +62,11 @@ func buildRuleIndex(b *Bundle) *ruleIndex {
 
 // rules returns the bundle's rule index, building it on first use. A parsed
 // bundle is immutable; the CLI's edits drop the index (see edit.go).
+// Prepare builds the bundle's exemption and revocation indexes now, so that
+// the first decision does not pay for them (the node's bundle store calls it
+// before putting a bundle in force).
+func (b *Bundle) Prepare() { b.rules() }
+
 func (b *Bundle) rules() *ruleIndex {
 	if ix := b.ruleIx.Load(); ix != nil {
 		return ix

@@ -21,6 +21,10 @@ import (
 // gigabytes.
 const MaxBundleSize = 8 << 20
 
+// ErrTooLarge: a source delivered more bytes than a bundle or signature may
+// have. Such a bundle is refused, not merely unavailable.
+var ErrTooLarge = errors.New("too large")
+
 // maxErrors bounds how many problems one parse reports.
 const maxErrors = 20
 

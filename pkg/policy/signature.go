@@ -22,8 +22,8 @@ const SignatureSuffix = ".sig"
 // KindBundleSignature is the kind of a detached bundle signature document.
 const KindBundleSignature = "BundleSignature"
 
-// maxSignatureSize bounds a signature document; real ones are under 1 KiB.
-const maxSignatureSize = 64 << 10
+// MaxSignatureSize bounds a signature document; real ones are under 1 KiB.
+const MaxSignatureSize = 64 << 10
 
 // Errors from VerifyBundle, tested with errors.Is.
 var (
@@ -102,7 +102,7 @@ func VerifyBundle(data, sig []byte, pub crypto.PublicKey) (*BundleSignature, err
 	if len(bytes.TrimSpace(sig)) == 0 {
 		return nil, ErrUnsigned
 	}
-	if len(sig) > maxSignatureSize {
+	if len(sig) > MaxSignatureSize {
 		return nil, fmt.Errorf("%w: signature document is %d bytes; it should be under 1 KiB", ErrBadSignature, len(sig))
 	}
 	// json would decode null, or an object followed by anything, into a

@@ -1,6 +1,11 @@
-// Package policy decides whether a container's image may run on this node:
-// the node's allow lists, the witnesses and security policies of the policy
-// bundle, and the verdicts they produce. It knows nothing of NRI or containerd.
+// Package policy is the model of what may run: subjects and typed verdicts,
+// allow lists, the policy bundle (witnesses, security policies, exemptions,
+// revocations) with its strict parsing, marshalling, editing, validity dates
+// and detached signatures, and the bundle's own judgement of a subject. It
+// imports only the standard library, YAML and the crypto vocabulary
+// (pkg/keys): no NRI, no containerd, no registry client, no KMS SDK
+// (internal/depcheck). The node's bundle store is pkg/bundlestore; OCI
+// transport is pkg/bundleoci; the node's whole decision is pkg/decision.
 package policy
 
 import (

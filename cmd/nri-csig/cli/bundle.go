@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/internal/atomicfile"
+	"github.com/nri-csig/nri-csig/pkg/bundleoci"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/spf13/cobra"
 )
@@ -306,7 +307,7 @@ func newBundlePushCmd(file *bundleFile) *cobra.Command {
 		Use:   "push REF",
 		Short: "Push the bundle file and its signature to an OCI registry",
 		Long: `Push the bundle file, and FILE.sig when present, as one OCI artifact
-(config media type ` + string(policy.BundleConfigMediaType) + `). Nodes configured with
+(config media type ` + string(bundleoci.BundleConfigMediaType) + `). Nodes configured with
 the reference poll it and load newer serials. Credentials come from the Docker config
 (docker login). Plain HTTP is used only for loopback registries unless
 --allow-http-registry is given.`,
@@ -325,7 +326,7 @@ the reference poll it and load newer serials. Credentials come from the Docker c
 			}
 			ctx, cancel := reg.context(cmd)
 			defer cancel()
-			digest, err := policy.PushBundle(ctx, args[0], data, sig, policy.WithRegistryClient(reg.client()))
+			digest, err := bundleoci.PushBundle(ctx, args[0], data, sig, bundleoci.WithRegistryClient(reg.client()))
 			if err != nil {
 				return err
 			}
@@ -354,7 +355,7 @@ anything is written.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := reg.context(cmd)
 			defer cancel()
-			data, sig, digest, err := policy.PullBundle(ctx, args[0], policy.WithRegistryClient(reg.client()))
+			data, sig, digest, err := bundleoci.PullBundle(ctx, args[0], bundleoci.WithRegistryClient(reg.client()))
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package policy
+package bundleoci
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nri-csig/nri-csig/internal/bundletest"
 	internalregistry "github.com/nri-csig/nri-csig/internal/registry"
 )
 
@@ -28,10 +29,9 @@ func testRegistry(t *testing.T) string {
 }
 
 func TestPushPullBundle(t *testing.T) {
-	testKeys(t)
 	host := testRegistry(t)
 	ref := host + "/security/csig-bundle:prod"
-	data := bundleText(t, "7", true)
+	data := bundletest.BundleText(t, "7", true)
 	sig := []byte(`{"apiVersion":"x"}`) // PushBundle carries the signature as is
 	digest, err := PushBundle(t.Context(), ref, data, sig)
 	if err != nil {
@@ -68,55 +68,6 @@ func TestPushPullBundle(t *testing.T) {
 	}
 	if _, _, _, err := PullBundle(t.Context(), "UPPER/case:tag"); err == nil || !strings.Contains(err.Error(), "bundle reference") {
 		t.Errorf("PullBundle(bad ref) = %v", err)
-	}
-}
-
-func TestStoreOCISource(t *testing.T) {
-	testKeys(t)
-	host := testRegistry(t)
-	ref := host + "/security/csig-bundle:prod"
-	signer := ecKeys[3]
-	push := func(serial string, enabled bool) {
-		t.Helper()
-		data := bundleText(t, serial, enabled)
-		k := mustLocal(t, signer)
-		sig, err := SignBundle(t.Context(), data, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := PushBundle(t.Context(), ref, data, sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	push("7", false)
-	ev := &events{}
-	s, err := NewStore(WithOCISource(ref), WithSigningKey(&signer.PublicKey), WithStateDir(t.TempDir()), WithReloadHook(ev.hook))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Load(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if e := ev.last(t); e.Outcome != Loaded || e.Serial != 7 || !strings.HasPrefix(e.Source, host) {
-		t.Errorf("event = %+v", e)
-	}
-	n := ev.count()
-	s.poll(t.Context())
-	if ev.count() != n {
-		t.Error("an unchanged artifact was judged again")
-	}
-	push("8", true)
-	s.poll(t.Context())
-	if s.Current().Serial != 8 || len(s.Current().Evaluate("c1", "default")) != 1 {
-		t.Fatalf("after pushing serial 8, Current = %d", s.Current().Serial)
-	}
-	// An unsigned push is refused.
-	if _, err := PushBundle(t.Context(), ref, bundleText(t, "9", false), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.poll(t.Context())
-	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || s.Current().Serial != 8 {
-		t.Errorf("event = %+v, serial %d; want the unsigned bundle refused and 8 in force", e, s.Current().Serial)
 	}
 }
 

@@ -1,10 +1,12 @@
-package policy
+package bundleoci
 
 import (
 	"bytes"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
 // FuzzOCIManifest feeds arbitrary manifest answers from the bundle registry
@@ -22,7 +24,7 @@ func FuzzOCIManifest(f *testing.F) {
 			return
 		}
 		for _, l := range m.Layers {
-			_ = l.Size > MaxBundleSize // what pull compares; must not panic on any value
+			_ = l.Size > policy.MaxBundleSize // what pull compares; must not panic on any value
 		}
 		v1.ParseIndexManifest(bytes.NewReader(raw))
 	})

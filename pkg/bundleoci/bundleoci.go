@@ -1,4 +1,8 @@
-package policy
+// Package bundleoci ships policy bundles as OCI artifacts: push, pull and
+// the HEAD-then-pull poll the node's bundle store uses, every answer bounded
+// as it is read, through the shared registry client (internal/registry).
+// The bundle model is package policy's; this package only moves bytes.
+package bundleoci
 
 import (
 	"bytes"
@@ -16,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
+	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
 // Media types of a bundle pushed as an OCI artifact: an OCI image manifest
@@ -31,7 +36,7 @@ const (
 	AnnotationSerial = "io.nri-csig.bundle.serial"
 )
 
-// RegistryOption configures PushBundle, PullBundle and WithOCISource.
+// RegistryOption configures PushBundle, PullBundle and Client.
 type RegistryOption func(*registryOptions)
 
 type registryOptions struct {
@@ -47,6 +52,10 @@ func WithRegistryClient(c *registry.Client) RegistryOption {
 	return func(o *registryOptions) { o.client = c }
 }
 
+// Client returns the registry client opts describe (for a bundle store's
+// OCI source).
+func Client(opts ...RegistryOption) *registry.Client { return registryClient(opts) }
+
 func registryClient(opts []RegistryOption) *registry.Client {
 	var o registryOptions
 	for _, opt := range opts {
@@ -58,7 +67,8 @@ func registryClient(opts []RegistryOption) *registry.Client {
 	return registry.New(o.reg)
 }
 
-func parseRef(ref string) (name.Reference, error) {
+// ParseRef parses a bundle reference (a tag or a digest).
+func ParseRef(ref string) (name.Reference, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("bundle reference %q: %w; use registry/repository:tag or registry/repository@sha256:<hex>", ref, err)
@@ -76,11 +86,11 @@ var bundleManifestTypes = []types.MediaType{types.OCIManifestSchema1, types.Dock
 // non-empty) to ref as an OCI artifact and returns the manifest digest. It
 // checks the bundle first: a registry is no place for an invalid one.
 func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...RegistryOption) (string, error) {
-	b, err := ParseBundle(ref, data)
+	b, err := policy.ParseBundle(ref, data)
 	if err != nil {
 		return "", fmt.Errorf("refusing to push an invalid bundle: %w", err)
 	}
-	r, err := parseRef(ref)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +102,7 @@ func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...Regis
 		Annotations: map[string]string{"org.opencontainers.image.title": "csig-bundle.yaml"}}}
 	if len(sig) > 0 {
 		adds = append(adds, mutate.Addendum{Layer: static.NewLayer(sig, BundleSignatureMediaType),
-			Annotations: map[string]string{"org.opencontainers.image.title": "csig-bundle.yaml" + SignatureSuffix}})
+			Annotations: map[string]string{"org.opencontainers.image.title": "csig-bundle.yaml" + policy.SignatureSuffix}})
 	}
 	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
@@ -113,9 +123,9 @@ func PushBundle(ctx context.Context, ref string, data, sig []byte, opts ...Regis
 
 // PullBundle fetches the bundle bytes, the signature document (nil when the
 // artifact has none) and the manifest digest from ref. It does not parse or
-// verify them: see ParseBundle and VerifyBundle.
+// verify them: see policy.ParseBundle and VerifyBundle.
 func PullBundle(ctx context.Context, ref string, opts ...RegistryOption) (data, sig []byte, digest string, err error) {
-	r, err := parseRef(ref)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -146,9 +156,9 @@ func pull(ctx context.Context, repo *registry.Repo, r, identifier string) (data,
 		var dst *[]byte
 		switch l.MediaType {
 		case BundleMediaType:
-			limit, dst = MaxBundleSize, &data
+			limit, dst = policy.MaxBundleSize, &data
 		case BundleSignatureMediaType:
-			limit, dst = maxSignatureSize, &sig
+			limit, dst = policy.MaxSignatureSize, &sig
 		default:
 			continue // room for later additions
 		}
@@ -156,7 +166,7 @@ func pull(ctx context.Context, repo *registry.Repo, r, identifier string) (data,
 			return nil, nil, "", fmt.Errorf("pull bundle %s: two layers of type %s; push the bundle again", r, l.MediaType)
 		}
 		if l.Size > limit {
-			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s is %w: %d bytes, more than the %d allowed", r, l.MediaType, ErrTooLarge, l.Size, limit)
+			return nil, nil, "", fmt.Errorf("pull bundle %s: layer %s is %w: %d bytes, more than the %d allowed", r, l.MediaType, policy.ErrTooLarge, l.Size, limit)
 		}
 		b, err := repo.Blob(ctx, l.Digest.String(), limit)
 		if err != nil {
@@ -173,53 +183,29 @@ func pull(ctx context.Context, repo *registry.Repo, r, identifier string) (data,
 	return data, sig, raw.Digest, nil
 }
 
-// WithOCISource adds an OCI artifact source: the store polls ref (a tag, or
-// a digest) at its interval, fetches the artifact when the manifest digest
-// changed, and judges it like any other bundle.
-func WithOCISource(ref string, opts ...RegistryOption) StoreOption {
-	return func(so *storeOptions) error {
-		r, err := parseRef(ref)
-		if err != nil {
-			return err
-		}
-		so.sources = append(so.sources, &ociSource{raw: ref, ref: r, client: registryClient(opts)})
-		return nil
-	}
-}
-
-type ociSource struct {
-	raw    string // as configured, for reload events
-	ref    name.Reference
-	client *registry.Client // one for the source's life: one transport, one handshake
-}
-
-func (s *ociSource) String() string { return s.raw }
-
-// fetch polls the source: a HEAD of the reference (nothing is read when the
-// digest is unchanged), then the artifact by digest. Every exchange is
-// bounded by the registry client's timeouts on top of ctx.
-func (s *ociSource) fetch(ctx context.Context, last string) (*fetched, error) {
-	repo, err := s.client.Repo(ctx, s.ref.Context(), false)
+// Poll reads the bundle ref names unless it is still last: a HEAD of the
+// reference (nothing is read when the digest is unchanged), then the artifact
+// by digest, so that what is returned is what HEAD reported. changed is false
+// when the digest is last. Every exchange is bounded by c's timeouts on top
+// of ctx.
+func Poll(ctx context.Context, c *registry.Client, ref name.Reference, last string) (data, sig []byte, digest string, changed bool, err error) {
+	repo, err := c.Repo(ctx, ref.Context(), false)
 	if err != nil {
-		return nil, fmt.Errorf("bundle source %s: %w", s.ref, err)
+		return nil, nil, "", false, fmt.Errorf("bundle source %s: %w", ref, err)
 	}
-	d, err := repo.Head(ctx, s.ref.Identifier(), bundleManifestTypes)
+	d, err := repo.Head(ctx, ref.Identifier(), bundleManifestTypes)
 	if errors.Is(err, registry.ErrNoDigest) {
-		d, err = s.ref.Identifier(), nil // read it to know
+		d, err = ref.Identifier(), nil // read it to know
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bundle source %s: %w", s.ref, err)
+		return nil, nil, "", false, fmt.Errorf("bundle source %s: %w", ref, err)
 	}
 	if d == last {
-		return nil, nil
+		return nil, nil, "", false, nil
 	}
-	// Fetch by digest, so what is judged is what HEAD reported.
-	data, sig, digest, err := pull(ctx, repo, s.ref.String(), d)
+	data, sig, digest, err = pull(ctx, repo, ref.String(), d)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", false, err
 	}
-	if digest == last {
-		return nil, nil
-	}
-	return &fetched{name: s.raw + "@" + digest, data: data, sig: sig, id: digest}, nil
+	return data, sig, digest, digest != last, nil
 }

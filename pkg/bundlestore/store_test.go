@@ -1,4 +1,4 @@
-package policy
+package bundlestore
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/nri-csig/nri-csig/pkg/policy"
+
+	"github.com/nri-csig/nri-csig/internal/bundletest"
 	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
 
@@ -40,14 +43,29 @@ func (e *events) last(t *testing.T) ReloadEvent {
 
 func (e *events) count() int { e.mu.Lock(); defer e.mu.Unlock(); return len(e.evs) }
 
-// bundleText returns the valid test bundle at a serial, with prod enabled or not.
-func bundleText(t testing.TB, serial string, prodEnabled bool) []byte {
+// The keys and the bundle template are internal/bundletest's.
+var ecKeys []*ecdsa.PrivateKey
+
+func testKeys(t testing.TB) {
 	t.Helper()
-	s := strings.Replace(validBundle, "serial: 7", "serial: "+serial, 1)
-	if !prodEnabled {
-		s = strings.Replace(s, "  enabled: true\n", "", 1)
+	ecKeys = bundletest.EC()
+}
+
+func fill(t testing.TB, s string) string { return bundletest.Fill(t, s) }
+
+const validBundle = bundletest.ValidBundle
+
+func mustLocal(t testing.TB, k *ecdsa.PrivateKey) *local.Key {
+	t.Helper()
+	s, err := local.New(k, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return []byte(fill(t, s))
+	return s
+}
+
+func bundleText(t testing.TB, serial string, prodEnabled bool) []byte {
+	return bundletest.BundleText(t, serial, prodEnabled)
 }
 
 // publish writes a bundle and, when signer is non-nil, its signature.
@@ -56,17 +74,17 @@ func publish(t *testing.T, path string, data []byte, signer *ecdsa.PrivateKey) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(path + SignatureSuffix)
+	os.Remove(path + policy.SignatureSuffix)
 	if signer != nil {
 		k, err := local.New(signer, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		sig, err := SignBundle(context.Background(), data, k)
+		sig, err := policy.SignBundle(context.Background(), data, k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path+SignatureSuffix, sig, 0o644); err != nil {
+		if err := os.WriteFile(path+policy.SignatureSuffix, sig, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,47 +104,6 @@ func newTestStore(t *testing.T, src, state string, signer *ecdsa.PrivateKey, ev 
 	return s
 }
 
-func TestSignAndVerifyBundle(t *testing.T) {
-	testKeys(t)
-	data := bundleText(t, "7", true)
-	k, _ := local.New(ecKeys[3], "")
-	sig, err := SignBundle(t.Context(), data, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := VerifyBundle(data, sig, &ecKeys[3].PublicKey); err != nil {
-		t.Fatalf("VerifyBundle of a fresh signature: %v", err)
-	}
-	rk, _ := local.New(testRSAKey(t), RSAPSSSHA256)
-	rsig, err := SignBundle(t.Context(), data, rk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if doc, err := VerifyBundle(data, rsig, &testRSAKey(t).PublicKey); err != nil || doc.Algorithm != RSAPSSSHA256 {
-		t.Fatalf("VerifyBundle(RSA-PSS) = %+v, %v", doc, err)
-	}
-	tampered := strings.Replace(string(sig), `"signature": "`, `"signature": "AAAA`, 1)
-	for name, tc := range map[string]struct {
-		data, sig []byte
-		want      string
-		is        error
-	}{
-		"unsigned":    {data, nil, "not signed", ErrUnsigned},
-		"other key":   {data, rsig, "but the trusted bundle-signing key is", ErrBadSignature},
-		"edited":      {append([]byte("# comment\n"), data...), sig, "edited after signing", ErrBadSignature},
-		"garbage":     {data, []byte("{not json"), "cannot read the signature", ErrBadSignature},
-		"extra field": {data, []byte(`{"apiVersion":"nri-csig.io/v1alpha1","kind":"BundleSignature","x":1}`), "unknown field", ErrBadSignature},
-		"bad sig":     {data, []byte(tampered), "does not match", ErrBadSignature},
-		"wrong kind":  {data, []byte(`{"apiVersion":"v1","kind":"Secret"}`), "want nri-csig.io/v1alpha1 BundleSignature", ErrBadSignature},
-		"not base64":  {data, []byte(strings.Replace(string(sig), `"signature": "`, `"signature": "!`, 1)), "not base64", ErrBadSignature},
-	} {
-		_, err := VerifyBundle(tc.data, tc.sig, &ecKeys[3].PublicKey)
-		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: VerifyBundle = %v; want %v containing %q", name, err, tc.is, tc.want)
-		}
-	}
-}
-
 func TestStoreSignedBundles(t *testing.T) {
 	testKeys(t)
 	dir, state := t.TempDir(), t.TempDir()
@@ -139,7 +116,7 @@ func TestStoreSignedBundles(t *testing.T) {
 	if err := s.Load(t.Context()); !errors.Is(err, ErrNoBundle) {
 		t.Fatalf("Load of an unsigned bundle with a signing key = %v; want ErrNoBundle", err)
 	}
-	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrUnsigned) || !strings.Contains(e.Err.Error(), "nri-csig bundle sign") {
+	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, policy.ErrUnsigned) || !strings.Contains(e.Err.Error(), "nri-csig bundle sign") {
 		t.Errorf("event = %+v; want a refusal saying to sign", e)
 	}
 	if s.Current() != nil {
@@ -148,7 +125,7 @@ func TestStoreSignedBundles(t *testing.T) {
 
 	publish(t, src, bundleText(t, "7", true), ecKeys[0]) // signed by a key the node does not trust
 	s.poll(t.Context())
-	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, ErrBadSignature) {
+	if e := ev.last(t); e.Outcome != Refused || !errors.Is(e.Err, policy.ErrBadSignature) {
 		t.Errorf("event = %+v; want a refusal for the wrong key", e)
 	}
 
@@ -160,7 +137,7 @@ func TestStoreSignedBundles(t *testing.T) {
 	if b := s.Current(); b == nil || b.Serial != 7 {
 		t.Fatalf("Current = %v", b)
 	}
-	if st := s.Status(); st.Serial != 7 || st.Source != src || st.Digest != BundleDigest(bundleText(t, "7", true)) {
+	if st := s.Status(); st.Serial != 7 || st.Source != src || st.Digest != policy.BundleDigest(bundleText(t, "7", true)) {
 		t.Errorf("Status = %+v", st)
 	}
 
@@ -267,7 +244,7 @@ func TestStoreStateIsVerified(t *testing.T) {
 	if err := s2.Load(t.Context()); !errors.Is(err, ErrNoBundle) {
 		t.Fatalf("Load with a tampered state = %v; want ErrNoBundle", err)
 	}
-	if e := ev.evs[0]; e.Outcome != Refused || !errors.Is(e.Err, ErrBadSignature) {
+	if e := ev.evs[0]; e.Outcome != Refused || !errors.Is(e.Err, policy.ErrBadSignature) {
 		t.Errorf("event = %+v; want the tampered state refused", e)
 	}
 	os.WriteFile(sp, []byte("{"), 0o600)
@@ -385,7 +362,7 @@ func TestStoreConcurrentReads(t *testing.T) {
 					return
 				default:
 					b := s.Current()
-					b.Decide(Request{Cluster: "c1", Subject: subject("default", dA), Now: before})
+					b.Decide(policy.Request{Cluster: "c1", Subject: policy.Subject{Namespace: "default", ImageDigests: []string{"sha256:" + strings.Repeat("a", 64)}}, Now: time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)})
 				}
 			}
 		})

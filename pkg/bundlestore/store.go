@@ -1,4 +1,9 @@
-package policy
+// Package bundlestore is the node's policy bundle store: it reads bundles
+// from a file or directory and from an OCI reference, checks their detached
+// signature, serial and validity dates, keeps the last good bundle in the
+// state directory and reports every reload. The model and its checks are
+// package policy's; OCI transport is package bundleoci's.
+package bundlestore
 
 import (
 	"context"
@@ -19,8 +24,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nri-csig/nri-csig/internal/atomicfile"
+	"github.com/nri-csig/nri-csig/internal/registry"
+	"github.com/nri-csig/nri-csig/pkg/bundleoci"
 	"github.com/nri-csig/nri-csig/pkg/keys"
+	"github.com/nri-csig/nri-csig/pkg/policy"
 )
 
 // StateFile is the name of the last good bundle in the store's state directory.
@@ -40,10 +50,6 @@ const maxBackoff = 15 * time.Minute
 // ErrNoBundle: no source delivered an acceptable bundle and there is no last
 // good bundle on disk.
 var ErrNoBundle = errors.New("no policy bundle")
-
-// ErrTooLarge: a source delivered more bytes than a bundle or signature may
-// have. Such a bundle is refused, not merely unavailable.
-var ErrTooLarge = errors.New("too large")
 
 // Clock tells the time; tests inject a fake one.
 type Clock interface{ Now() time.Time }
@@ -111,7 +117,7 @@ type Store struct {
 }
 
 type inForce struct {
-	b      *Bundle
+	b      *policy.Bundle
 	digest string
 	source string
 }
@@ -254,7 +260,7 @@ func (s *Store) Kick() {
 
 // Current returns the bundle in force, or nil before the first successful
 // Load. The bundle must not be modified.
-func (s *Store) Current() *Bundle {
+func (s *Store) Current() *policy.Bundle {
 	if c := s.current.Load(); c != nil {
 		return c.b
 	}
@@ -267,9 +273,9 @@ type Status struct {
 	Digest string // sha256 of the bundle bytes
 	Source string // file path, reference@digest, or the state file
 	// Expires is the bundle's signed expiry (zero: none); Freshness is
-	// Fresh, Stale or Expired at the store's clock (empty: no bundle).
+	// policy.Fresh, policy.Stale or policy.Expired at the store's clock (empty: no bundle).
 	Expires   time.Time
-	Freshness Freshness
+	Freshness policy.Freshness
 }
 
 // Status returns what is in force now. It takes no lock: a reload hook may call it.
@@ -395,7 +401,7 @@ func (s *Store) poll(ctx context.Context) (failed bool) {
 			s.mu.Unlock()
 			return failed
 		}
-		if err != nil && !errors.Is(err, ErrTooLarge) {
+		if err != nil && !errors.Is(err, policy.ErrTooLarge) {
 			failed = true
 		}
 		s.judge(key, f, err)
@@ -411,7 +417,7 @@ func (s *Store) judge(key string, f *fetched, err error) {
 		if s.lastSeen[key] != id { // report a failing source once, not every poll
 			s.lastSeen[key] = id
 			outcome := Unavailable
-			if errors.Is(err, ErrTooLarge) {
+			if errors.Is(err, policy.ErrTooLarge) {
 				outcome = Refused // what the source holds can never be accepted
 			}
 			s.emit(ReloadEvent{Source: key, Outcome: outcome, Err: err})
@@ -426,7 +432,7 @@ func (s *Store) judge(key string, f *fetched, err error) {
 	pending := "not-yet-valid:" + f.id
 	again := s.lastSeen[key] == pending
 	s.lastSeen[key] = f.id
-	if err := s.consider(key, f, again); errors.Is(err, ErrNotYetValid) {
+	if err := s.consider(key, f, again); errors.Is(err, policy.ErrNotYetValid) {
 		s.lastSeen[key] = pending
 	}
 }
@@ -435,7 +441,7 @@ func (s *Store) judge(key string, f *fetched, err error) {
 // returns why the candidate was refused by check. quiet skips reporting a
 // refusal already reported.
 func (s *Store) consider(key string, f *fetched, quiet bool) error {
-	digest := BundleDigest(f.data)
+	digest := policy.BundleDigest(f.data)
 	refuse := func(serial uint64, err error) {
 		if !quiet {
 			s.emit(ReloadEvent{Source: key, Outcome: Refused, Serial: serial, Digest: digest, Err: err})
@@ -470,7 +476,7 @@ func (s *Store) consider(key string, f *fetched, quiet bool) error {
 			return nil
 		}
 	}
-	b.rules() // index exemptions and revocations now, not in the first decision's budget
+	b.Prepare() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	ev := ReloadEvent{Source: key, Outcome: Loaded, Serial: b.Serial, Digest: digest}
 	if err := s.saveState(f); err != nil {
@@ -482,17 +488,17 @@ func (s *Store) consider(key string, f *fetched, quiet bool) error {
 
 // check verifies, parses and dates a candidate. A bundle that is signed and
 // well formed but outside its validity comes back with an error wrapping
-// ErrExpired or ErrNotYetValid.
-func (s *Store) check(f *fetched) (*Bundle, error) {
+// policy.ErrExpired or policy.ErrNotYetValid.
+func (s *Store) check(f *fetched) (*policy.Bundle, error) {
 	if s.o.signingKey != nil {
-		if _, err := VerifyBundle(f.data, f.sig, s.o.signingKey); err != nil {
-			if errors.Is(err, ErrUnsigned) {
+		if _, err := policy.VerifyBundle(f.data, f.sig, s.o.signingKey); err != nil {
+			if errors.Is(err, policy.ErrUnsigned) {
 				return nil, fmt.Errorf("%w: this node only accepts bundles signed by its bundle-signing key; sign it with 'nri-csig bundle sign --key REF' and publish the .sig beside it", err)
 			}
 			return nil, err
 		}
 	}
-	b, err := ParseBundle(f.name, f.data)
+	b, err := policy.ParseBundle(f.name, f.data)
 	if err != nil {
 		return nil, err
 	}
@@ -551,10 +557,10 @@ func (s *Store) restore() {
 		f.sig = []byte(st.Signature)
 	}
 	b, err := s.check(f)
-	digest := BundleDigest(f.data)
+	digest := policy.BundleDigest(f.data)
 	if err != nil {
 		ev := ReloadEvent{Source: path, Outcome: Refused, Digest: digest, Err: err}
-		if b != nil && errors.Is(err, ErrExpired) {
+		if b != nil && errors.Is(err, policy.ErrExpired) {
 			// Signed by the node's key, only too old: it is no longer enforced,
 			// but it still bars older bundles.
 			s.floor, ev.Serial = b.Serial, b.Serial
@@ -562,7 +568,7 @@ func (s *Store) restore() {
 		s.emit(ev)
 		return
 	}
-	b.rules() // index exemptions and revocations now, not in the first decision's budget
+	b.Prepare() // index exemptions and revocations now, not in the first decision's budget
 	s.current.Store(&inForce{b: b, digest: digest, source: f.name})
 	s.emit(ReloadEvent{Source: path, Outcome: Restored, Serial: b.Serial, Digest: digest})
 }
@@ -597,11 +603,11 @@ func (f *fileSource) fetch(_ context.Context, last string) (*fetched, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := readLimited(path, MaxBundleSize)
+	data, err := readLimited(path, policy.MaxBundleSize)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := readLimited(path+SignatureSuffix, maxSignatureSize)
+	sig, err := readLimited(path+policy.SignatureSuffix, policy.MaxSignatureSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		sig, err = nil, nil
 	}
@@ -661,7 +667,37 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is %w: more than the %d bytes allowed", path, ErrTooLarge, limit)
+		return nil, fmt.Errorf("%s is %w: more than the %d bytes allowed", path, policy.ErrTooLarge, limit)
 	}
 	return data, nil
+}
+
+// WithOCISource adds an OCI artifact source: the store polls ref (a tag, or
+// a digest) at its interval, fetches the artifact when the manifest digest
+// changed, and judges it like any other bundle.
+func WithOCISource(ref string, opts ...bundleoci.RegistryOption) StoreOption {
+	return func(so *storeOptions) error {
+		r, err := bundleoci.ParseRef(ref)
+		if err != nil {
+			return err
+		}
+		so.sources = append(so.sources, &ociSource{raw: ref, ref: r, client: bundleoci.Client(opts...)})
+		return nil
+	}
+}
+
+type ociSource struct {
+	raw    string // as configured, for reload events
+	ref    name.Reference
+	client *registry.Client // one for the source's life: one transport, one handshake
+}
+
+func (s *ociSource) String() string { return s.raw }
+
+func (s *ociSource) fetch(ctx context.Context, last string) (*fetched, error) {
+	data, sig, digest, changed, err := bundleoci.Poll(ctx, s.client, s.ref, last)
+	if err != nil || !changed {
+		return nil, err
+	}
+	return &fetched{name: s.raw + "@" + digest, data: data, sig: sig, id: digest}, nil
 }
