@@ -51,10 +51,6 @@ func testKeys(t testing.TB) {
 	ecKeys = bundletest.EC()
 }
 
-func fill(t testing.TB, s string) string { return bundletest.Fill(t, s) }
-
-const validBundle = bundletest.ValidBundle
-
 func mustLocal(t testing.TB, k *ecdsa.PrivateKey) *local.Key {
 	t.Helper()
 	s, err := local.New(k, "")

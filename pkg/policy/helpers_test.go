@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nri-csig/nri-csig/internal/bundletest"
-	"github.com/nri-csig/nri-csig/pkg/keys/local"
 )
 
 // The keys and the bundle template are internal/bundletest's, shared with
@@ -19,17 +18,6 @@ func testKeys(t testing.TB) {
 }
 
 func testRSAKey(t testing.TB) *rsa.PrivateKey { return bundletest.RSA() }
-
-// ecPEM returns the public PEM of test EC key i, indented for a YAML block.
-func ecPEM(t testing.TB, i int, indent string) string {
-	t.Helper()
-	testKeys(t)
-	return indentPEM(t, &ecKeys[i].PublicKey, indent)
-}
-
-func indentPEM(t testing.TB, pub any, indent string) string {
-	return bundletest.IndentPEM(t, pub, indent)
-}
 
 func ecFP(t testing.TB, i int) string { return bundletest.FP(t, i) }
 
@@ -56,13 +44,4 @@ func mustParse(t testing.TB, text string) *Bundle {
 		t.Fatalf("ParseBundle: %v", err)
 	}
 	return b
-}
-
-func mustLocal(t testing.TB, k *ecdsa.PrivateKey) *local.Key {
-	t.Helper()
-	s, err := local.New(k, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
