@@ -53,6 +53,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(work)
+	table.commit = commitNow()
 	code := m.Run()
 	if len(table.rows) > 0 || len(table.verify) > 0 {
 		out := table.markdown()

@@ -133,14 +133,20 @@ func measureNode(b *testing.B, s settings, n int) *row {
 	r.setup.sign = time.Since(start)
 	progress("images=%d: signed in %s", n, r.setup.sign.Round(time.Millisecond))
 	start = time.Now()
-	archive := filepath.Join(dir, "images.tar")
-	if err := imgs.WriteOCIArchive(archive, 0, n); err != nil {
-		b.Fatal(err)
+	// Image 0 is unpacked; the others share its only layer, hence its snapshot.
+	for _, part := range []struct {
+		from, to int
+		unpack   bool
+	}{{0, 1, true}, {1, n, false}} {
+		archive := filepath.Join(dir, "images.tar")
+		if err := imgs.WriteOCIArchive(archive, part.from, part.to); err != nil {
+			b.Fatal(err)
+		}
+		if err := ctrd.ImportArchive(archive, part.unpack); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(archive)
 	}
-	if err := ctrd.ImportArchive(archive); err != nil {
-		b.Fatal(err)
-	}
-	os.Remove(archive)
 	r.setup.imp = time.Since(start)
 	progress("images=%d: imported into containerd in %s", n, r.setup.imp.Round(time.Millisecond))
 	if got, err := ctrd.Ctr("images", "ls", "-q"); err != nil || strings.Count(got, "\n")+1 < n {
@@ -195,9 +201,23 @@ func measureNode(b *testing.B, s settings, n int) *row {
 	r.warm = boot
 	progress("images=%d: warm boot registered %s, %s", n, boot.registered.Round(time.Millisecond), boot.verifiedText())
 
-	// Memory after deleting nine tenths of the images.
+	// Creates at once after a restart (warm state dir), before the daemon
+	// has loaded every image: none may be refused for time.
+	if err := d.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	progress("images=%d: restart, creating containers as soon as it registers", n)
+	d, _ = launchRegistered(b, ctrd, nodeConfig, s.bootTimeout)
+	r.restart = createMany(b, ctrd, d, pod, imgs, "restart-", 3*s.creates, s.creates, nil)
+	progress("images=%d: right after the restart: decisions p50 %.3f ms p99 %.3f ms, %d refused", n, r.restart.p50, r.restart.p99, len(r.restart.refused))
+	if _, err := waitHeld(d, expect, s.bootTimeout); err != nil {
+		progress("images=%d: %v", n, err)
+	}
+
+	// Memory after deleting nine tenths of the images (the last ones: image
+	// 0 holds the unpacked snapshot the others share).
 	del := n * 9 / 10
-	if err := ctrd.RemoveImages(imgs.Refs[:del]); err != nil {
+	if err := ctrd.RemoveImages(imgs.Refs[n-del:]); err != nil {
 		b.Fatal(err)
 	}
 	r.deleted = del
@@ -240,32 +260,15 @@ func (b bootResult) verifiedText() string {
 // bootDaemon starts the daemon and waits until it has registered with NRI
 // and until it holds want image digests (or timeout).
 func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want int, timeout time.Duration) (*testbed.Daemon, bootResult) {
-	launched := time.Now()
-	d, err := ctrd.LaunchDaemon(nodeConfig)
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, launched := launchRegistered(b, ctrd, nodeConfig, timeout)
 	res := bootResult{want: want}
-	if err := d.WaitRegistered(1, timeout); err != nil {
-		d.Kill()
-		b.Fatal(err)
-	}
 	if at, err := d.LogTime("synchronized with runtime"); err == nil {
 		res.registered = at.Sub(launched)
 	} else {
 		res.registered = time.Since(launched)
 	}
-	err = testbed.Poll(timeout, func() error {
-		v, err := d.Metric(entriesSeries)
-		if err != nil {
-			return err
-		}
-		res.held = int(v)
-		if res.held < want {
-			return fmt.Errorf("%d of %d image digests verified", res.held, want)
-		}
-		return nil
-	})
+	held, err := waitHeld(d, want, timeout)
+	res.held = held
 	if err == nil {
 		res.verified = time.Since(launched)
 	}
@@ -273,6 +276,38 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 		b.Fatal(err)
 	}
 	return d, res
+}
+
+// launchRegistered starts the daemon and waits until it has registered
+// with NRI; it returns when it was launched.
+func launchRegistered(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, timeout time.Duration) (*testbed.Daemon, time.Time) {
+	launched := time.Now()
+	d, err := ctrd.LaunchDaemon(nodeConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.WaitRegistered(1, timeout); err != nil {
+		d.Kill()
+		b.Fatal(err)
+	}
+	return d, launched
+}
+
+// waitHeld waits until the daemon holds want image digests (verified or
+// loaded from its state dir) and returns how many it holds.
+func waitHeld(d *testbed.Daemon, want int, timeout time.Duration) (int, error) {
+	held := 0
+	err := testbed.Poll(timeout, func() error {
+		v, err := d.Metric(entriesSeries)
+		if err != nil {
+			return err
+		}
+		if held = int(v); held < want {
+			return fmt.Errorf("%d of %d image digests verified", held, want)
+		}
+		return nil
+	})
+	return held, err
 }
 
 // latency is one sample of container creates.
@@ -387,7 +422,7 @@ func resolutionMiss(b *testing.B, ctrd *testbed.Containerd, d *testbed.Daemon, p
 	if err := img.WriteOCIArchive(archive, 0, 1); err != nil {
 		b.Fatal(err)
 	}
-	if err := ctrd.ImportArchive(archive); err != nil {
+	if err := ctrd.ImportArchive(archive, true); err != nil {
 		b.Fatal(err)
 	}
 	name := fmt.Sprintf("miss-%d", time.Now().UnixNano())

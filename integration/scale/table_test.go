@@ -22,6 +22,8 @@ type row struct {
 	warm   bootResult
 	steady latency
 	reload latency
+	// restart is creates as soon as a restarted daemon has registered.
+	restart latency
 	// reloads is how many reloads the daemon logged during the reload sample.
 	reloads int
 	miss    missResult
@@ -44,6 +46,7 @@ type verifyResult struct {
 }
 
 type results struct {
+	commit string // what was measured, read when the run starts
 	mu     sync.Mutex
 	rows   []*row
 	verify []verifyResult
@@ -75,7 +78,13 @@ func verified(b bootResult) string {
 func pct(l latency) string {
 	s := fmt.Sprintf("%.3f / %.3f ms", l.p50, l.p99)
 	if len(l.refused) > 0 {
-		s += fmt.Sprintf(" (%d of %d refused)", len(l.refused), l.n)
+		forTime := 0
+		for _, r := range l.refused {
+			if strings.Contains(r, "did not finish within") {
+				forTime++
+			}
+		}
+		s += fmt.Sprintf(" (%d of %d refused, %d of them for time)", len(l.refused), l.n, forTime)
 	}
 	return s
 }
@@ -120,6 +129,7 @@ func (r *results) markdown() string {
 		line("decision p50 / p99 during reloads (SIGHUP every 200 ms)", func(x *row) string {
 			return pct(x.reload) + fmt.Sprintf(", %d reloads", x.reloads)
 		})
+		line("decision p50 / p99 right after a restart (creates as soon as it registers)", func(x *row) string { return pct(x.restart) })
 		line("resolution miss: image imported just before the create (decision includes its signature fetch)", func(x *row) string { return x.miss.String() })
 		line("crictl create median: with nri-csig / without plugin = ratio", func(x *row) string {
 			return fmt.Sprintf("%s / %s = %.2f×", ms(x.steady.createMedian), ms(x.without.createMedian),
@@ -148,10 +158,6 @@ func (r *results) markdown() string {
 
 // document is BENCHMARKS.md: how the table was made, then the table.
 func (r *results) document(tableText string) string {
-	commit := strings.TrimSpace(output("git", "rev-parse", "--short=12", "HEAD"))
-	if output("git", "status", "--porcelain", "--untracked-files=no") != "" {
-		commit += " (with uncommitted changes)"
-	}
 	host, _ := os.Hostname()
 	kernel := strings.TrimSpace(output("uname", "-r"))
 	cmd := os.Getenv("BENCH_COMMAND")
@@ -174,7 +180,20 @@ See integration/scale for what each line measures.
 - date: %s
 - machine: %s, %d CPUs (%s), Linux %s, %s
 
-%s`, cmd, sizes, commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+%s`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+}
+
+// commitNow names the checkout being measured: HEAD, whether the work tree
+// differs, and the last commit that changed the daemon's code.
+func commitNow() string {
+	c := strings.TrimSpace(output("git", "rev-parse", "--short=12", "HEAD"))
+	if output("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		c += " (with uncommitted changes)"
+	}
+	if code := strings.TrimSpace(output("git", "log", "-1", "--format=%h %s", "--", "../../pkg", "../../cmd", "../../go.mod")); code != "" {
+		c += "; the daemon's code (pkg/, cmd/, go.mod) last changed in " + code
+	}
+	return c
 }
 
 func output(name string, args ...string) string {
