@@ -180,7 +180,27 @@ See integration/scale for what each line measures.
 - date: %s
 - machine: %s, %d CPUs (%s), Linux %s, %s
 
-%s`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+%s
+How each line is measured (integration/scale):
+
+- Images share one busybox layer and differ by a config label; they are pushed and signed
+  (pkg/sign, legacy .sig) in the loopback registry and imported digest-preserving with one
+  `+"`ctr images import`"+` of an OCI archive. Each size gets a fresh containerd and registry.
+- Boot times are from the daemon's launch: "registered" is its "synchronized with runtime"
+  log line; "all verified/loaded" is `+"`nri_csig_signature_cache_entries`"+` on /metrics
+  reaching the image count (polled, so ±200 ms); "timeout (k of n)" means it did not within
+  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment.
+- Decisions are the audit records' duration_ms of BENCH_CREATES `+"`crictl create`"+` calls on
+  distinct verified images (one uncounted warm-up create first); "refused" counts creates
+  that failed, "for time" those refused with "the decision did not finish within 1s".
+- The create ratio is the median `+"`crictl create`"+` wall time with the daemon connected
+  over the one without any NRI plugin, in the same containerd a minute apart; on a shared
+  2-core machine it is noisy.
+- After deleting 90 %% of the images (`+"`ctr images rm`"+`), the benchmark waits up to
+  BENCH_EVICT_WAIT for the signature entries to fall by as many; "still n" means they did not.
+- Verify: each command is a fresh process under GNU time, alternately, on an image signed
+  by cosign; medians of BENCH_VERIFY_RUNS.
+`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
 }
 
 // commitNow names the checkout being measured: HEAD, whether the work tree
