@@ -56,17 +56,27 @@ func run(m *testing.M) int {
 	table.commit = commitNow()
 	code := m.Run()
 	if len(table.rows) > 0 || len(table.verify) > 0 {
-		out := table.markdown()
-		fmt.Println("\n" + out)
-		if path := os.Getenv("BENCH_OUT"); path != "" {
-			if err := os.WriteFile(path, []byte(table.document(out)), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, "writing", path+":", err)
-				return 1
-			}
-			fmt.Fprintln(os.Stderr, "scale: wrote", path)
+		fmt.Println("\n" + table.markdown())
+		if err := table.save(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 	}
 	return code
+}
+
+// save writes the table so far to BENCH_OUT (when set): after each size, so
+// that a run cut short keeps what it measured.
+func (r *results) save() error {
+	path := os.Getenv("BENCH_OUT")
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(r.document(r.markdown())), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	progress("wrote %s", path)
+	return nil
 }
 
 // progress prints one line of what the benchmark is doing, with the time.

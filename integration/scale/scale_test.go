@@ -66,6 +66,9 @@ func BenchmarkNodeScale(b *testing.B) {
 			for range b.N {
 				r := measureNode(b, s, n)
 				table.add(r)
+				if err := table.save(); err != nil {
+					b.Fatal(err)
+				}
 				b.ReportMetric(r.cold.registered.Seconds(), "cold-registered-s")
 				b.ReportMetric(r.cold.verified.Seconds(), "cold-all-verified-s")
 				b.ReportMetric(r.warm.registered.Seconds(), "warm-registered-s")
