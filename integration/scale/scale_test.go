@@ -459,7 +459,7 @@ func resolutionMiss(b *testing.B, ctrd *testbed.Containerd, d *testbed.Daemon, p
 	if err != nil {
 		var ce *testbed.CommandError
 		if errors.As(err, &ce) {
-			m.refused = strings.TrimSpace(ce.Stderr)
+			m.refused = reason(ce.Stderr)
 		} else {
 			m.refused = err.Error()
 		}
@@ -481,4 +481,15 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// reason picks crictl's error line (not its warnings) out of its stderr.
+func reason(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, l := range lines {
+		if i := strings.Index(l, "reason: "); i >= 0 {
+			return strings.TrimSuffix(l[i+len("reason: "):], `"`)
+		}
+	}
+	return lines[len(lines)-1]
 }
