@@ -30,10 +30,16 @@ demo:
 	$(GO) run ./integration/demo
 
 # Unit benchmarks, then create latency with and without the plugin on the real
-# containerd (root) with nri-csig's decision latency percentiles.
+# containerd (root) with nri-csig's decision latency percentiles, then the
+# node-scale benchmark (integration/scale) at BENCH_SIZES images: it prints one
+# table at the end and writes it to BENCHMARKS.md. GNU time measures peak memory.
+BENCH_SIZES ?= 100 1000 10000
 bench:
+	@test -x /usr/bin/time || { apt-get update -qq && apt-get install -y -qq --no-install-recommends time; }
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 50x ./integration/ ./integration/policy/ ./integration/cosign/
+	BENCH_SIZES="$(BENCH_SIZES)" BENCH_OUT=$(CURDIR)/BENCHMARKS.md BENCH_COMMAND='make bench BENCH_SIZES="$(BENCH_SIZES)"' \
+	  $(GO) test -tags integration -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./integration/scale/
 
 # Every fuzz target for FUZZTIME each (their seed corpora also run in "make unit").
 FUZZTIME ?= 20s

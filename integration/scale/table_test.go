@@ -1,0 +1,238 @@
+//go:build integration
+
+package scale
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nri-csig/nri-csig/internal/testbed"
+)
+
+// row is every figure measured at one size.
+type row struct {
+	images int
+	setup  struct{ push, sign, imp time.Duration }
+	cold   bootResult
+	warm   bootResult
+	steady latency
+	reload latency
+	// restart is creates as soon as a restarted daemon has registered.
+	restart latency
+	// reloads is how many reloads the daemon logged during the reload sample.
+	reloads int
+	miss    missResult
+	without latency
+	deleted int
+	// entriesAfterDelete is the daemon's signature entry count after the
+	// deletions (evicted: it fell by the number deleted within the wait).
+	entriesAfterDelete float64
+	evicted            bool
+	afterDelete        testbed.Memory
+}
+
+// verifyResult is "nri-csig verify" against "cosign verify --key" on one
+// image in one signature format.
+type verifyResult struct {
+	format            string
+	runs              int
+	oursWall, cosWall time.Duration // medians
+	oursPeak, cosPeak int64         // max RSS (bytes), medians
+}
+
+type results struct {
+	commit string // what was measured, read when the run starts
+	mu     sync.Mutex
+	rows   []*row
+	verify []verifyResult
+}
+
+func (r *results) add(x *row) { r.mu.Lock(); r.rows = append(r.rows, x); r.mu.Unlock() }
+
+func (r *results) addVerify(v verifyResult) {
+	r.mu.Lock()
+	r.verify = append(r.verify, v)
+	r.mu.Unlock()
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func mem(m testbed.Memory) string {
+	return fmt.Sprintf("%s / %s MiB", testbed.MiB(m.RSS), testbed.MiB(m.HWM))
+}
+
+func verified(b bootResult) string {
+	if b.verified == 0 {
+		return fmt.Sprintf("timeout (%d of %d, %d failed)", b.held, b.want, b.failed)
+	}
+	if b.failed > 0 {
+		return fmt.Sprintf("%s (%d of %d failed: signature discovery errors)", secs(b.verified), b.failed, b.want)
+	}
+	return secs(b.verified)
+}
+
+func pct(l latency) string {
+	s := fmt.Sprintf("%.3f / %.3f ms", l.p50, l.p99)
+	if len(l.refused) > 0 {
+		forTime := 0
+		for _, r := range l.refused {
+			if strings.Contains(r, "did not finish within") {
+				forTime++
+			}
+		}
+		s += fmt.Sprintf(" (%d of %d refused, %d of them for time)", len(l.refused), l.n, forTime)
+	}
+	return s
+}
+
+// markdown is the one table: a line per measure, a column per size; the
+// verify comparison (one image, independent of the node's size) follows in
+// the same table.
+func (r *results) markdown() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("| measure |")
+	for _, x := range r.rows {
+		fmt.Fprintf(&b, " %d images |", x.images)
+	}
+	if len(r.rows) == 0 {
+		b.WriteString(" value |")
+	}
+	b.WriteString("\n|---|")
+	for range max(len(r.rows), 1) {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	line := func(name string, f func(*row) string) {
+		fmt.Fprintf(&b, "| %s |", name)
+		for _, x := range r.rows {
+			fmt.Fprintf(&b, " %s |", f(x))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.rows) > 0 {
+		line("setup: push / sign / ctr import", func(x *row) string {
+			return fmt.Sprintf("%s / %s / %s", secs(x.setup.push), secs(x.setup.sign), secs(x.setup.imp))
+		})
+		line("cold boot (fresh state dir, signatures in the loopback registry): start → registered with NRI", func(x *row) string { return secs(x.cold.registered) })
+		line("cold boot: start → every image verified (or its discovery failed)", func(x *row) string { return verified(x.cold) })
+		line("cold boot: daemon VmRSS / VmHWM when all verified", func(x *row) string { return mem(x.cold.mem) })
+		line("warm boot (state dir kept, all verified on disk): start → registered with NRI", func(x *row) string { return secs(x.warm.registered) })
+		line("warm boot: start → every image loaded (or its discovery failed)", func(x *row) string { return verified(x.warm) })
+		line("warm boot: daemon VmRSS / VmHWM when all loaded", func(x *row) string { return mem(x.warm.mem) })
+		line("decision p50 / p99 (audit duration_ms, verified images)", func(x *row) string { return pct(x.steady) })
+		line("decision p50 / p99 during reloads (SIGHUP every 200 ms)", func(x *row) string {
+			return pct(x.reload) + fmt.Sprintf(", %d reloads", x.reloads)
+		})
+		line("decision p50 / p99 right after a restart (creates as soon as it registers)", func(x *row) string { return pct(x.restart) })
+		line("resolution miss: image imported just before the create (decision includes its signature fetch)", func(x *row) string { return x.miss.String() })
+		line("crictl create median: with nri-csig / without plugin = ratio", func(x *row) string {
+			return fmt.Sprintf("%s / %s = %.2f×", ms(x.steady.createMedian), ms(x.without.createMedian),
+				float64(x.steady.createMedian)/float64(max(x.without.createMedian, 1)))
+		})
+		line("after deleting 90 % of the images: VmRSS / VmHWM (vs warm boot)", func(x *row) string {
+			s := fmt.Sprintf("%s (%+.0f %%)", mem(x.afterDelete), 100*(float64(x.afterDelete.RSS)/float64(max(x.warm.mem.RSS, 1))-1))
+			if !x.evicted {
+				s += fmt.Sprintf("; signature entries still %g", x.entriesAfterDelete)
+			}
+			return s
+		})
+	}
+	for _, v := range r.verify {
+		cells := fmt.Sprintf("%s vs %s = %.2f×; peak %s vs %s MiB = %.2f× (median of %d)",
+			ms(v.oursWall), ms(v.cosWall), float64(v.oursWall)/float64(max(v.cosWall, 1)),
+			testbed.MiB(v.oursPeak), testbed.MiB(v.cosPeak), float64(v.oursPeak)/float64(max(v.cosPeak, 1)), v.runs)
+		fmt.Fprintf(&b, "| nri-csig verify vs cosign verify --key, %s format (one image; wall, peak RSS) | %s |", v.format, cells)
+		for range max(len(r.rows)-1, 0) {
+			b.WriteString(" |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// document is BENCHMARKS.md: how the table was made, then the table.
+func (r *results) document(tableText string) string {
+	host, _ := os.Hostname()
+	kernel := strings.TrimSpace(output("uname", "-r"))
+	cmd := os.Getenv("BENCH_COMMAND")
+	if cmd == "" {
+		cmd = "make bench"
+	}
+	sizes := os.Getenv("BENCH_SIZES")
+	if sizes == "" {
+		sizes = "100 1000 10000"
+	}
+	return fmt.Sprintf(`# Node-scale benchmark
+
+Written by `+"`%s`"+` (BENCH_SIZES=%q): the real nri-csig daemon on a real containerd
+(testbed: containerd from go.mod, runc, crictl) holding N small signed images, their
+signatures (cosign legacy format, one ECDSA key) in a go-containerregistry loopback registry,
+one bundle policy requiring that key in the namespace the containers are created in.
+See integration/scale for what each line measures.
+
+- commit: %s
+- date: %s
+- machine: %s, %d CPUs (%s), Linux %s, %s
+
+%s
+How each line is measured (integration/scale):
+
+- Images share one busybox layer and differ by a config label; they are pushed and signed
+  (pkg/sign, legacy .sig) in the loopback registry and imported digest-preserving with one
+  `+"`ctr images import`"+` of an OCI archive. Each size gets a fresh containerd and registry;
+  containerd's root is on tmpfs (BENCH_CONTAINERD_DIR, /dev/shm by default) so that setup
+  is not 20,000 fsyncs, which also makes its own part of a create faster than on a disk;
+  the daemon's state dir is on disk.
+- Boot times are from the daemon's launch: "registered" is its "synchronized with runtime"
+  log line; "all verified/loaded" is `+"`nri_csig_signature_cache_entries`"+` plus
+  `+"`nri_csig_signature_fetch_errors_total`"+` on /metrics reaching the image count (polled, so ±200 ms); "timeout (k of n)" means it did not within
+  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment.
+- Decisions are the audit records' duration_ms of BENCH_CREATES `+"`crictl create`"+` calls on
+  distinct verified images (one uncounted warm-up create first); "refused" counts creates
+  that failed, "for time" those refused with "the decision did not finish within 1s".
+- The create ratio is the median `+"`crictl create`"+` wall time with the daemon connected
+  over the one without any NRI plugin, in the same containerd a minute apart; on a shared
+  2-core machine it is noisy.
+- After deleting 90 %% of the images (`+"`ctr images rm`"+`), the benchmark waits up to
+  BENCH_EVICT_WAIT for the signature entries to fall by as many; "still n" means they did not.
+- Verify: each command is a fresh process under GNU time, alternately, on an image signed
+  by cosign; medians of BENCH_VERIFY_RUNS.
+`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+}
+
+// commitNow names the checkout being measured: HEAD, whether the work tree
+// differs, and the last commit that changed the daemon's code.
+func commitNow() string {
+	c := strings.TrimSpace(output("git", "rev-parse", "--short=12", "HEAD"))
+	if output("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		c += " (with uncommitted changes)"
+	}
+	if code := strings.TrimSpace(output("git", "log", "-1", "--format=%h %s", "--", "../../pkg", "../../cmd", "../../go.mod")); code != "" {
+		c += "; the daemon's code (pkg/, cmd/, go.mod) last changed in " + code
+	}
+	return c
+}
+
+func output(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).Output()
+	return string(out)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
