@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 )
 
@@ -54,7 +55,7 @@ func BenchmarkNodeScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	signer, err := keys.Open(context.Background(), priv, keys.Options{})
+	signer, err := keyref.Open(context.Background(), priv, keyref.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
