@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,9 +75,31 @@ func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
 	}
 	v.Fetched = fetched
 	if refusedByPolicy(v) {
+		if d.unreadable(s, pending) {
+			v.Reason = strings.Replace(v.Reason, policy.MissingSignatureHint, unreadableHint, 1)
+		}
 		v.Reason += "; signatures: " + d.describe(s, pending)
 	}
 	return v
+}
+
+// unreadableHint replaces policy.MissingSignatureHint when no candidate's
+// signatures could be read: the operator should look at the registry, not
+// sign again.
+const unreadableHint = "the image's signatures could not be read (registry unreachable, refusing access, or still being fetched), which is not a missing signature; the node keeps trying and kubelet retries"
+
+// unreadable reports whether no candidate digest's signatures could be
+// read: every one is pending or its look-up failed.
+func (d *decider) unreadable(s policy.Subject, pending []string) bool {
+	if len(s.ImageDigests) == 0 {
+		return false
+	}
+	for _, dg := range s.ImageDigests {
+		if !slices.Contains(pending, dg) && !d.sigs.Unreadable(dg) {
+			return false
+		}
+	}
+	return true
 }
 
 func refusedByPolicy(v policy.Verdict) bool { return !v.Allowed() && v.Kind == policy.RulePolicy }

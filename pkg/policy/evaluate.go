@@ -309,7 +309,7 @@ func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.T
 		pr.Reason = fmt.Sprintf("policy %q needs %s witnesses %s, but no image digest with config %s was found in the node's content store to check signatures on; pull the image by a signed digest",
 			p.Name, need, strings.Join(p.Witnesses, ", "), s.ConfigDigest)
 	default:
-		pr.Reason = fmt.Sprintf("policy %q needs %s witnesses %s; signed by: %s; not signed by: %s (keys %s) for image digests %s; sign the image digest with a missing witness's key or add an exemption",
+		pr.Reason = fmt.Sprintf("policy %q needs %s witnesses %s; signed by: %s; not signed by: %s (keys %s) for image digests %s; "+MissingSignatureHint,
 			p.Name, need, strings.Join(p.Witnesses, ", "), orNone(strings.Join(pr.Signed, ", ")),
 			strings.Join(pr.Missing, ", "), b.fingerprints(pr.Missing, now), strings.Join(s.ImageDigests, ", "))
 	}
@@ -411,6 +411,11 @@ func (b *Bundle) exemption(s Subject, now time.Time) (*Exemption, string) {
 	}
 	return best, best.ImageDigest
 }
+
+// MissingSignatureHint ends a refusal for missing signatures. The node
+// replaces it when the signatures could not be read at all (a registry
+// outage is not a missing signature).
+const MissingSignatureHint = "sign the image digest with a missing witness's key or add an exemption"
 
 func orNone(s string) string {
 	if s == "" {

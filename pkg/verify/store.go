@@ -377,6 +377,19 @@ func (s *Store) Status(digest string) string {
 	return "signatures not looked up yet"
 }
 
+// Unreadable reports whether the store holds nothing for digest but a failed
+// look-up: its signatures could not be read, which says nothing of whether
+// it is signed.
+func (s *Store) Unreadable(digest string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.entries[digest]; ok {
+		return false
+	}
+	_, failed := s.errs[digest]
+	return failed
+}
+
 // Len returns how many digests the store holds.
 func (s *Store) Len() int {
 	s.mu.RLock()
