@@ -44,7 +44,7 @@ bench:
 # Every fuzz target for FUZZTIME each (their seed corpora also run in "make unit").
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./pkg/nodeconfig:FuzzParse ./pkg/policy:FuzzParseBundle ./pkg/policy:FuzzVerifyBundle ./pkg/bundleoci:FuzzOCIManifest \
-	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseIndex ./pkg/signature:FuzzParseBundle \
+	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseIndex ./pkg/signature:FuzzParseSigstoreBundle \
 	./pkg/signature:FuzzDecodeBase64 ./pkg/keys:FuzzParsePublicKeyPEM ./pkg/keys/alikms:FuzzDecodeResponses ./pkg/keys/alikms:FuzzKMSResponse \
 	./pkg/verify:FuzzVerify ./pkg/verify:FuzzReplayLog ./cmd/nri-csig/cli:FuzzIndexChildren
 fuzz:

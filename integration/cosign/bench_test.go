@@ -135,7 +135,7 @@ func signManyLegacy(t testing.TB, digestRef string, n int) string {
 		t.Fatal(err)
 	}
 	for i := range n {
-		sig, err := sign.Payload(context.Background(), memSigner{k}, d, map[string]string{"n": strconv.Itoa(i)})
+		sig, err := sign.Digest(context.Background(), memSigner{k}, d, map[string]string{"n": strconv.Itoa(i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -133,7 +133,7 @@ func (m *ManyImages) SignMany(ctx context.Context, s sign.Signer, workers int) e
 		if err != nil {
 			return err
 		}
-		sig, err := sign.Payload(ctx, s, d, nil)
+		sig, err := sign.Digest(ctx, s, d, nil)
 		if err != nil {
 			return err
 		}

@@ -59,7 +59,7 @@ func TestStoreOCISource(t *testing.T) {
 	}
 	push("8", true)
 	s.poll(t.Context())
-	if s.Current().Serial != 8 || len(s.Current().Evaluate("c1", "default")) != 1 {
+	if s.Current().Serial != 8 || len(s.Current().Covering("c1", "default")) != 1 {
 		t.Fatalf("after pushing serial 8, Current = %d", s.Current().Serial)
 	}
 	// An unsigned push is refused.

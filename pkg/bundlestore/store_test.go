@@ -164,14 +164,14 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 	if err := s.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Current().Evaluate("c1", "default"); len(got) != 0 {
+	if got := s.Current().Covering("c1", "default"); len(got) != 0 {
 		t.Fatalf("prod is disabled, yet Evaluate = %v", got)
 	}
 
 	// Switch prod on by editing the bundle: hot reload, no restart.
 	publish(t, src, bundleText(t, "8", true), nil)
 	s.poll(t.Context())
-	if got := s.Current().Evaluate("c1", "default"); len(got) != 1 || got[0].Name != "prod" {
+	if got := s.Current().Covering("c1", "default"); len(got) != 1 || got[0].Name != "prod" {
 		t.Fatalf("after enabling prod, Evaluate = %v", got)
 	}
 
@@ -185,7 +185,7 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 	if e := ev.last(t); e.Outcome != Refused || !strings.Contains(e.Err.Error(), "serial 8 is already in force with other content") {
 		t.Errorf("event = %+v; want a same-serial refusal", e)
 	}
-	if s.Current().Serial != 8 || len(s.Current().Evaluate("c1", "default")) != 1 {
+	if s.Current().Serial != 8 || len(s.Current().Covering("c1", "default")) != 1 {
 		t.Error("a refused bundle replaced the one in force")
 	}
 	publish(t, src, []byte("apiVersion: nri-csig.io/v1alpha1\nkind: Witness\n"), nil)
@@ -201,7 +201,7 @@ func TestStoreNoRollbackAndHotReload(t *testing.T) {
 	if err := s2.Load(t.Context()); err != nil {
 		t.Fatalf("Load with the source gone: %v", err)
 	}
-	if s2.Current().Serial != 8 || len(s2.Current().Evaluate("c1", "default")) != 1 {
+	if s2.Current().Serial != 8 || len(s2.Current().Covering("c1", "default")) != 1 {
 		t.Errorf("restored bundle = serial %d", s2.Current().Serial)
 	}
 	if ev2.evs[0].Outcome != Restored || ev2.last(t).Outcome != Unavailable {

@@ -96,7 +96,7 @@ func (d *Decider) WantsSignatures(s policy.Subject) bool {
 	if av, listed := d.Node.Allowlists.Decide(s); listed && av.Allowed() {
 		return false
 	}
-	return len(d.Bundle.Evaluate(d.Node.Cluster, s.Namespace)) > 0
+	return len(d.Bundle.Covering(d.Node.Cluster, s.Namespace)) > 0
 }
 
 func (d *Decider) now() time.Time {

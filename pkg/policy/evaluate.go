@@ -47,8 +47,8 @@ type Request struct {
 	Uncovered Uncovered
 }
 
-// PolicyResult is how one covering policy judged the container.
-type PolicyResult struct {
+// Judgement is how one covering policy judged the container.
+type Judgement struct {
 	Policy    string
 	Mode      Mode
 	Passed    bool
@@ -68,10 +68,10 @@ type Result struct {
 	Covered bool
 	// Policies holds one entry per covering enabled policy that was judged
 	// (none when a revocation or exemption decided first).
-	Policies []PolicyResult
+	Policies []Judgement
 	// Violations are the failing audit-mode policies: the container runs, and
 	// the daemon records each. Verdict.Violations carries the same, briefly.
-	Violations []PolicyResult
+	Violations []Judgement
 }
 
 // coverIndex maps cluster -> namespace -> enabled policies, in bundle order;
@@ -99,11 +99,11 @@ func buildIndex(ps []*SecurityPolicy) coverIndex {
 	return idx
 }
 
-// Evaluate returns the enabled policies that cover (cluster, namespace), in
+// Covering returns the enabled policies that cover (cluster, namespace), in
 // bundle order: every one of them must pass for a container there to run.
 // An empty result means the namespace is not covered. The slice may be
 // shared with the bundle: do not modify it.
-func (b *Bundle) Evaluate(cluster, namespace string) []*SecurityPolicy {
+func (b *Bundle) Covering(cluster, namespace string) []*SecurityPolicy {
 	var lists [4][]*SecurityPolicy
 	n := 0
 	for _, c := range [2]string{cluster, Wildcard} {
@@ -143,7 +143,7 @@ func (b *Bundle) Evaluate(cluster, namespace string) []*SecurityPolicy {
 func (b *Bundle) KeysFor(cluster, namespace string, now time.Time) []*Key {
 	var ks []*Key
 	seen := map[string]bool{}
-	for _, p := range b.Evaluate(cluster, namespace) {
+	for _, p := range b.Covering(cluster, namespace) {
 		for _, wn := range p.Witnesses {
 			if seen[wn] {
 				continue
@@ -204,7 +204,7 @@ func (b *Bundle) Decide(r Request) Result {
 			Reason: fmt.Sprintf("image digest %s is revoked since %s (%s); run an image that is not revoked",
 				d, rv.Effective.Format(time.RFC3339), orNone(rv.Reason))}}
 	}
-	covering := b.Evaluate(r.Cluster, s.Namespace)
+	covering := b.Covering(r.Cluster, s.Namespace)
 	res := Result{Covered: len(covering) > 0}
 	if !res.Covered && r.Uncovered == UncoveredAllow {
 		res.Verdict = Verdict{Decision: Allow, Kind: RuleUncovered, Digest: s.PulledDigest,
@@ -221,10 +221,10 @@ func (b *Bundle) Decide(r Request) Result {
 			Reason: fmt.Sprintf("no enabled security policy covers namespace %q in cluster %q and the node refuses uncovered namespaces; enable a policy that covers it or add an exemption", s.Namespace, r.Cluster)}
 		return res
 	}
-	res.Policies = make([]PolicyResult, 0, len(covering))
+	res.Policies = make([]Judgement, 0, len(covering))
 	// A witness named by several covering policies is checked once.
 	signed := make(map[string]string, 4)
-	var denied *PolicyResult
+	var denied *Judgement
 	for _, p := range covering {
 		pr := b.judge(p, s, r.Signatures, r.Now, signed)
 		res.Policies = append(res.Policies, pr)
@@ -280,8 +280,8 @@ func (b *Bundle) Decide(r Request) Result {
 
 // judge applies one policy. signed caches, per witness name, the digest it
 // signed ("" when it signed none) across the policies of one decision.
-func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.Time, signed map[string]string) PolicyResult {
-	pr := PolicyResult{Policy: p.Name, Mode: p.Mode, Threshold: p.Threshold}
+func (b *Bundle) judge(p *SecurityPolicy, s Subject, sigs Signatures, now time.Time, signed map[string]string) Judgement {
+	pr := Judgement{Policy: p.Name, Mode: p.Mode, Threshold: p.Threshold}
 	for _, wn := range p.Witnesses {
 		d, seen := signed[wn]
 		if !seen {

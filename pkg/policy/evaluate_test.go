@@ -205,7 +205,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestEvaluate(t *testing.T) {
+func TestCovering(t *testing.T) {
 	b := mustParse(t, validBundle)
 	names := func(ps []*SecurityPolicy) string {
 		var s []string
@@ -214,26 +214,26 @@ func TestEvaluate(t *testing.T) {
 		}
 		return strings.Join(s, ",")
 	}
-	if got := names(b.Evaluate("c1", "default")); got != "prod" {
-		t.Errorf("Evaluate(c1, default) = %q; want prod", got)
+	if got := names(b.Covering("c1", "default")); got != "prod" {
+		t.Errorf("Covering(c1, default) = %q; want prod", got)
 	}
-	if got := names(b.Evaluate("c1", "other")); got != "" {
-		t.Errorf("Evaluate(c1, other) = %q; want none (anywhere is disabled)", got)
+	if got := names(b.Covering("c1", "other")); got != "" {
+		t.Errorf("Covering(c1, other) = %q; want none (anywhere is disabled)", got)
 	}
 	enable(t, b, "anywhere", Audit)
-	if got := names(b.Evaluate("c1", "payments")); got != "prod,anywhere" {
-		t.Errorf("Evaluate(c1, payments) = %q; want prod,anywhere in bundle order", got)
+	if got := names(b.Covering("c1", "payments")); got != "prod,anywhere" {
+		t.Errorf("Covering(c1, payments) = %q; want prod,anywhere in bundle order", got)
 	}
 	// A policy reachable through both a name and the wildcard appears once.
 	b.Policy("prod").Clusters = []string{"c1", "*"}
 	b.reindex()
-	if got := names(b.Evaluate("c1", "default")); got != "prod,anywhere" {
-		t.Errorf("Evaluate(c1, default) = %q; want prod,anywhere once each", got)
+	if got := names(b.Covering("c1", "default")); got != "prod,anywhere" {
+		t.Errorf("Covering(c1, default) = %q; want prod,anywhere once each", got)
 	}
 	if err := b.SetPolicyEnabled("prod", false); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(b.Evaluate("c1", "default")); got != "anywhere" {
+	if got := names(b.Covering("c1", "default")); got != "anywhere" {
 		t.Errorf("after disabling prod, Evaluate = %q; want anywhere", got)
 	}
 }

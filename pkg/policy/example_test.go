@@ -43,7 +43,7 @@ func Example() {
 	// go store.Run(ctx) // hot reload until ctx is done
 
 	b := store.Current()
-	for _, p := range b.Evaluate("prod-1", "payments") {
+	for _, p := range b.Covering("prod-1", "payments") {
 		// What pkg/verify must check: these witnesses' keys, this threshold.
 		fmt.Printf("policy %s: %d of %v\n", p.Name, p.Threshold, p.Witnesses)
 	}

@@ -36,8 +36,9 @@ type Signature struct {
 	Signature []byte
 }
 
-// Payload signs the cosign simple-signing payload for image with s.
-func Payload(ctx context.Context, s Signer, image name.Digest, annotations map[string]string) (*Signature, error) {
+// Digest signs image digest with s: the cosign simple-signing payload for
+// image, and its signature (attach it with Attach).
+func Digest(ctx context.Context, s Signer, image name.Digest, annotations map[string]string) (*Signature, error) {
 	p, err := signature.NewPayload(image.DigestStr(), image.Context().Name(), annotations)
 	if err != nil {
 		return nil, err

@@ -30,8 +30,8 @@ const (
 	InTotoStatementV01 = "https://in-toto.io/Statement/v0.1"
 )
 
-// Bundle is the key-based subset of a Sigstore bundle: a DSSE envelope.
-type Bundle struct {
+// SigstoreBundle is the key-based subset of a Sigstore bundle: a DSSE envelope.
+type SigstoreBundle struct {
 	MediaType string
 	// KeyHint is verificationMaterial.publicKey.hint, if any (informational).
 	KeyHint      string
@@ -52,10 +52,10 @@ const (
 	maxSubjects   = 64
 )
 
-// ParseBundle parses an untrusted Sigstore bundle of media type
+// ParseSigstoreBundle parses an untrusted Sigstore bundle of media type
 // BundleMediaType that carries a DSSE envelope. Transparency-log entries
 // and timestamps are parsed for well-formedness but not used.
-func ParseBundle(b []byte) (*Bundle, error) {
+func ParseSigstoreBundle(b []byte) (*SigstoreBundle, error) {
 	if err := checkJSON(b, MaxBundleSize); err != nil {
 		return nil, fmt.Errorf("sigstore bundle: %w", err)
 	}
@@ -83,7 +83,7 @@ func ParseBundle(b []byte) (*Bundle, error) {
 	if len(sigs) == 0 || len(sigs) > maxSignatures {
 		return nil, fmt.Errorf("sigstore bundle: %w: dsseEnvelope has %d signatures, want 1 to %d", ErrMalformed, len(sigs), maxSignatures)
 	}
-	out := &Bundle{
+	out := &SigstoreBundle{
 		MediaType:    pb.GetMediaType(),
 		KeyHint:      pb.GetVerificationMaterial().GetPublicKey().GetHint(),
 		DSSEEnvelope: &Envelope{Payload: env.GetPayload(), PayloadType: env.GetPayloadType()},

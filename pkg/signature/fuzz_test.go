@@ -47,13 +47,13 @@ func FuzzParseManifest(f *testing.F) {
 	})
 }
 
-func FuzzParseBundle(f *testing.F) {
+func FuzzParseSigstoreBundle(f *testing.F) {
 	f.Add([]byte(testBundle))
 	if b, err := os.ReadFile("testdata/cosign-v3.1.3-bundle.json"); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		bu, err := ParseBundle(b)
+		bu, err := ParseSigstoreBundle(b)
 		if err != nil {
 			return
 		}

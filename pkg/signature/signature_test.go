@@ -94,7 +94,7 @@ func TestParseManifestLimits(t *testing.T) {
 }
 
 func TestParseBundle(t *testing.T) {
-	b, err := ParseBundle([]byte(testBundle))
+	b, err := ParseSigstoreBundle([]byte(testBundle))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,11 +105,11 @@ func TestParseBundle(t *testing.T) {
 	if !s.Covers(testDigest) {
 		t.Fatalf("statement %+v does not cover %s", s, testDigest)
 	}
-	if _, err := ParseBundle([]byte(strings.Replace(testBundle, "eyJf", "!!!!", 1))); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("ParseBundle(corrupt base64) error = %v; want ErrMalformed", err)
+	if _, err := ParseSigstoreBundle([]byte(strings.Replace(testBundle, "eyJf", "!!!!", 1))); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ParseSigstoreBundle(corrupt base64) error = %v; want ErrMalformed", err)
 	}
-	if _, err := ParseBundle([]byte(`{"mediaType":"` + BundleMediaType + `","messageSignature":{}}`)); !errors.Is(err, ErrWrongType) {
-		t.Fatalf("ParseBundle(messageSignature) error = %v; want ErrWrongType", err)
+	if _, err := ParseSigstoreBundle([]byte(`{"mediaType":"` + BundleMediaType + `","messageSignature":{}}`)); !errors.Is(err, ErrWrongType) {
+		t.Fatalf("ParseSigstoreBundle(messageSignature) error = %v; want ErrWrongType", err)
 	}
 }
 

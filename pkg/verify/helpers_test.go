@@ -117,7 +117,7 @@ func remoteOpts() []remote.Option { return nil }
 // signLegacy signs image with s and attaches the signature in the cosign tag.
 func signLegacy(t testing.TB, s sign.Signer, image name.Digest) {
 	t.Helper()
-	sig, err := sign.Payload(context.Background(), s, image, nil)
+	sig, err := sign.Digest(context.Background(), s, image, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
@@ -62,12 +61,6 @@ func WithClient(c *registry.Client) RegistryOption {
 // The default: plain HTTP only to loopback registries.
 func WithInsecureHosts(hosts ...string) RegistryOption {
 	return func(o *registryOptions) { o.reg.HTTPHosts = append(o.reg.HTTPHosts, hosts...) }
-}
-
-// WithKeychain sets the credentials source. The default is the docker config
-// files (authn.DefaultKeychain).
-func WithKeychain(kc authn.Keychain) RegistryOption {
-	return func(o *registryOptions) { o.reg.Keychain = kc }
 }
 
 // WithPartialHook calls f after a discovery that returned signatures but

@@ -242,7 +242,7 @@ func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte
 // the in-toto statement's subject. Tlog entries and timestamps are not
 // consulted: verification is key-based and offline.
 func (c *check) readBundle(digest string, blob []byte) {
-	b, err := signature.ParseBundle(blob)
+	b, err := signature.ParseSigstoreBundle(blob)
 	if err != nil {
 		c.err = err
 		return

@@ -101,7 +101,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	} else if o.platform != "" {
 		return fmt.Errorf("--platform %s: %s is a single-platform manifest, not an index; sign it without --platform", o.platform, ref)
 	}
-	sig, err := sign.Payload(ctx, signer, digest, ann)
+	sig, err := sign.Digest(ctx, signer, digest, ann)
 	if err != nil {
 		return err
 	}

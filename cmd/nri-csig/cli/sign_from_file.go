@@ -165,7 +165,7 @@ func (o *signOptions) signOne(cmd *cobra.Command, client *registry.Client, signe
 	if _, err := repo.Head(ctx, d.DigestStr(), registry.ImageMediaTypes); err != nil && !errors.Is(err, registry.ErrNoDigest) {
 		return fmt.Errorf("not found in the registry: %w", err)
 	}
-	sig, err := sign.Payload(ctx, signer, d, ann)
+	sig, err := sign.Digest(ctx, signer, d, ann)
 	if err != nil {
 		return err
 	}
