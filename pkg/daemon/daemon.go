@@ -171,6 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
 	}
+	opts.Rejudge = d.requestRejudge     // one owner of re-judging (rejudgeLoop)
 	opts.Integrity = d.integrityInForce // follows d.node: reloads need no extra step
 	d.plugin = plugin.New(d.decider(node), d.images, cfg.Log, opts)
 	if st := d.bundles.Load(); st != nil {

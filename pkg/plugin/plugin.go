@@ -50,6 +50,10 @@ type Options struct {
 	Stopper Stopper
 	// Observe, when set, is told of every decision (for metrics).
 	Observe func(event string, v policy.Verdict, took time.Duration)
+	// Rejudge, when set, is asked to judge the running containers again
+	// after Synchronize (the daemon's one re-judging loop); nil: the plugin
+	// does it in a goroutine of its own.
+	Rejudge func(why string)
 	// Integrity returns the node-integrity guard in force (guard.go); the
 	// plugin asks at every decision. nil: no guard.
 	Integrity func() *Integrity
@@ -72,6 +76,7 @@ type Plugin struct {
 	requestTimeout atomic.Int64
 	// lastConfigureErr is why the runtime was refused, if it was.
 	lastConfigureErr atomic.Pointer[error]
+	stubMu           sync.Mutex // guards stub: reconnects replace it
 	stub             stub.Stub
 
 	// containers are the CRI containers NRI told us about, to judge again
@@ -179,7 +184,11 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	p.ready.Store(true)
 	p.synced.Store(true)
 	p.log.Info("synchronized with runtime", "pods", len(pods), "containers", len(ctrs))
-	p.background(func() { p.Rejudge(context.Background(), "synchronize") })
+	if p.opts.Rejudge != nil {
+		p.opts.Rejudge("synchronize")
+	} else {
+		p.background(func() { p.Rejudge(context.Background(), "synchronize") })
+	}
 	return nil, nil
 }
 

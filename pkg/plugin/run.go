@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -82,17 +81,15 @@ func (p *Plugin) serveOnce(ctx context.Context, c Connection) error {
 	return err
 }
 
-var stubMu sync.Mutex
-
 func (p *Plugin) setStub(s stub.Stub) {
-	stubMu.Lock()
-	defer stubMu.Unlock()
+	p.stubMu.Lock()
+	defer p.stubMu.Unlock()
 	p.stub = s
 }
 
 func (p *Plugin) currentStub() stub.Stub {
-	stubMu.Lock()
-	defer stubMu.Unlock()
+	p.stubMu.Lock()
+	defer p.stubMu.Unlock()
 	return p.stub
 }
 
