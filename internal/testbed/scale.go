@@ -33,6 +33,7 @@ import (
 type ManyImages struct {
 	Refs    []string // registry/repo:tag
 	Digests []string // manifest digests
+	Configs []string // config digests: the CRI also names each image's record by it
 	images  []v1.Image
 	layer   v1.Layer
 }
@@ -67,6 +68,11 @@ func BuildManyImages(busybox, host, repo, tagPrefix string, n int) (*ManyImages,
 		m.images = append(m.images, img)
 		m.Refs = append(m.Refs, fmt.Sprintf("%s/%s:%s%d", host, repo, tagPrefix, i))
 		m.Digests = append(m.Digests, d.String())
+		cfg, err := img.ConfigName()
+		if err != nil {
+			return nil, err
+		}
+		m.Configs = append(m.Configs, cfg.String())
 	}
 	return m, nil
 }
