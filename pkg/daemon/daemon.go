@@ -106,6 +106,7 @@ type daemon struct {
 
 // Run runs the daemon until ctx ends or SIGTERM/SIGINT.
 func Run(ctx context.Context, cfg Config) error {
+	bootStart := time.Now()
 	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1), gc: make(chan struct{}, 1)}
 	node, err := d.loadNodeConfig()
 	if err == nil {
@@ -179,7 +180,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// The image index follows containerd's image events itself (with or
 	// without the watcher), and boot verification walks it once built.
-	go d.images.Follow(ctx, client.EventService(), d.prefetchAll, func(ctx context.Context, name string) {
+	indexed := make(chan struct{})
+	var indexedOnce sync.Once
+	go d.images.Follow(ctx, client.EventService(), func(ctx context.Context) {
+		indexedOnce.Do(func() { close(indexed) })
+		d.prefetchAll(ctx)
+	}, func(ctx context.Context, name string) {
 		d.onImage(ctx, cfg.ContainerdNamespace, name)
 		d.requestGC()
 	})
@@ -217,6 +223,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.log.Info("nri-csig starting", "version", version.String(), "config", cfg.ConfigPath,
 		"cluster", node.Cluster, "allowlisted_namespaces", len(node.Allowlists), "stop_untrusted", cfg.StopUntrusted,
 		"pre_installed", plugin.PreInstalled(), "nri_socket", cfg.Connection.Socket, "containerd", cfg.ContainerdAddress)
+	d.awaitIndex(ctx, indexed, bootBundleTimeout-time.Since(bootStart))
 	err = d.plugin.Run(ctx, cfg.Connection)
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	if err != nil {
@@ -403,6 +410,26 @@ func (d *daemon) onImage(ctx context.Context, ns, name string) {
 // gcDelay is how long the signature store's garbage collection waits after
 // an image event, so that a burst of deletions costs one pass.
 const gcDelay = 10 * time.Second
+
+// awaitIndex waits, at most wait, for the first build of the image index
+// before the plugin registers: a decision made before it waits for it, and
+// at 10,000 images the build can outlast the decision's deadline (a refusal
+// for time). Registration stays within the boot bound (bootBundleTimeout from
+// start, which a pre-installed plugin's registration timeout, 5 s by
+// default, also allows); past it the plugin registers and decisions wait.
+func (d *daemon) awaitIndex(ctx context.Context, indexed <-chan struct{}, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-indexed:
+	case <-ctx.Done():
+	case <-t.C:
+		d.log.Warn("registering before the image index is built; decisions wait for it", "waited", wait.String())
+	}
+}
 
 // requestGC asks gcLoop for a pass; requests made meanwhile are one.
 func (d *daemon) requestGC() {
