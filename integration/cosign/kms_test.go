@@ -15,27 +15,7 @@ import (
 // provider (the real SDK against the fake KMS endpoint on 127.0.0.1)
 // verifies with "cosign verify --key" and the KMS key's public PEM.
 func TestCosignVerifiesOurKMS(t *testing.T) {
-	fake, err := kmsfake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
-	env := []string{
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + kmsfake.AccessKeyID,
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + kmsfake.AccessKeySecret,
-		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
-		"NRI_CSIG_KMS_ENDPOINT=http://" + fake.Endpoint,
-	}
-	ref := "alikms://" + kmsfake.Region + "/" + kmsfake.AliasRSA
-
-	pub := exe(t, env, csigBin, "public-key", "--key", ref)
-	if pub.code != 0 {
-		t.Fatalf("nri-csig public-key: exit %d\n%s", pub.code, pub.out)
-	}
-	pubPath := filepath.Join(t.TempDir(), "kms.pub")
-	if err := os.WriteFile(pubPath, []byte(pemOnly(pub.out)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	env, ref, pubPath := kmsKey(t, kmsfake.AliasRSA)
 
 	host := startRegistry(t, false)
 	tag, digestRef := pushImage(t, host, "kms", randomImage(t))
@@ -79,26 +59,7 @@ func pemOnly(out string) string {
 // TestCosignVerifiesKMSRSA3072: an RSA_3072 KMS key signs (PKCS#1 v1.5, the
 // default) and real cosign verifies the signature with the key's public PEM.
 func TestCosignVerifiesKMSRSA3072(t *testing.T) {
-	fake, err := kmsfake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
-	env := []string{
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + kmsfake.AccessKeyID,
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + kmsfake.AccessKeySecret,
-		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
-		"NRI_CSIG_KMS_ENDPOINT=http://" + fake.Endpoint,
-	}
-	ref := "alikms://" + kmsfake.Region + "/" + kmsfake.KeyRSA3072
-	pub := exe(t, env, csigBin, "public-key", "--key", ref)
-	if pub.code != 0 {
-		t.Fatalf("nri-csig public-key (RSA_3072): exit %d\n%s", pub.code, pub.out)
-	}
-	pubPath := filepath.Join(t.TempDir(), "kms3072.pub")
-	if err := os.WriteFile(pubPath, []byte(pemOnly(pub.out)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	env, ref, pubPath := kmsKey(t, kmsfake.KeyRSA3072)
 	host := startRegistry(t, false)
 	tag, digestRef := pushImage(t, host, "kms3072", randomImage(t))
 	if r := exe(t, env, csigBin, "sign", "--key", ref, tag); r.code != 0 || !strings.Contains(r.out, "RSA_3072") {
@@ -107,4 +68,32 @@ func TestCosignVerifiesKMSRSA3072(t *testing.T) {
 	if r := cosign(t, append(cosignVerifyFlags, "--key", pubPath, digestRef)...); r.code != 0 {
 		t.Fatalf("cosign verify (KMS RSA_3072 signature): exit %d\n%s", r.code, r.out)
 	}
+}
+
+// kmsKey starts the loopback KMS fake and returns the environment that points
+// nri-csig at it, the alikms:// reference of key, and a file holding that
+// key's public PEM as "nri-csig public-key" prints it.
+func kmsKey(t *testing.T, key string) (env []string, ref, pubPath string) {
+	t.Helper()
+	fake, err := kmsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	env = []string{
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + kmsfake.AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + kmsfake.AccessKeySecret,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
+		"NRI_CSIG_KMS_ENDPOINT=http://" + fake.Endpoint,
+	}
+	ref = "alikms://" + kmsfake.Region + "/" + key
+	pub := exe(t, env, csigBin, "public-key", "--key", ref)
+	if pub.code != 0 {
+		t.Fatalf("nri-csig public-key %s: exit %d\n%s", ref, pub.code, pub.out)
+	}
+	pubPath = filepath.Join(t.TempDir(), "kms.pub")
+	if err := os.WriteFile(pubPath, []byte(pemOnly(pub.out)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return env, ref, pubPath
 }

@@ -6,15 +6,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nri-csig/nri-csig/internal/nettest"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
 	"github.com/nri-csig/nri-csig/pkg/bundlestore"
@@ -200,33 +200,7 @@ func (c fixedClock) Now() time.Time { return time.Time(c) }
 // hungRegistry accepts TCP connections and never answers, and returns a
 // bundle reference on it.
 func hungRegistry(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never read nor written
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String() + "/security/csig-bundle:prod"
+	return nettest.SilentListener(t) + "/security/csig-bundle:prod"
 }
 
 func bundleSection(file, oci, signingKey string) string {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nri-csig/nri-csig/internal/nettest"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -259,37 +261,6 @@ func TestCredentialsAskedAfterAnOpenPing(t *testing.T) {
 	}
 }
 
-// silentListener accepts connections and never answers.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 // within fails the test when f has not returned after a generous bound: the
 // client's own timeouts, not the test's, must end it.
 func within(t *testing.T, f func() error) error {
@@ -306,7 +277,7 @@ func within(t *testing.T, f func() error) error {
 }
 
 func TestSilentRegistryTimesOut(t *testing.T) {
-	host := silentListener(t)
+	host := nettest.SilentListener(t)
 	repo, _ := name.NewRepository(host + "/app")
 	c := New(Options{DialTimeout: 200 * time.Millisecond, ResponseTimeout: 200 * time.Millisecond, CallTimeout: time.Second})
 	err := within(t, func() error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nri-csig/nri-csig/internal/nettest"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -183,27 +184,8 @@ func TestDiscoveryRequests(t *testing.T) {
 // never answers ends the discovery with ErrUnavailable, by the client's own
 // timeouts (the caller's context has no deadline).
 func TestSilentRegistryIsUnavailable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	image, _ := name.NewDigest(l.Addr().String() + "/app@sha256:" + strings.Repeat("ab", 32))
+	host := nettest.SilentListener(t)
+	image, _ := name.NewDigest(host + "/app@sha256:" + strings.Repeat("ab", 32))
 	c := registry.New(registry.Options{DialTimeout: 200 * time.Millisecond, ResponseTimeout: 200 * time.Millisecond, CallTimeout: time.Second})
 	done := make(chan error, 1)
 	go func() {
