@@ -255,6 +255,5 @@ func DockerConfig(host, user, password string) []byte {
 	return b
 }
 
-
 // URL returns https://host/v2/ of the registry.
 func (r *Registry) URL() *url.URL { return &url.URL{Scheme: "https", Host: r.Host, Path: "/v2/"} }
