@@ -104,6 +104,10 @@ func needsRestart(cur, next *nodeconfig.Config) error {
 		field = "signatures.dir"
 	case !slices.Equal(cur.Signatures.InsecureRegistries, next.Signatures.InsecureRegistries):
 		field = "signatures.insecureRegistries"
+	case cur.Registries.ConfigPath != next.Registries.ConfigPath:
+		field = "registries.configPath"
+	case cur.Registries.DockerConfig != next.Registries.DockerConfig:
+		field = "registries.dockerConfig"
 	default:
 		return nil
 	}

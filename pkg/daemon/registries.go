@@ -1,0 +1,31 @@
+package daemon
+
+import (
+	"github.com/nri-csig/nri-csig/internal/registry"
+	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+)
+
+// newRegistryClient returns the daemon's one registry client: the node's
+// hosts.toml tree (registries.configPath) and its credential chain.
+func newRegistryClient(node *nodeconfig.Config) *registry.Client {
+	return registry.New(registry.Options{
+		HTTPHosts:  node.Signatures.InsecureRegistries,
+		ConfigPath: node.Registries.ConfigPath,
+		Keychain:   registry.Chain(CredentialSources(node)...),
+	})
+}
+
+// CredentialSources are the node's credential sources (the daemon's, and
+// the CLI's with --node-config), asked in this order
+// (the first with credentials for a registry gives them): the Docker config
+// file of registries.dockerConfig, the kubelet credential providers, then
+// the default keychain.
+func CredentialSources(node *nodeconfig.Config) []registry.NamedKeychain {
+	var sources []registry.NamedKeychain
+	if p := node.Registries.DockerConfig; p != "" {
+		sources = append(sources, registry.DockerConfig(p))
+	}
+	// Slot: the kubelet credential providers (registries.credentialProviders)
+	// join here, after the explicit file and before the default keychain.
+	return append(sources, registry.DefaultSource)
+}

@@ -1,0 +1,55 @@
+package nodeconfig
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// The registries section: how the node reaches registries for signatures
+// and bundles, the way containerd reaches them for pulls. Kept in its own
+// block so that other credential sources (kubelet credential providers)
+// join it beside these fields.
+
+// Registries says how registries are reached.
+type Registries struct {
+	// ConfigPath is containerd's registry config_path, the hosts.toml tree
+	// (e.g. /etc/containerd/certs.d): signatures and bundles are read
+	// through the same mirrors, CA files, client certificates and
+	// skip_verify as the node's pulls. Empty: registries are reached
+	// directly, with the system CAs.
+	ConfigPath string
+	// DockerConfig is a Docker config.json file (auths, credHelpers,
+	// credsStore) whose credentials are tried first. Empty: none.
+	DockerConfig string
+}
+
+type registriesFile struct {
+	ConfigPath   string `yaml:"configPath"`
+	DockerConfig string `yaml:"dockerConfig"`
+}
+
+// RegistriesExample is the registries section of Example.
+const RegistriesExample = `registries:
+  # containerd's registry config_path (hosts.toml tree): signatures are read
+  # through the same mirrors, CAs and client certificates as the node's pulls.
+  configPath: /etc/containerd/certs.d
+  # A Docker config.json with credentials for private registries, tried
+  # before the default keychain.
+  # dockerConfig: /etc/nri-csig/docker/config.json
+`
+
+func parseRegistries(name string, f *registriesFile, c *Config) error {
+	if f == nil {
+		return nil
+	}
+	for _, p := range []struct{ field, path string }{
+		{"registries.configPath", f.ConfigPath},
+		{"registries.dockerConfig", f.DockerConfig},
+	} {
+		if p.path != "" && !filepath.IsAbs(p.path) {
+			return fmt.Errorf("%s: %s: %q is a relative path; give an absolute one (the daemon's working directory is not yours)", name, p.field, p.path)
+		}
+	}
+	c.Registries.ConfigPath, c.Registries.DockerConfig = f.ConfigPath, f.DockerConfig
+	return nil
+}
