@@ -50,13 +50,24 @@ type Endpoint struct {
 // returns nil when the tree has no directory for the registry (nor a
 // _default one): the registry is then reached with the Client's defaults,
 // as containerd does.
+//
+// root may list several trees, separated by ':' as containerd's
+// config_path does ("/etc/containerd/certs.d:/etc/docker/certs.d"): the
+// first with a directory for the registry is used.
 func hostsFor(ctx context.Context, root, registry string, tune func(*http.Client) error) ([]Endpoint, error) {
-	dir, err := config.HostDirFromRoot(root)(registry)
-	if errdefs.IsNotFound(err) {
-		return nil, nil
+	var dir string
+	for _, r := range filepath.SplitList(root) {
+		d, err := config.HostDirFromRoot(r)(registry)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("registries.configPath %s: %w", root, err)
+		}
+		if d != "" {
+			dir = d
+			break
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("registries.configPath %s: %w", root, err)
+	if dir == "" {
+		return nil, nil
 	}
 	hosts := config.ConfigureHosts(ctx, config.HostOptions{
 		HostDir:      func(string) (string, error) { return dir, nil },

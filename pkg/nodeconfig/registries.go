@@ -13,7 +13,8 @@ import (
 // Registries says how registries are reached.
 type Registries struct {
 	// ConfigPath is containerd's registry config_path, the hosts.toml tree
-	// (e.g. /etc/containerd/certs.d): signatures and bundles are read
+	// (e.g. /etc/containerd/certs.d, or several separated by ':' as
+	// containerd accepts): signatures and bundles are read
 	// through the same mirrors, CA files, client certificates and
 	// skip_verify as the node's pulls. Empty: registries are reached
 	// directly, with the system CAs.
@@ -42,10 +43,12 @@ func parseRegistries(name string, f *registriesFile, c *Config) error {
 	if f == nil {
 		return nil
 	}
-	for _, p := range []struct{ field, path string }{
-		{"registries.configPath", f.ConfigPath},
-		{"registries.dockerConfig", f.DockerConfig},
-	} {
+	type path struct{ field, path string }
+	paths := []path{{"registries.dockerConfig", f.DockerConfig}}
+	for _, p := range filepath.SplitList(f.ConfigPath) { // ':'-separated, as containerd's config_path
+		paths = append(paths, path{"registries.configPath", p})
+	}
+	for _, p := range paths {
 		if p.path != "" && !filepath.IsAbs(p.path) {
 			return fmt.Errorf("%s: %s: %q is a relative path; give an absolute one (the daemon's working directory is not yours)", name, p.field, p.path)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,14 +73,21 @@ func (f *registryFlags) client() (*registry.Client, error) {
 	if f.dockerConfig != "" {
 		node.Registries.DockerConfig = f.dockerConfig
 	}
-	if p := node.Registries.ConfigPath; p != "" {
-		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
-			return nil, usageError(fmt.Errorf("registry config path %s is not a directory; give containerd's config_path, e.g. /etc/containerd/certs.d", p))
-		}
+	if p := node.Registries.ConfigPath; p != "" && !anyDir(filepath.SplitList(p)) {
+		return nil, usageError(fmt.Errorf("registry config path %s is not a directory; give containerd's config_path, e.g. /etc/containerd/certs.d", p))
 	}
 	o.ConfigPath = node.Registries.ConfigPath
 	o.Keychain = registry.Chain(daemon.CredentialSources(node)...)
 	return registry.New(o), nil
+}
+
+func anyDir(paths []string) bool {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *registryFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
