@@ -3,12 +3,15 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,4 +118,86 @@ func TestSignaturesThroughMirror(t *testing.T) {
 	// An unsigned image through the mirror is refused.
 	u := push(t, mirror, "app:2", "mirrored-unsigned", false)
 	mustRefuse(t, pod, "mirrored-unsigned", pull(t, "registry.invalid/app:2", u, false))
+}
+
+// The daemon under the unit's sandbox, approximated as
+// integration/bootstrap_test.go does (no systemd runs as PID 1 here, so
+// systemd-run cannot apply the unit's properties): the root file system
+// read-only but the state folder (ProtectSystem=strict, ProtectHome=
+// read-only, StateDirectory=), no capabilities, no new privileges. It
+// reads hosts.toml, the CA file and the 0600 docker config, and admits a
+// signed image of the private registry.
+func TestPrivateRegistryUnderUnitSandbox(t *testing.T) {
+	if err := daemon.Stop(); err != nil {
+		t.Logf("stopping the shared daemon: %v", err)
+	}
+	t.Cleanup(func() {
+		var err error
+		if daemon, err = env.Containerd.StartDaemon(nodeConfig); err != nil {
+			t.Fatalf("restarting the shared daemon: %v", err)
+		}
+	})
+	state := filepath.Join(work, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(state, "sandboxed.log")
+	sandbox := filepath.Join(t.TempDir(), "sandbox.sh")
+	os.WriteFile(sandbox, []byte(`set -e
+w=$1; shift
+mount --make-rprivate /
+mount --bind "$w" "$w"
+mount -o bind,remount,ro /
+exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
+`), 0o755)
+	argv := []string{"unshare", "--mount", "--", "sh", sandbox, state, env.Tools.NRICsig, "run", "--config", nodeConfig,
+		"--nri-socket", env.Containerd.NRISocket, "--containerd-address", env.Containerd.Socket, "--log-file", logPath, "--audit", "json"}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// The unit's Environment=DOCKER_CONFIG (a folder without config.json here).
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(work, "unit-docker"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	err := testbed.Poll(20*time.Second, func() error {
+		select {
+		case err := <-exited:
+			return testbed.Permanent(fmt.Errorf("the sandboxed daemon exited: %v\n%s", err, stderr.String()))
+		default:
+		}
+		if b, _ := os.ReadFile(logPath); !bytes.Contains(b, []byte(`"msg":"synchronized with runtime"`)) {
+			return fmt.Errorf("not registered yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	for _, want := range []string{"CapEff:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("the daemon is not sandboxed (%q missing):\n%s", want, status)
+		}
+	}
+
+	d := push(t, private, "team/sandboxed:1", "private-sandboxed", true)
+	mustCLI(t, "sign", "--key", filepath.Join(work, "ci.key"), "--node-config", nodeConfig, private.Host+"/team/sandboxed:1")
+	img := pull(t, private.Host+"/team/sandboxed:1", d, true)
+	mustRun(t, env.Containerd.NewPod(t, "signed"), "sandboxed", img)
+	if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte(password)) {
+		t.Errorf("the sandboxed daemon's log holds the registry password")
+	}
 }
