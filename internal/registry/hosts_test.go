@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -326,5 +328,26 @@ func TestDockerConfigFile(t *testing.T) {
 	}
 	if !strings.Contains(kc.Name, p) {
 		t.Errorf("name %q; want the path", kc.Name)
+	}
+}
+
+type hungSource struct{ release chan struct{} }
+
+func (h hungSource) Resolve(authn.Resource) (authn.Authenticator, error) {
+	<-h.release
+	return authn.Anonymous, nil
+}
+
+// A source that never answers (a hung credential helper) fails within the
+// caller's deadline, named, instead of holding the read.
+func TestChainBoundsASource(t *testing.T) {
+	reg, _ := name.NewRegistry("registry.example")
+	h := hungSource{release: make(chan struct{})}
+	defer close(h.release)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := Chain(NamedKeychain{"helper", h}).ResolveNamed(ctx, reg)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "from helper") {
+		t.Fatalf("ResolveNamed = %v; want the deadline, naming the source", err)
 	}
 }

@@ -71,7 +71,7 @@ func (c *ChainKeychain) ResolveContext(ctx context.Context, r authn.Resource) (a
 // configuration behind other credentials, or none).
 func (c *ChainKeychain) ResolveNamed(ctx context.Context, r authn.Resource) (authn.Authenticator, string, error) {
 	for _, s := range c.sources {
-		a, err := authn.Resolve(ctx, s.Keychain, r)
+		a, err := resolveBounded(ctx, s.Keychain, r)
 		if err != nil {
 			return nil, s.Name, fmt.Errorf("credentials for %s from %s: %w", r.RegistryStr(), s.Name, err)
 		}
@@ -80,6 +80,34 @@ func (c *ChainKeychain) ResolveNamed(ctx context.Context, r authn.Resource) (aut
 		}
 	}
 	return authn.Anonymous, "no credentials (asked: " + c.names() + ")", nil
+}
+
+// CredentialTimeout bounds one credential source's answer: a Docker
+// credential helper or a credential provider plugin is a program that may
+// hang, and the handshake waiting for it holds its repository's reads.
+const CredentialTimeout = 10 * time.Second
+
+type resolved struct {
+	a   authn.Authenticator
+	err error
+}
+
+// resolveBounded asks kc within ctx and CredentialTimeout. A source that
+// does not answer in time is a failure; its call ends in the background.
+func resolveBounded(ctx context.Context, kc authn.Keychain, r authn.Resource) (authn.Authenticator, error) {
+	ctx, cancel := context.WithTimeout(ctx, CredentialTimeout)
+	defer cancel()
+	done := make(chan resolved, 1)
+	go func() {
+		a, err := authn.Resolve(ctx, kc, r)
+		done <- resolved{a, err}
+	}()
+	select {
+	case x := <-done:
+		return x.a, x.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no answer: %w", ctx.Err())
+	}
 }
 
 func (c *ChainKeychain) names() string {
