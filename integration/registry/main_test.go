@@ -162,10 +162,15 @@ func writeHosts(host, toml string) error {
 // cli runs the nri-csig binary with an empty DOCKER_CONFIG, so that only
 // the credentials a test gives count.
 func cli(args ...string) (string, error) {
+	return cliIn(filepath.Join(work, "no-docker-config"), args...)
+}
+
+// cliIn runs the nri-csig binary with DOCKER_CONFIG=dockerDir.
+func cliIn(dockerDir string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.Tools.NRICsig, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(work, "no-docker-config"))
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerDir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

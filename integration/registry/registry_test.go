@@ -35,6 +35,13 @@ func TestPrivateTLSRegistryWithTokenAuth(t *testing.T) {
 	if !strings.Contains(out, signed) {
 		t.Fatalf("nri-csig verify:\n%s", out)
 	}
+	// As cosign and crane: $DOCKER_CONFIG/config.json, without any flag for it.
+	if out, err := cliIn(filepath.Dir(dockerCfg), "verify", "--key", filepath.Join(work, "ci.pub"), "--registry-config-path", certsDir, private.Host+"/team/app:signed"); err != nil || !strings.Contains(out, signed) {
+		t.Fatalf("nri-csig verify with DOCKER_CONFIG: %v\n%s", err, out)
+	}
+	if out, err := cli("verify", "--key", filepath.Join(work, "ci.pub"), "--registry-config-path", certsDir, private.Host+"/team/app:signed"); err == nil || !strings.Contains(out, "refused access (401) with no credentials") {
+		t.Fatalf("nri-csig verify without credentials: %v\n%s\nwant the registry's refusal, naming the sources asked", err, out)
+	}
 	tokens := private.Tokens.Load()
 
 	good := pull(t, private.Host+"/team/app:signed", signed, true)
