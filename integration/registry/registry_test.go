@@ -118,9 +118,11 @@ func TestSignaturesThroughMirror(t *testing.T) {
 	pod := env.Containerd.NewPod(t, "signed")
 	mustRun(t, pod, "mirrored", img)
 	sigTag := "GET /v2/app/manifests/sha256-" + strings.TrimPrefix(d, "sha256:") + ".sig ns=registry.invalid"
-	if got := mirror.Requests()[before:]; !slices.Contains(got, sigTag) {
+	got := mirror.Requests()[before:]
+	if !slices.Contains(got, sigTag) {
 		t.Errorf("the mirror was not asked for the signature tag with ns=registry.invalid (%q); it got %v", sigTag, got)
 	}
+	t.Logf("the mirror answered %d requests for the pull and the daemon's discovery: %v", len(got), got)
 
 	// An unsigned image through the mirror is refused.
 	u := push(t, mirror, "app:2", "mirrored-unsigned", false)
