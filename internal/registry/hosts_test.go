@@ -109,6 +109,12 @@ func TestHostsTOMLCA(t *testing.T) {
 		t.Fatalf("Manifest = %v, %v; want %s", m, err, digest)
 	}
 
+	// skip_verify, as containerd: any certificate, for this host only.
+	writeHosts(t, root, dir, fmt.Sprintf("server = \"https://%s\"\nskip_verify = true\n", reg.Host), nil)
+	if _, err := New(Options{ConfigPath: root}).Repo(t.Context(), repo, false); err != nil {
+		t.Fatalf("skip_verify = true: %v", err)
+	}
+
 	other := newCA(t)
 	writeHosts(t, root, dir, fmt.Sprintf("server = \"https://%s\"\nca = \"other.crt\"\n", reg.Host), map[string][]byte{"other.crt": other.CertPEM})
 	_, err = New(Options{ConfigPath: root}).Repo(t.Context(), repo, false)
