@@ -83,6 +83,12 @@ type Witness struct {
 	Name        string
 	Description string
 	Keys        []*Key
+	// SignatureRepository, when set, is the repository
+	// ("registry.example.com/team/signatures") where this witness's
+	// signatures are stored instead of the image's own repository, as
+	// cosign's COSIGN_REPOSITORY places them. It says where to look, not
+	// whom to trust: signatures found there count only through the keys.
+	SignatureRepository string
 }
 
 // Key is one public key of a witness, with the KMS key it came from (for

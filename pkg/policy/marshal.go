@@ -26,8 +26,9 @@ type (
 		Expires     string `yaml:"expires,omitempty"`
 	}
 	witnessSpecOut struct {
-		Description string   `yaml:"description,omitempty"`
-		Keys        []keyOut `yaml:"keys"`
+		Description         string   `yaml:"description,omitempty"`
+		SignatureRepository string   `yaml:"signatureRepository,omitempty"`
+		Keys                []keyOut `yaml:"keys"`
 	}
 	keyOut struct {
 		Fingerprint  string `yaml:"fingerprint"`
@@ -83,7 +84,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	for _, w := range b.Witnesses {
-		ws := witnessSpecOut{Description: w.Description}
+		ws := witnessSpecOut{Description: w.Description, SignatureRepository: w.SignatureRepository}
 		for _, k := range w.Keys {
 			ws.Keys = append(ws.Keys, keyOut{Fingerprint: k.Fingerprint, Algorithm: string(k.Algorithm), KeySpec: k.KeySpec,
 				Provider: k.Provider, Ref: k.Ref, Region: k.Region, KeyID: k.KeyID, KeyVersionID: k.KeyVersionID,

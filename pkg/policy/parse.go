@@ -434,11 +434,12 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 }
 
 func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *Witness {
-	m := p.fields(spec, path, "description", "keys")
+	m := p.fields(spec, path, "description", "keys", "signatureRepository")
 	if m == nil {
 		return nil
 	}
 	w := &Witness{Name: name, Description: p.str(m, "description", path, false, spec)}
+	w.SignatureRepository = p.signatureRepository(m, path, spec)
 	kn, ok := m["keys"]
 	if !ok {
 		p.errorf(spec, join(path, "keys"), "required field is missing; a witness needs at least one public key")
@@ -472,6 +473,24 @@ func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *W
 		}
 	}
 	return w
+}
+
+// signatureRepository reads a witness's optional signatureRepository: a
+// repository with its registry host and no tag or digest.
+func (p *parser) signatureRepository(m map[string]*yaml.Node, path string, spec *yaml.Node) string {
+	n, ok := m["signatureRepository"]
+	if !ok {
+		return ""
+	}
+	r := p.str(m, "signatureRepository", path, false, spec)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		return "" // str reported it
+	}
+	if err := check.Repository(r); err != nil {
+		p.errorf(m["signatureRepository"], join(path, "signatureRepository"), "%v", err)
+		return ""
+	}
+	return r
 }
 
 func (p *parser) key(witness string, n *yaml.Node, path string) *Key {
