@@ -41,7 +41,7 @@ func TestSignatureRepositoryParsedAndMarshalled(t *testing.T) {
 
 func TestSignatureRepositoryRefusals(t *testing.T) {
 	for value, want := range map[string]string{
-		"registry.example.com/sigs:v1":  "Witness qa: spec.signatureRepository: repository \"registry.example.com/sigs:v1\" names a tag; drop \":v1\"",
+		"registry.example.com/sigs:v1":                                "Witness qa: spec.signatureRepository: repository \"registry.example.com/sigs:v1\" names a tag; drop \":v1\"",
 		"registry.example.com/sigs@sha256:" + strings.Repeat("a", 64): "names a digest",
 		"team/signatures":                "does not start with a registry host; write it in full, like registry.example.com/team/signatures",
 		"registry.example.com/Team/sigs": "lower case",
