@@ -117,6 +117,8 @@ type parser struct {
 	refs []witnessRef
 	// fingerprint -> witness name, to refuse one key in two witnesses.
 	fps map[string]string
+	// distinct signature repositories of the witnesses, to cap them.
+	sigRepos map[string]bool
 }
 
 type witnessRef struct {
@@ -487,9 +489,18 @@ func (p *parser) signatureRepository(m map[string]*yaml.Node, path string, spec 
 		return "" // str reported it
 	}
 	if err := check.Repository(r); err != nil {
-		p.errorf(m["signatureRepository"], join(path, "signatureRepository"), "%v", err)
+		p.errorf(n, join(path, "signatureRepository"), "%v", err)
 		return ""
 	}
+	if p.sigRepos == nil {
+		p.sigRepos = map[string]bool{}
+	}
+	if !p.sigRepos[r] && len(p.sigRepos) >= MaxSignatureRepositories {
+		// Nodes search every one for every image: keep that bounded.
+		p.errorf(n, join(path, "signatureRepository"), "the bundle already names %d signature repositories, the most nodes search; let witnesses share one", MaxSignatureRepositories)
+		return ""
+	}
+	p.sigRepos[r] = true
 	return r
 }
 

@@ -1,9 +1,25 @@
 package policy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nri-csig/nri-csig/internal/bundletest"
 )
+
+// indentPEM returns the public key of a fresh EC key, indented for a bundle.
+func indentPEM(t *testing.T, _ int) string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundletest.IndentPEM(t, &k.PublicKey, "        ")
+}
 
 // withSignatureRepository puts signatureRepository (written as given, YAML
 // included) into witness qa of the valid test bundle.
@@ -65,5 +81,38 @@ func TestAddWitnessChecksSignatureRepository(t *testing.T) {
 	}
 	if err := b.AddWitness(&Witness{Name: "qa2", Keys: []*Key{&k}, SignatureRepository: "localhost:5000/sigs"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bundle names at most MaxSignatureRepositories distinct repositories;
+// witnesses sharing one count once.
+func TestSignatureRepositoriesCapped(t *testing.T) {
+	var extra strings.Builder
+	testKeys(t)
+	for i := 0; i <= MaxSignatureRepositories; i++ {
+		fmt.Fprintf(&extra, "---\napiVersion: nri-csig.io/v1alpha1\nkind: Witness\nmetadata:\n  name: w%d\nspec:\n  signatureRepository: registry.example.com/sigs%d\n  keys:\n    - publicKey: |\n%s\n", i, i, indentPEM(t, i))
+	}
+	_, err := ParseBundle("bundle.yaml", []byte(fill(t, validBundle)+extra.String()))
+	want := fmt.Sprintf("Witness w%d: spec.signatureRepository: the bundle already names %d signature repositories", MaxSignatureRepositories, MaxSignatureRepositories)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("ParseBundle with %d repositories: %v; want %q", MaxSignatureRepositories+1, err, want)
+	}
+	if strings.Count(err.Error(), "signature repositories") != 1 {
+		t.Fatalf("only the repository over the bound is refused: %v", err)
+	}
+}
+
+// SignatureRepositories lists the repositories of the witnesses of the
+// enabled policies of a cluster, each once, in bundle order.
+func TestSignatureRepositoriesOfCluster(t *testing.T) {
+	text := edited(t, "  name: qa\nspec:\n", "  name: qa\nspec:\n  signatureRepository: registry.example.com/qa-sigs\n")
+	text = strings.Replace(text, "  name: release\nspec:\n", "  name: release\nspec:\n  signatureRepository: registry.example.com/qa-sigs\n", 1)
+	text = strings.Replace(text, "  name: legacy\nspec:\n", "  name: legacy\nspec:\n  signatureRepository: registry.example.com/legacy-sigs\n", 1)
+	b := mustParse(t, text)
+	if got := b.SignatureRepositories("c1"); !slices.Equal(got, []string{"registry.example.com/qa-sigs"}) {
+		t.Errorf("SignatureRepositories(c1) = %v; want qa-sigs once (release and qa share it; legacy's policy is not enabled)", got)
+	}
+	if got := b.SignatureRepositories("elsewhere"); len(got) != 0 {
+		t.Errorf("SignatureRepositories(elsewhere) = %v; want none", got)
 	}
 }

@@ -485,7 +485,9 @@ func (s *Store) Close() error {
 // Prefetch discovers the signatures of an image digest in its repositories
 // (e.g. "registry.example/app") and in the other sources, verifies them and
 // keeps them. An unreachable source is an error and leaves what the store
-// already had; an image without signatures is not an error. A failure to
+// already had; when some repositories answered and others did not, what they
+// gave is kept and the others' failure is returned. An image without
+// signatures is not an error. A failure to
 // persist what was verified is returned wrapping ErrPersist, and what was
 // verified counts all the same.
 func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) error {
@@ -583,15 +585,21 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		s.Forget(evict)
 	}
 
+	// Some repositories answered, others did not (a signature repository
+	// down): what was found is kept, and the failure is reported.
+	var partial error
+	if len(errs) > 0 {
+		partial = fmt.Errorf("%w (the signatures the other repositories gave were kept)", errors.Join(errs...))
+	}
 	if s.log == nil || len(all) == 0 || s.log.holds(digest, e.content) {
-		return nil // nothing new to write
+		return partial // nothing new to write
 	}
 	err := s.log.put(digest, e.content, all, e.verified)
 	s.notePersist(err)
 	if err != nil {
-		return fmt.Errorf("keeping signatures of %s on disk: %w", digest, err)
+		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))
 	}
-	return nil
+	return partial
 }
 
 // bound keeps a digest's signatures within MaxSignaturesPerDigest and
