@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nri-csig/nri-csig/pkg/sign"
+	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
 // Signatures stored in another repository the way cosign stores them with
@@ -81,5 +82,44 @@ func TestStoreSignatureRepositoryDown(t *testing.T) {
 	}
 	if !st.Unreadable(d2) {
 		t.Fatalf("status %q; want unreadable", st.Status(d2))
+	}
+}
+
+// countingDir counts the look-ups of a signature directory.
+type countingDir struct {
+	*Dir
+	calls int
+}
+
+func (c *countingDir) Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error) {
+	c.calls++
+	return c.Dir.Fetch(ctx, image)
+}
+
+// A signature directory answers by digest alone: one discovery asks it once
+// however many repositories (the image's, signature repositories) are
+// searched, and its signatures are held once.
+func TestDirAskedOncePerDiscovery(t *testing.T) {
+	ss, _ := ecdsaKeys(t, 1)
+	d := testDigest(7)
+	dir := &countingDir{Dir: NewDir(t.TempDir())}
+	ref, _ := name.NewDigest("reg.example/app@" + d)
+	if err := dir.Put(ref, []signature.Manifest{legacyManifest(t, ss[0], d)}); err != nil {
+		t.Fatal(err)
+	}
+	st := NewStore(nil, dir)
+	k := fpKey(t, ss[0])
+	st.SetKeys([]Key{k})
+	if err := st.Prefetch(context.Background(), d, []string{"reg.example/app", "reg.example/team/sigs", "other.example/sigs"}); err != nil {
+		t.Fatal(err)
+	}
+	if dir.calls != 1 {
+		t.Errorf("the signature directory was asked %d times for one discovery; want 1", dir.calls)
+	}
+	st.mu.RLock()
+	n := len(st.entries[d].checks)
+	st.mu.RUnlock()
+	if n != 1 || !st.Verified(d, k.Name) {
+		t.Errorf("the store holds %d checks (verified %v); want the one signature once", n, st.Verified(d, k.Name))
 	}
 }

@@ -25,7 +25,14 @@ type SignatureFetcher interface {
 var (
 	_ SignatureFetcher = (*Registry)(nil)
 	_ SignatureFetcher = (*Dir)(nil)
+	_ byDigestOnly     = (*Dir)(nil)
 )
+
+// byDigestOnly marks a source that answers by the image digest alone,
+// whatever the repository (a signature directory): Prefetch asks it once per
+// discovery rather than once per repository searched, so that it is neither
+// read nor held several times over.
+type byDigestOnly interface{ answersByDigestOnly() }
 
 // Bounds of the store. Beyond MaxDigests, an arbitrary digest is dropped
 // (from memory and from the log): a later decision about it finds it
@@ -526,7 +533,11 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	var fresh []signature.Manifest
 	var errs []error
 	for _, src := range s.sources {
-		for _, ref := range refs {
+		targets := refs
+		if _, ok := src.(byDigestOnly); ok {
+			targets = refs[:1] // the same answer for every repository
+		}
+		for _, ref := range targets {
 			ms, err := src.Fetch(ctx, ref)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", ref.Context(), err))
