@@ -187,7 +187,7 @@ func (d *decider) describe(s policy.Subject, pending []string) string {
 		if st == verify.ErrNoSignatures.Error() {
 			// Name where the store looked: a signature stored elsewhere (a
 			// witness without its signatureRepository) shows up here.
-			st += " in " + searchedText(searchRepositories(s.Repositories[dg], d.sigRepos))
+			st += searchedText(searchRepositories(s.Repositories[dg], d.sigRepos))
 		}
 		parts = append(parts, dg+": "+st)
 	}

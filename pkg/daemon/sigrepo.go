@@ -51,12 +51,13 @@ func searchRepositories(own, sigRepos []string) []string {
 // maxReposNamed bounds the repositories a refusal names.
 const maxReposNamed = 6
 
+// searchedText says where a discovery looked, for "no signatures found".
 func searchedText(repos []string) string {
 	switch {
 	case len(repos) == 0:
-		return "no repository (the image has none)"
+		return " (the image names no repository: only a signature directory could hold them)"
 	case len(repos) > maxReposNamed:
-		return fmt.Sprintf("%s and %d more", strings.Join(repos[:maxReposNamed], ", "), len(repos)-maxReposNamed)
+		return fmt.Sprintf(" in %s and %d more", strings.Join(repos[:maxReposNamed], ", "), len(repos)-maxReposNamed)
 	}
-	return strings.Join(repos, ", ")
+	return " in " + strings.Join(repos, ", ")
 }

@@ -85,7 +85,7 @@ func TestSearchRepositories(t *testing.T) {
 		}
 	}
 	many := []string{"a/1", "a/2", "a/3", "a/4", "a/5", "a/6", "a/7", "a/8"}
-	if got := searchedText(many); got != "a/1, a/2, a/3, a/4, a/5, a/6 and 2 more" {
+	if got := searchedText(many); got != " in a/1, a/2, a/3, a/4, a/5, a/6 and 2 more" {
 		t.Errorf("searchedText = %q", got)
 	}
 }
