@@ -1,17 +1,27 @@
 package daemon
 
 import (
+	"log/slog"
+	"strings"
+
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 )
 
 // newRegistryClient returns the daemon's one registry client: the node's
-// hosts.toml tree (registries.configPath) and its credential chain.
-func newRegistryClient(node *nodeconfig.Config) *registry.Client {
+// hosts.toml tree (registries.configPath) and its credential chain, which
+// it logs (names and paths only, never a credential).
+func newRegistryClient(node *nodeconfig.Config, log *slog.Logger) *registry.Client {
+	sources := CredentialSources(node)
+	names := make([]string, len(sources))
+	for i, s := range sources {
+		names[i] = s.Name
+	}
+	log.Info("registries", "config_path", node.Registries.ConfigPath, "credential_sources", strings.Join(names, "; "))
 	return registry.New(registry.Options{
 		HTTPHosts:  node.Signatures.InsecureRegistries,
 		ConfigPath: node.Registries.ConfigPath,
-		Keychain:   registry.Chain(CredentialSources(node)...),
+		Keychain:   registry.Chain(sources...),
 	})
 }
 

@@ -71,6 +71,10 @@ func (f *registryFlags) client() (*registry.Client, error) {
 		node.Registries.ConfigPath = f.configPath
 	}
 	if f.dockerConfig != "" {
+		// A node may get its file later; a flag names one that is there.
+		if _, err := os.Stat(f.dockerConfig); err != nil {
+			return nil, usageError(fmt.Errorf("--docker-config: %w", err))
+		}
 		node.Registries.DockerConfig = f.dockerConfig
 	}
 	if p := node.Registries.ConfigPath; p != "" && !anyDir(filepath.SplitList(p)) {

@@ -66,6 +66,7 @@ func TestRegistrySettingsChecked(t *testing.T) {
 		{[]string{"--registry-config-path", filepath.Join(dir, "none")}, "is not a directory; give containerd's config_path"},
 		{[]string{"--node-config", good, "--registry-config-path", filepath.Join(dir, "none")}, "is not a directory"}, // the flag wins
 		{[]string{"--node-config", good}, ""},
+		{[]string{"--docker-config", filepath.Join(dir, "missing.json")}, "--docker-config: stat " + filepath.Join(dir, "missing.json")},
 	} {
 		var f registryFlags
 		cmd := &cobra.Command{}
