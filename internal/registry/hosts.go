@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -179,14 +178,4 @@ func (o Options) tuneTransport(c *http.Client) error {
 		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // explicit --allow-insecure-registry
 	}
 	return nil
-}
-
-// endpointsFor filters eps to those with the capability need names.
-func endpointsFor(eps []Endpoint, write, tag bool) []Endpoint {
-	return slices.DeleteFunc(slices.Clone(eps), func(e Endpoint) bool {
-		if write {
-			return !e.Push
-		}
-		return !e.Pull || tag && !e.Resolve
-	})
 }

@@ -24,7 +24,7 @@ import (
 
 // testRegistry is a TLS registry of the test CA ca, with image pushed as
 // app:1 when push is set; it returns the registry and the image's digest.
-func testRegistry(t *testing.T, ca *regtest.CA, o regtest.Options, push bool) (*regtest.Registry, string) {
+func testRegistry(t testing.TB, ca *regtest.CA, o regtest.Options, push bool) (*regtest.Registry, string) {
 	t.Helper()
 	r, err := regtest.Start(ca, o)
 	if err != nil {
@@ -57,7 +57,7 @@ func testRegistry(t *testing.T, ca *regtest.CA, o regtest.Options, push bool) (*
 var testImage v1.Image
 
 // writeHosts writes root/<dir>/hosts.toml and returns root.
-func writeHosts(t *testing.T, root, dir, toml string, files map[string][]byte) {
+func writeHosts(t testing.TB, root, dir, toml string, files map[string][]byte) {
 	t.Helper()
 	d := filepath.Join(root, dir)
 	if err := os.MkdirAll(d, 0o755); err != nil {
@@ -73,7 +73,7 @@ func writeHosts(t *testing.T, root, dir, toml string, files map[string][]byte) {
 	}
 }
 
-func newCA(t *testing.T) *regtest.CA {
+func newCA(t testing.TB) *regtest.CA {
 	t.Helper()
 	ca, err := regtest.NewCA("nri-csig test CA")
 	if err != nil {

@@ -22,7 +22,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,13 +130,12 @@ func (ca *CA) ServerConfig() (*tls.Config, error) {
 type Registry struct {
 	// Host is 127.0.0.1:port.
 	Host string
-	// Requests counts the requests the registry (not the token server) got
-	// per path prefix "/v2/<repo>/manifests" ..., and their ns= parameter.
-	mu       sync.Mutex
-	requests []string
 	// Tokens counts the tokens the token server issued.
 	Tokens atomic.Int64
-	srv    *http.Server
+
+	mu       sync.Mutex
+	requests []string // see Requests
+	srv      *http.Server
 }
 
 // Options shape a Registry.
@@ -254,6 +252,3 @@ func DockerConfig(host, user, password string) []byte {
 		"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}}})
 	return b
 }
-
-// URL returns https://host/v2/ of the registry.
-func (r *Registry) URL() *url.URL { return &url.URL{Scheme: "https", Host: r.Host, Path: "/v2/"} }
