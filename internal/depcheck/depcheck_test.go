@@ -33,6 +33,9 @@ var allowed = map[string][]string{
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
 	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},
+	// kubelet's credential provider plugins: the upstream API types, no cloud SDK.
+	"pkg/credprovider": {"github.com/google/go-containerregistry/pkg/authn", "go.yaml.in/yaml/v3", "golang.org/x/sync/singleflight",
+		"k8s.io/apimachinery/pkg/apis/meta/v1", "k8s.io/kubelet/config/v1", "k8s.io/kubelet/pkg/apis/credentialprovider/v1"},
 	"pkg/bundlestore": {"github.com/google/go-containerregistry/pkg/name", module + "internal/atomicfile", module + "internal/registry",
 		module + "pkg/bundleoci", module + "pkg/keys", module + "pkg/policy"},
 }
@@ -87,7 +90,7 @@ func TestForbiddenCatchesBadImports(t *testing.T) {
 // indirectly (only pkg/keyref, used by the signing CLI, opens KMS keys), and
 // the model links no registry client.
 func TestNodeLinksNoKMS(t *testing.T) {
-	for _, pkg := range []string{"pkg/daemon", "pkg/plugin", "pkg/verify", "pkg/policy", "pkg/decision", "pkg/keys", "pkg/bundlestore"} {
+	for _, pkg := range []string{"pkg/daemon", "pkg/plugin", "pkg/verify", "pkg/policy", "pkg/decision", "pkg/keys", "pkg/bundlestore", "pkg/credprovider"} {
 		deps, err := exec.Command("go", "list", "-deps", module+pkg).Output()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v", pkg, err)
