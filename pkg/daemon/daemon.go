@@ -137,7 +137,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// One registry client for the daemon's life: signature discovery and
 	// bundle polling share its connections, timeouts and handshakes.
-	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries})
+	keychain, err := registryKeychain(node, d.log)
+	if err != nil {
+		d.log.Error("refusing to start", "error", err)
+		return err
+	}
+	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries, Keychain: keychain})
 	d.sigs = newSignatureStore(node, verify.WithClient(d.registry), verify.WithPartialHook(d.onPartialDiscovery))
 	d.fetch = newPrefetcher(d.sigs)
 	defer d.sigs.Close()
