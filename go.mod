@@ -3,6 +3,7 @@ module github.com/nri-csig/nri-csig
 go 1.26.6
 
 require (
+	github.com/alibabacloud-go/cr-20181201/v2 v2.5.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/opencontainers/runtime-spec v1.3.0
 	github.com/prometheus/client_model v0.6.2
