@@ -5,6 +5,8 @@ package credentials
 import (
 	"strings"
 	"testing"
+
+	"github.com/nri-csig/nri-csig/internal/testbed"
 )
 
 // A kubelet credential provider plugin supplies the login of a private
@@ -62,5 +64,26 @@ func TestACRCredentialProvider(t *testing.T) {
 	}
 	if log := daemon.Log(); strings.Contains(log, "acr-token-") {
 		t.Error("an ACR token appears in the daemon's log")
+	}
+}
+
+// A plugin that fails is named in the refusal of the image it was asked
+// for: the signatures could not be read, which is never "not signed".
+func TestFailingPluginIsNamed(t *testing.T) {
+	img := newImage(t, broken, "team/app:1", "broken-signed", true)
+	pod := env.Containerd.NewPod(t, namespace)
+	_, err := pod.Create(testbed.ContainerSpec{Name: "signed", Image: img.Ref})
+	if err == nil {
+		t.Fatal("a signed image whose signatures cannot be read was admitted")
+	}
+	msg := strings.ReplaceAll(err.Error(), `\"`, `"`)
+	for _, want := range []string{"nri-csig: refused container", "kubelet credential provider broken-cred", "credential provider plugin failed", "exit status 2", "token service unreachable"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal does not mention %q:\n%s", want, msg)
+		}
+	}
+	t.Logf("refusal: %s", msg[strings.Index(msg, "nri-csig: refused"):])
+	if strings.Contains(msg, "no signatures found") {
+		t.Errorf("refusal says the image is not signed; want the credential failure:\n%s", msg)
 	}
 }

@@ -42,6 +42,7 @@ var (
 	work       string
 	private    *testbed.Registry // basic auth: the pusher, and the plugin's user
 	acr        *testbed.Registry // logins the ACR fake issued, and the pusher
+	broken     *testbed.Registry // basic auth; its provider's plugin fails
 	acrAPI     *acrfake.Server
 	acrReads   atomic.Int64 // registry requests served with an ACR-issued login
 	pluginRuns string       // one line per run of the test plugin
@@ -84,7 +85,11 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer acr.Close()
-	for _, r := range []*testbed.Registry{private, acr} {
+	if broken, err = testbed.StartRegistryWith(testbed.BasicAuth(map[string]string{pusher: pushPassword, pluginUser: pluginPassword})); err != nil {
+		return 0, err
+	}
+	defer broken.Close()
+	for _, r := range []*testbed.Registry{private, acr, broken} {
 		if err := env.Containerd.AllowHTTPRegistry(r.Host); err != nil {
 			return 0, err
 		}
@@ -92,7 +97,7 @@ func run(m *testing.M) (int, error) {
 	dockerDir := filepath.Join(work, "docker")
 	auth := base64.StdEncoding.EncodeToString([]byte(pusher + ":" + pushPassword))
 	if err := writeJSON(filepath.Join(dockerDir, "config.json"), map[string]any{"auths": map[string]any{
-		private.Host: map[string]string{"auth": auth}, acr.Host: map[string]string{"auth": auth}}}); err != nil {
+		private.Host: map[string]string{"auth": auth}, acr.Host: map[string]string{"auth": auth}, broken.Host: map[string]string{"auth": auth}}}); err != nil {
 		return 0, err
 	}
 	cliEnv = []string{"DOCKER_CONFIG=" + dockerDir} // the CLI's only: the daemon reads no Docker config
@@ -102,6 +107,9 @@ func run(m *testing.M) (int, error) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("go build testcredplugin: %v\n%s", err, out)
+	}
+	if err := os.Link(filepath.Join(bin, "test-cred"), filepath.Join(bin, "broken-cred")); err != nil {
+		return 0, err
 	}
 	if err := os.Symlink(env.Tools.NRICsig, filepath.Join(bin, "nri-csig")); err != nil {
 		return 0, err
@@ -128,7 +136,12 @@ providers:
       - {name: ALIBABA_CLOUD_CREDENTIALS_URI, value: %q}
       - {name: ALIBABA_CLOUD_ECS_METADATA_DISABLED, value: "true"}
       - {name: ALIBABA_CLOUD_CLI_PROFILE_DISABLED, value: "true"}
-`, private.Host, pluginRuns, pluginUser, pw, acr.Host, acrfake.InstanceID, acrfake.Region, acrAPI.Endpoint, acrAPI.CredentialsURL())
+  - name: broken-cred
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    matchImages: [%q]
+    defaultCacheDuration: 1m
+    args: [--fail]
+`, private.Host, pluginRuns, pluginUser, pw, acr.Host, acrfake.InstanceID, acrfake.Region, acrAPI.Endpoint, acrAPI.CredentialsURL(), broken.Host)
 	providersFile := filepath.Join(work, "credential-providers.yaml")
 	if err := os.WriteFile(providersFile, []byte(providers), 0o644); err != nil {
 		return 0, err

@@ -2,7 +2,7 @@
 // integration tests: it speaks credentialprovider.kubelet.k8s.io/v1 on
 // stdin/stdout, answers a fixed username and password (from a file) for
 // the image's registry, and appends one line per run to --runs, so that a
-// test can count how often it was run.
+// test can count how often it was run; with --fail it fails instead.
 package main
 
 import (
@@ -20,7 +20,12 @@ func main() {
 	passwordFile := flag.String("password-file", "", "file holding the password to answer")
 	keyType := flag.String("cache-key-type", "Registry", "cacheKeyType to answer")
 	duration := flag.String("cache-duration", "", "cacheDuration to answer (empty: none, the provider's default applies)")
+	fail := flag.Bool("fail", false, "fail as a plugin whose token service is down: a message on stderr, exit 2")
 	flag.Parse()
+	if *fail {
+		fmt.Fprintln(os.Stderr, "token service unreachable")
+		os.Exit(2)
+	}
 	if err := run(*runs, *user, *passwordFile, *keyType, *duration); err != nil {
 		fmt.Fprintln(os.Stderr, "testcredplugin:", err)
 		os.Exit(1)
