@@ -69,11 +69,17 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Token is an ACR registry login.
+// Token is an ACR registry login. Printed with any verb, it shows the
+// username and expiry only.
 type Token struct {
 	Username, Password string
 	Expires            time.Time
 }
+
+func (t Token) String() string {
+	return "username " + t.Username + ", password redacted, expires " + t.Expires.UTC().Format(time.RFC3339)
+}
+func (t Token) GoString() string { return t.String() }
 
 // Serve reads a CredentialProviderRequest from in, gets a token for the
 // image's registry and writes the CredentialProviderResponse to out.

@@ -143,8 +143,10 @@ func (a *Authenticator) Authorization() (*authn.AuthConfig, error) {
 	return &authn.AuthConfig{Username: a.cred.Username, Password: a.cred.Password}, nil
 }
 
-// String names the provider that supplied the credential.
-func (a *Authenticator) String() string { return a.source }
+// String names the provider that supplied the credential; GoString too,
+// so that no format verb prints the secret.
+func (a *Authenticator) String() string   { return a.source }
+func (a *Authenticator) GoString() string { return a.source }
 
 type provider struct {
 	plugin     *plugin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,6 +136,14 @@ func TestPluginProtocol(t *testing.T) {
 	}
 	if s, ok := a.(interface{ String() string }); !ok || !strings.Contains(s.String(), "kubelet credential provider ecr") || strings.Contains(s.String(), secret) {
 		t.Errorf("authenticator names itself %v; want the provider, without the secret", a)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(verb, a); strings.Contains(s, secret) {
+			t.Errorf("Sprintf(%s, authenticator) = %q shows the secret", verb, s)
+		}
+		if s := fmt.Sprintf(verb, Credential{Username: "u", Password: secret}); strings.Contains(s, secret) {
+			t.Errorf("Sprintf(%s, credential) = %q shows the secret", verb, s)
+		}
 	}
 	req, _ := os.ReadFile(filepath.Join(f.dir, "ecr.req"))
 	var got map[string]any

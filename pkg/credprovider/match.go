@@ -60,10 +60,14 @@ func matches(glob, image string) bool {
 	return true
 }
 
-// Credential is one username and password from a plugin's answer.
+// Credential is one username and password from a plugin's answer. Printed
+// (%v, %+v, %#v), it shows the username only.
 type Credential struct {
 	Username, Password string
 }
+
+func (c Credential) String() string   { return "username " + c.Username + ", password redacted" }
+func (c Credential) GoString() string { return c.String() }
 
 // keyring is a plugin answer's auth map, indexed as kubelet indexes it: keys
 // normalized (scheme dropped, a /v1/ or /v2/ path prefix dropped), reverse
