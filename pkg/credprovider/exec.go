@@ -81,6 +81,7 @@ func (p *plugin) run(ctx context.Context, image string, timeout time.Duration) (
 	stdout := &capped{max: MaxResponseSize}
 	stderr := &capped{max: maxStderr, quiet: true}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	ownGroup(cmd)
 	// A plugin that leaves a child holding its pipes open must not hold us.
 	cmd.WaitDelay = time.Second
 	start := time.Now()

@@ -245,6 +245,7 @@ func TestBadPluginOutput(t *testing.T) {
 		"garbage":         {"echo 'password: " + secret + " {not json'", "not a CredentialProviderResponse"},
 		"oversized":       {"head -c 3000000 /dev/zero | tr '\\0' 'a'", "larger than 1048576 bytes"},
 		"hang":            {"exec sleep 60", "no answer after"},
+		"hang in a child": {"sleep 60; echo late", "no answer after"},
 		"non-zero exit":   {"echo 'token service unreachable' >&2; exit 3", "exit status 3; stderr: token service unreachable"},
 		"wrong version":   {`echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1","kind":"CredentialProviderResponse","cacheKeyType":"Image"}'`, `apiVersion "credentialprovider.kubelet.k8s.io/v1beta1"`},
 		"bad key type":    {`echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Pod"}'`, `cacheKeyType "Pod"`},
@@ -391,5 +392,32 @@ func TestTokenModeSkipped(t *testing.T) {
 	}
 	if s := k.Skipped(); len(s) != 1 || !strings.Contains(s[0], "service account token") {
 		t.Errorf("Skipped() = %q; want the token-mode provider", s)
+	}
+}
+
+// A deadline kills the plugin's children too (its own process group).
+func TestDeadlineKillsPluginChildren(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(f.dir, "child.pid")
+	f.plugin("slow", "sleep 60 &\necho $! > '"+pidFile+"'\nwait")
+	f.writeConfig(configOf(providerYAML("slow", "x.example.com", "1h", "")))
+	if _, err := f.keychain(withTimeout(300 * time.Millisecond)).Resolve(repo(t, "x.example.com/app")); !errors.Is(err, ErrPlugin) {
+		t.Fatalf("Resolve = %v; want ErrPlugin", err)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := filepath.Join("/proc", strings.TrimSpace(string(data)), "stat")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(proc)
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return // gone, or a zombie about to be reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's child %s still runs after the deadline", strings.TrimSpace(string(data)))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
