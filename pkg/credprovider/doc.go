@@ -21,9 +21,9 @@
 //     is used (kubelet's keyring order).
 //
 // Where it differs from kubelet, it is bounded: a run has ExecTimeout (20s;
-// the plugin and its children are killed as one process group after it;
 // kubelet allows one minute, but the daemon's signature discovery should not
-// wait that long), stdout is read up to MaxResponseSize, the cache holds at
+// wait that long), after which the plugin and its children are killed as one
+// process group; stdout is read up to MaxResponseSize, the cache holds at
 // most MaxCacheEntries answers per provider, and a failed run is not retried
 // for the same image for FailureBackoff, so that a broken plugin is not
 // started once per signature fetch. Concurrent lookups of one image share a
