@@ -44,7 +44,7 @@ type Config struct {
 	Signatures Signatures
 	// Guard is the node-integrity guard's section (guard.go).
 	Guard Guard
-	// Registries says how registries are reached (credentials.go).
+	// Registries is how registries are reached (registries.go).
 	Registries Registries
 }
 
@@ -104,14 +104,7 @@ signatures:
   registry: true                       # look for signatures in the image's repository
   # dir: /var/lib/nri-csig/imported-signatures   # air-gapped nodes
   # insecureRegistries: [registry.local:5000]    # plain HTTP (loopback always may)
-registries:
-  # kubelet's credential provider plugins, as kubelet's
-  # --image-credential-provider-config and --image-credential-provider-bin-dir:
-  # signatures are read with the credentials the node pulls with.
-  # credentialProviders:
-  #   config: /etc/kubernetes/credential-provider-config.yaml
-  #   binDir: /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec
-`
+` + RegistriesExample
 
 // MaxSize bounds a node config file: real ones are a few kilobytes, even
 // with long allow lists.

@@ -5,12 +5,6 @@ import (
 	"path/filepath"
 )
 
-// Registries says how the daemon reaches registries.
-type Registries struct {
-	// CredentialProviders are kubelet's credential provider plugins; zero: none.
-	CredentialProviders CredentialProviders
-}
-
 // CredentialProviders points at what kubelet is given for its credential
 // provider plugins (package credprovider reads them).
 type CredentialProviders struct {
@@ -24,20 +18,25 @@ type CredentialProviders struct {
 // Configured reports whether credential providers are set.
 func (c CredentialProviders) Configured() bool { return c.Config != "" }
 
-type registriesFile struct {
-	CredentialProviders *credentialProvidersFile `yaml:"credentialProviders"`
-}
-
 type credentialProvidersFile struct {
 	Config string `yaml:"config"`
 	BinDir string `yaml:"binDir"`
 }
 
-func parseRegistries(name string, f *registriesFile, c *Config) error {
-	if f == nil || f.CredentialProviders == nil {
+// CredentialProvidersExample is the credentialProviders part of the
+// registries section of Example.
+const CredentialProvidersExample = `  # kubelet's credential provider plugins, as kubelet's
+  # --image-credential-provider-config and --image-credential-provider-bin-dir:
+  # signatures are read with the credentials the node pulls with.
+  # credentialProviders:
+  #   config: /etc/kubernetes/credential-provider-config.yaml
+  #   binDir: /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec
+`
+
+func parseCredentialProviders(name string, cp *credentialProvidersFile, c *Config) error {
+	if cp == nil {
 		return nil
 	}
-	cp := f.CredentialProviders
 	if cp.Config == "" || cp.BinDir == "" {
 		return fmt.Errorf("%s: registries.credentialProviders: set both config (kubelet's --image-credential-provider-config) and binDir (its --image-credential-provider-bin-dir), or remove the section", name)
 	}
