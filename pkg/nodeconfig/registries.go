@@ -22,11 +22,16 @@ type Registries struct {
 	// DockerConfig is a Docker config.json file (auths, credHelpers,
 	// credsStore) whose credentials are tried first. Empty: none.
 	DockerConfig string
+	// CredentialProviders are kubelet's credential provider plugins
+	// (credentialproviders.go), asked after DockerConfig; zero: none.
+	CredentialProviders CredentialProviders
 }
 
 type registriesFile struct {
 	ConfigPath   string `yaml:"configPath"`
 	DockerConfig string `yaml:"dockerConfig"`
+	// credentialproviders.go
+	CredentialProviders *credentialProvidersFile `yaml:"credentialProviders"`
 }
 
 // RegistriesExample is the registries section of Example.
@@ -37,7 +42,7 @@ const RegistriesExample = `registries:
   # A Docker config.json with credentials for private registries, tried
   # before the default keychain.
   # dockerConfig: /etc/nri-csig/docker/config.json
-`
+` + CredentialProvidersExample
 
 func parseRegistries(name string, f *registriesFile, c *Config) error {
 	if f == nil {
@@ -54,5 +59,5 @@ func parseRegistries(name string, f *registriesFile, c *Config) error {
 		}
 	}
 	c.Registries.ConfigPath, c.Registries.DockerConfig = f.ConfigPath, f.DockerConfig
-	return nil
+	return parseCredentialProviders(name, f.CredentialProviders, c)
 }

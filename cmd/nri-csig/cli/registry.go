@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -81,7 +82,11 @@ func (f *registryFlags) client() (*registry.Client, error) {
 		return nil, usageError(fmt.Errorf("registry config path %s is not a directory; give containerd's config_path, e.g. /etc/containerd/certs.d", p))
 	}
 	o.ConfigPath = node.Registries.ConfigPath
-	o.Keychain = registry.Chain(daemon.CredentialSources(node)...)
+	sources, err := daemon.CredentialSources(node, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--node-config: %w", err))
+	}
+	o.Keychain = registry.Chain(sources...)
 	return registry.New(o), nil
 }
 
