@@ -29,6 +29,11 @@ import (
 	cttls "github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	ctx509util "github.com/google/certificate-transparency-go/x509util"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -315,3 +320,55 @@ func mustPKIX(pub crypto.PublicKey) []byte {
 	}
 	return der
 }
+
+// Attach attaches bundle to image as cosign v3 does: an OCI 1.1 referrer
+// manifest of artifact type BundleMediaType with an empty config and the
+// bundle as its one layer. Where the registry has no referrers API,
+// go-containerregistry updates the sha256-<hex> fallback tag index, as
+// cosign does.
+func Attach(image name.Digest, bundle []byte, opts ...remote.Option) error {
+	repo := image.Context()
+	head, err := remote.Head(image, opts...)
+	if err != nil {
+		return err
+	}
+	empty := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
+	layer := static.NewLayer(bundle, BundleMediaType)
+	for _, l := range []v1.Layer{empty, layer} {
+		if err := remote.WriteLayer(repo, l, opts...); err != nil {
+			return err
+		}
+	}
+	ed, _ := empty.Digest()
+	ld, _ := layer.Digest()
+	var st struct {
+		PredicateType string `json:"predicateType"`
+	}
+	var b protobundle.Bundle
+	if protojson.Unmarshal(bundle, &b) == nil {
+		_ = json.Unmarshal(b.GetDsseEnvelope().GetPayload(), &st)
+	}
+	raw, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     types.OCIManifestSchema1,
+		"artifactType":  BundleMediaType,
+		"config":        map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.String(), "size": 2},
+		"layers":        []any{map[string]any{"mediaType": BundleMediaType, "digest": ld.String(), "size": len(bundle)}},
+		"subject":       map[string]any{"mediaType": head.MediaType, "digest": image.DigestStr(), "size": head.Size},
+		"annotations": map[string]string{
+			"dev.sigstore.bundle.content":       "dsse-envelope",
+			"dev.sigstore.bundle.predicateType": st.PredicateType,
+			"org.opencontainers.image.created":  time.Now().UTC().Format(time.RFC3339),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	return remote.Put(repo.Digest("sha256:"+hex.EncodeToString(sum[:])), rawManifest(raw), opts...)
+}
+
+type rawManifest []byte
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }

@@ -10,6 +10,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
+	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
@@ -147,4 +148,29 @@ func (v *Verifier) verifyEntity(blob []byte, alg string, sum []byte) (*sgverify.
 		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
 	return res, nil
+}
+
+// New returns the verifier of a witness of kind sigstore, for pkg/verify.
+// It refuses trust material that sigstore-go cannot load (the bundle
+// parser checked only its shape).
+func New(t *policy.SigstoreTrust) (verify.CertVerifier, error) {
+	if t == nil {
+		return nil, errors.New("sigstore witness without trust material")
+	}
+	tr := Trust{TrustedRoot: []byte(t.TrustedRoot), InsecureIgnoreSCT: t.InsecureIgnoreSCT, InsecureIgnoreTlog: t.InsecureIgnoreTlog}
+	for _, id := range t.Identities {
+		tr.Identities = append(tr.Identities, Identity{Issuer: id.Issuer, IssuerRegExp: id.IssuerRegExp, Subject: id.Subject, SubjectRegExp: id.SubjectRegExp})
+	}
+	return NewVerifier(tr)
+}
+
+var _ verify.CertVerifier = (*Verifier)(nil)
+
+// Verify is verify.CertVerifier: only Sigstore bundles are judged (a
+// Notary Project envelope is not this witness's).
+func (v *Verifier) Verify(digest string, sig verify.CertSignature) error {
+	if sig.Format != verify.FormatBundle || sig.MediaType != signature.BundleMediaType {
+		return fmt.Errorf("%w: a %s signature (%s) is not a Sigstore bundle", signature.ErrWrongType, sig.Format, sig.MediaType)
+	}
+	return v.VerifyBundle(digest, sig.Blob)
 }

@@ -192,6 +192,10 @@ type check struct {
 	cert        *CertSignature
 	certificate bool   // a bundle carrying a certificate (keyless)
 	digest      string // the image digest judged, for certificate witnesses
+	// certErrs are why certificate witnesses refused it (the first
+	// maxCertErrs), so that a refusal says "wrong SAN", not only "not
+	// signed by any of the keys".
+	certErrs []error
 
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
@@ -339,7 +343,14 @@ var verifyDigest = keys.VerifyDigest
 // a certificate witness, whether k's verifier accepts c whole.
 func (c *check) verifies(k Key) bool {
 	if k.Cert != nil {
-		return c.cert != nil && k.Cert.Verify(c.digest, *c.cert) == nil
+		if c.cert == nil {
+			return false
+		}
+		err := k.Cert.Verify(c.digest, *c.cert)
+		if err != nil && len(c.certErrs) < maxCertErrs {
+			c.certErrs = append(c.certErrs, fmt.Errorf("%s: %w", k.Name, err))
+		}
+		return err == nil
 	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
@@ -370,7 +381,25 @@ func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 			return i, nil
 		}
 	}
-	return -1, badSignature(ks)
+	return -1, c.refusal(ks)
+}
+
+// maxCertErrs bounds the certificate witnesses' reasons kept per signature.
+const maxCertErrs = 4
+
+// refusal is why none of ks verified c: badSignature, with the
+// certificate witnesses' reasons.
+func (c *check) refusal(ks []Key) error {
+	err := badSignature(ks)
+	if len(c.certErrs) == 0 {
+		return err
+	}
+	// One line (for journald), each reason still matchable with errors.Is.
+	args := append([]any{err}, make([]any, len(c.certErrs))...)
+	for i, e := range c.certErrs {
+		args[i+1] = e
+	}
+	return fmt.Errorf("%w: "+strings.TrimSuffix(strings.Repeat("%w; ", len(c.certErrs)), "; "), args...)
 }
 
 func badSignature(ks []Key) error {
