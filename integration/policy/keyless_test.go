@@ -108,3 +108,43 @@ func TestKeylessSigstoreWitness(t *testing.T) {
 		})
 	}
 }
+
+// A keyless cosign v2 signature (the sha256-<hex>.sig tag, with the
+// certificate and the Rekor entry in the layer's annotations) counts for the
+// sigstore witness too; a wrong SAN is refused with the reason.
+func TestLegacyKeylessSigstoreWitness(t *testing.T) {
+	s := keylessWitness(t)
+	pod := newPod(t, "keyless")
+	for _, tc := range []struct{ name, subject string }{{"legacy-good", keylessSigner}, {"legacy-intruder", "intruder@example.com"}} {
+		img, err := testbed.BusyboxImage(env.Tools.Busybox, tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, err := env.Registry.Push("keyless/"+tc.name+":1", img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := env.Registry.Ref("keyless/" + tc.name + ":1")
+		l, err := s.SignLegacy(tc.subject, keylessIssuer, env.Registry.Host+"/keyless/"+tc.name, digest, testsigstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := name.NewDigest(env.Registry.Host+"/keyless/"+tc.name+"@"+digest, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testsigstore.AttachLegacy(d, []*testsigstore.Legacy{l}); err != nil {
+			t.Fatal(err)
+		}
+		config, err := env.Containerd.Pull(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image := testbed.Image{Ref: ref, Digest: digest, ConfigDigest: config}
+		if tc.subject == keylessSigner {
+			mustRun(t, pod, tc.name, image)
+		} else {
+			mustRefuse(t, pod, tc.name, image, `policy "keyless-required"`, `expected SAN value "release@example.com", got "intruder@example.com"`)
+		}
+	}
+}

@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	// Keyless Sigstore: sigstore-go's offline verifier and bundle/trusted-root
 	// types only (never its TUF client or a Rekor client: no network).
 	"pkg/keyless": {"github.com/sigstore/sigstore-go/pkg/bundle", "github.com/sigstore/sigstore-go/pkg/root",
-		"github.com/sigstore/sigstore-go/pkg/verify", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
+		"github.com/sigstore/sigstore-go/pkg/verify", "github.com/sigstore/protobuf-specs/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
 	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
 	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",

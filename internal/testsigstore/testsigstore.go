@@ -20,6 +20,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
 	"net/url"
 	"strings"
@@ -31,6 +32,8 @@ import (
 	ctx509util "github.com/google/certificate-transparency-go/x509util"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -372,3 +375,93 @@ type rawManifest []byte
 
 func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// Legacy is a keyless cosign v2 signature: the simple-signing payload and
+// the annotations of its sha256-<hex>.sig layer.
+type Legacy struct {
+	Payload     []byte
+	Annotations map[string]string
+}
+
+// SignLegacy signs image digest (in repository ref) keyless as cosign v2
+// does: a simple-signing payload, signed over its SHA-256, with the
+// certificate, the chain and the Rekor hashedrekord entry with its signed
+// entry timestamp in annotations (and an RFC 3161 timestamp unless
+// o.NoTimestamp). o.NoTlog leaves the Rekor entry out.
+func (s *Sigstore) SignLegacy(subject, issuer, ref, digest string, o Options) (*Legacy, error) {
+	if o.NotBefore.IsZero() {
+		o.NotBefore = time.Now().Add(-time.Minute)
+	}
+	if o.IntegratedTime.IsZero() {
+		o.IntegratedTime = o.NotBefore.Add(time.Minute)
+	}
+	payload, _ := json.Marshal(map[string]any{
+		"critical": map[string]any{"identity": map[string]string{"docker-reference": ref},
+			"image": map[string]string{"docker-manifest-digest": digest}, "type": "cosign container image signature"},
+		"optional": nil,
+	})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := s.leaf(subject, issuer, &key.PublicKey, o)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(payload)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		return nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.inter.Raw}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.fulcio.Raw})...)
+	ann := map[string]string{
+		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig),
+		"dev.sigstore.cosign/certificate":    string(certPEM),
+		"dev.sigstore.cosign/chain":          string(chain),
+	}
+	if !o.NoTlog {
+		body, _ := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": map[string]any{
+			"data":      map[string]any{"hash": map[string]string{"algorithm": "sha256", "value": hex.EncodeToString(sum[:])}},
+			"signature": map[string]any{"content": base64.StdEncoding.EncodeToString(sig), "publicKey": map[string]string{"content": base64.StdEncoding.EncodeToString(certPEM)}},
+		}})
+		logID, err := s.vs.RekorLogID()
+		if err != nil {
+			return nil, err
+		}
+		set, err := s.vs.RekorSignPayload(tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(body),
+			IntegratedTime: o.IntegratedTime.Unix(), LogIndex: 7, LogID: logID})
+		if err != nil {
+			return nil, err
+		}
+		rb, _ := json.Marshal(map[string]any{"SignedEntryTimestamp": set, "Payload": map[string]any{
+			"body": body, "integratedTime": o.IntegratedTime.Unix(), "logIndex": 7, "logID": logID}})
+		ann["dev.sigstore.cosign/bundle"] = string(rb)
+	}
+	if !o.NoTimestamp {
+		tsr, err := s.vs.TimestampResponse(sig)
+		if err != nil {
+			return nil, err
+		}
+		ts, _ := json.Marshal(map[string][]byte{"SignedRFC3161TimestampResponse": tsr})
+		ann["dev.sigstore.cosign/rfc3161timestamp"] = string(ts)
+	}
+	return &Legacy{Payload: payload, Annotations: ann}, nil
+}
+
+// AttachLegacy pushes sigs as the image's sha256-<hex>.sig manifest, one
+// layer each, as cosign v2 does.
+func AttachLegacy(image name.Digest, sigs []*Legacy, opts ...remote.Option) error {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	for _, l := range sigs {
+		var err error
+		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(l.Payload, "application/vnd.dev.cosign.simplesigning.v1+json"),
+			Annotations: l.Annotations})
+		if err != nil {
+			return err
+		}
+	}
+	tag := image.Context().Tag(strings.Replace(image.DigestStr(), ":", "-", 1) + ".sig")
+	return remote.Write(tag, img, opts...)
+}

@@ -132,6 +132,12 @@ func (v *Verifier) verifyEntity(blob []byte, alg string, sum []byte) (*sgverify.
 	if err := b.UnmarshalJSON(blob); err != nil {
 		return nil, fmt.Errorf("sigstore bundle: %w: %v", signature.ErrMalformed, err)
 	}
+	return v.verify(&b, alg, sum)
+}
+
+// verify runs sigstore-go on b: a certificate-signed bundle whose artifact
+// (statement subject, or signed message) has digest sum.
+func (v *Verifier) verify(b *bundle.Bundle, alg string, sum []byte) (*sgverify.VerificationResult, error) {
 	if vc, err := b.VerificationContent(); err != nil || vc.Certificate() == nil {
 		return nil, fmt.Errorf("sigstore bundle: %w: no certificate: a keyless signature carries its Fulcio certificate (a key-based bundle needs a witness of kind keys)", signature.ErrWrongType)
 	}
@@ -139,7 +145,7 @@ func (v *Verifier) verifyEntity(blob []byte, alg string, sum []byte) (*sgverify.
 	for i, id := range v.ids {
 		opts[i] = sgverify.WithCertificateIdentity(id)
 	}
-	res, err := v.v.Verify(&b, sgverify.NewPolicy(sgverify.WithArtifactDigest(alg, sum), opts...))
+	res, err := v.v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifactDigest(alg, sum), opts...))
 	var idErr *sgverify.ErrNoMatchingCertificateIdentity
 	switch {
 	case errors.As(err, &idErr):
@@ -166,9 +172,12 @@ func New(t *policy.SigstoreTrust) (verify.CertVerifier, error) {
 
 var _ verify.CertVerifier = (*Verifier)(nil)
 
-// Verify is verify.CertVerifier: only Sigstore bundles are judged (a
-// Notary Project envelope is not this witness's).
+// Verify is verify.CertVerifier: Sigstore bundles, and keyless cosign v2
+// .sig layers, are judged (a Notary Project envelope is not this witness's).
 func (v *Verifier) Verify(digest string, sig verify.CertSignature) error {
+	if sig.Format == verify.FormatLegacy && sig.MediaType == signature.SimpleSigningMediaType {
+		return v.verifyLegacy(digest, sig.Blob, sig.Annotations)
+	}
 	if sig.Format != verify.FormatBundle || sig.MediaType != signature.BundleMediaType {
 		return fmt.Errorf("%w: a %s signature (%s) is not a Sigstore bundle", signature.ErrWrongType, sig.Format, sig.MediaType)
 	}

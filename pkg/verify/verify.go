@@ -58,7 +58,7 @@ type CertVerifier interface {
 // CertSignature is one signature that carries its certificates, as
 // discovered: all of it untrusted.
 type CertSignature struct {
-	// Format is FormatNotation or FormatBundle.
+	// Format is FormatNotation, FormatBundle, or FormatLegacy (a keyless cosign .sig layer).
 	Format string
 	// MediaType is the layer's: signature.JWSMediaType, COSEMediaType or
 	// BundleMediaType.
@@ -66,7 +66,8 @@ type CertSignature struct {
 	// Blob is the layer content (envelope or bundle), digest-checked and
 	// within signature.MaxBlobSize.
 	Blob []byte
-	// Annotations are the signature manifest's.
+	// Annotations are the signature manifest's; for a legacy keyless
+	// layer (FormatLegacy), the layer's, which carry its certificate.
 	Annotations map[string]string
 }
 
@@ -256,6 +257,9 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				}
 			default:
 				c.readLegacy(digest, l, blob)
+				if _, keyless := l.Annotations[signature.CertificateAnnotation]; keyless && c.err == nil {
+					c.cert = &CertSignature{Format: FormatLegacy, MediaType: l.MediaType, Blob: blob, Annotations: l.Annotations}
+				}
 			}
 			out = append(out, c)
 		}

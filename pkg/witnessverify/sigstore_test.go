@@ -160,3 +160,37 @@ func TestSigstoreWitnessWithBadRootLeftOut(t *testing.T) {
 		t.Fatalf("keys %+v, error %v; want the witness left out with an error", ks, refused)
 	}
 }
+
+// A keyless cosign v2 signature (the sha256-<hex>.sig tag, certificate and
+// Rekor entry in the layer's annotations) verifies for the sigstore witness
+// naming its signer; a public key never verifies it; a wrong SAN is refused
+// with the reason.
+func TestLegacyKeylessFromRegistry(t *testing.T) {
+	s, err := testsigstore.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := keylessImage(t, false)
+	digest := img.DigestStr()
+	l, err := s.SignLegacy(signer, issuer, img.Context().Name(), digest, testsigstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testsigstore.AttachLegacy(img, []*testsigstore.Legacy{l}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := verify.NewRegistry().Fetch(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	right := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, Subject: signer})
+	res := verify.Verify(digest, ms, []verify.Key{right})
+	if !res.OK() || res.Verified[0].Format != verify.FormatLegacy || res.Verified[0].Identity != img.Context().Name() {
+		t.Fatalf("verified %+v failures %+v", res.Verified, res.Failures)
+	}
+	wrong := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, SubjectRegExp: `^ci@example\.com$`})
+	res = verify.Verify(digest, ms, []verify.Key{wrong})
+	if res.OK() || !strings.Contains(res.Err().Error(), `expected SAN value to match regex "^ci@example\.com$", got "release@example.com"`) {
+		t.Fatalf("wrong SAN: %v", res.Err())
+	}
+}

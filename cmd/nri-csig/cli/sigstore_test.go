@@ -122,3 +122,29 @@ func TestVerifyKeyless(t *testing.T) {
 		t.Fatalf("verify without a subject (exit %d), want a usage error:\n%s", code, out)
 	}
 }
+
+func TestVerifyLegacyKeyless(t *testing.T) {
+	s, err := testsigstore.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := trustedRootFile(t, s)
+	host := startRegistry(t)
+	ref := host + "/legacy:v1"
+	digest := push(t, ref, randomImage(t))
+	img, err := name.NewDigest(host + "/legacy@" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.SignLegacy("release@example.com", "https://accounts.example.com", host+"/legacy", digest, testsigstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testsigstore.AttachLegacy(img, []*testsigstore.Legacy{l}); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCLI(t, "verify", "--trusted-root", root, "--issuer", "https://accounts.example.com", "--subject", "release@example.com", ref)
+	if code != 0 || !strings.Contains(out, "cosign-simplesigning") {
+		t.Fatalf("verify (exit %d):\n%s", code, out)
+	}
+}
