@@ -53,6 +53,15 @@ func sigstore(t *testing.T) (*testsigstore.Sigstore, []byte) {
 	return shared, sharedRoot
 }
 
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func sign(t *testing.T, subject, iss string, o testsigstore.Options) []byte {
 	t.Helper()
 	s, _ := sigstore(t)
