@@ -193,10 +193,10 @@ type check struct {
 	cert        *CertSignature
 	certificate bool   // a bundle carrying a certificate (keyless)
 	digest      string // the image digest judged, for certificate witnesses
-	// certErrs are why certificate witnesses refused it (the first
-	// maxCertErrs), so that a refusal says "wrong SAN", not only "not
-	// signed by any of the keys".
-	certErrs []error
+	// certErrs are why certificate witnesses refused it (the latest
+	// maxCertErrs, one per witness), so that a refusal says "wrong SAN",
+	// not only "not signed by any of the keys".
+	certErrs []certRefusal
 
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
@@ -351,8 +351,12 @@ func (c *check) verifies(k Key) bool {
 			return false
 		}
 		err := k.Cert.Verify(c.digest, *c.cert)
-		if err != nil && len(c.certErrs) < maxCertErrs {
-			c.certErrs = append(c.certErrs, fmt.Errorf("%s: %w", k.Name, err))
+		if err != nil {
+			c.certErrs = slices.DeleteFunc(c.certErrs, func(r certRefusal) bool { return r.key == k.Name })
+			if len(c.certErrs) == maxCertErrs {
+				c.certErrs = c.certErrs[1:]
+			}
+			c.certErrs = append(c.certErrs, certRefusal{key: k.Name, err: err})
 		}
 		return err == nil
 	}
@@ -391,19 +395,27 @@ func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 // maxCertErrs bounds the certificate witnesses' reasons kept per signature.
 const maxCertErrs = 4
 
-// refusal is why none of ks verified c: badSignature, with the
-// certificate witnesses' reasons.
+// certRefusal is why the certificate witness of key refused a signature.
+type certRefusal struct {
+	key string
+	err error
+}
+
+// refusal is why none of ks verified c: badSignature, with the reasons of
+// the certificate witnesses among ks.
 func (c *check) refusal(ks []Key) error {
 	err := badSignature(ks)
-	if len(c.certErrs) == 0 {
+	// One line (for journald), each reason still matchable with errors.Is.
+	format, args := "%w", []any{err}
+	for _, r := range c.certErrs {
+		if slices.ContainsFunc(ks, func(k Key) bool { return k.Name == r.key }) {
+			format, args = format+"; %s: %w", append(args, r.key, r.err)
+		}
+	}
+	if len(args) == 1 {
 		return err
 	}
-	// One line (for journald), each reason still matchable with errors.Is.
-	args := append([]any{err}, make([]any, len(c.certErrs))...)
-	for i, e := range c.certErrs {
-		args[i+1] = e
-	}
-	return fmt.Errorf("%w: "+strings.TrimSuffix(strings.Repeat("%w; ", len(c.certErrs)), "; "), args...)
+	return fmt.Errorf(strings.Replace(format, "; ", ": ", 1), args...)
 }
 
 func badSignature(ks []Key) error {
