@@ -74,6 +74,13 @@ func TestWitnessCreateSigstore(t *testing.T) {
 			t.Errorf("witness create %v: %v %s; want %q", tc.args, err, errOut, tc.want)
 		}
 	}
+	// A keyless witness may keep its signatures in another repository too.
+	mustRun(t, "witness", "create", "--bundle", bf, "--name", "elsewhere", "--kind", "sigstore", "--trusted-root", root,
+		"--issuer", "https://accounts.google.com", "--subject", "bot@example.com", "--signature-repository", "registry.example.com/team/signatures")
+	data, _ = os.ReadFile(bf)
+	if b, err = policy.ParseBundle(bf, data); err != nil || b.Witness("elsewhere").SignatureRepository != "registry.example.com/team/signatures" {
+		t.Fatalf("witness with a signature repository: %v %+v", err, b.Witness("elsewhere"))
+	}
 	// The same trust twice is refused like a key in two witnesses.
 	_, _, err = run(t, "witness", "create", "--bundle", bf, "--name", "copy", "--kind", "sigstore", "--trusted-root", root,
 		"--issuer", "https://token.actions.githubusercontent.com", "--subject-regexp", `^https://github\.com/example/app/\.github/workflows/release\.yml@refs/tags/v.*$`)

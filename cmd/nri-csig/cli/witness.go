@@ -31,12 +31,12 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 	var (
-		name, desc, kind string
-		ko               keyOptions
-		so               sigstoreFlags
+		name, desc, kind, sigRepo string
+		ko                        keyOptions
+		so                        sigstoreFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME (--key REF | --kind sigstore --trusted-root FILE --issuer ISSUER --subject SAN) [--description TEXT]",
+		Use:   "create --name NAME (--key REF | --kind sigstore --trusted-root FILE --issuer ISSUER --subject SAN) [--description TEXT] [--signature-repository REPO]",
 		Short: "Add a witness: a public key read from a KMS key or a PEM file, or a keyless Sigstore identity",
 		Long: `Add a witness to the bundle file (created if absent).
 
@@ -51,13 +51,20 @@ RSA of 2048 bits or more, or EC P-256); anything else is refused with a message 
 the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
 "witness remove-key" the old one (or revoke it, when it must stop counting at once).
 
---kind sigstore makes a keyless witness instead: images signed by cosign v3
+--signature-repository REPO (registry.example.com/team/signatures) says that this
+witness's signatures are stored in REPO instead of the image's own repository, as
+"cosign sign" stores them with COSIGN_REPOSITORY=REPO (same sha256-<hex>.sig tag and
+referrers, keyed by the image digest). Nodes look there too; it is a place to look,
+not a trust setting: signatures count only when the witness's keys verify them.
+
+--kind sigstore makes a keyless witness instead: images signed by cosign
 (keyless) whose Fulcio certificate names the issuer and subject, verified
 offline against the trusted root stored in the bundle.
 ` + keyFlagsHelp + sigstoreFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
+  nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures
   nri-csig witness create --name k8s-releng --kind sigstore --trusted-root ./trusted_root.json \
       --issuer https://accounts.google.com --subject krel-trust@k8s-releng-prod.iam.gserviceaccount.com`,
 		Args: cobra.NoArgs,
@@ -75,6 +82,7 @@ offline against the trusted root stored in the bundle.
 				if err != nil {
 					return err
 				}
+				w.SignatureRepository = sigRepo
 				return addWitness(cmd, file, w, fmt.Sprintf("witness %q created: keyless Sigstore, trust %s", name, w.Keys[0].Fingerprint))
 			default:
 				return fmt.Errorf("--kind %q: use keys (the default) or sigstore", kind)
@@ -83,13 +91,14 @@ offline against the trusted root stored in the bundle.
 			if err != nil {
 				return err
 			}
-			return addWitness(cmd, file, &policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}},
+			return addWitness(cmd, file, &policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}, SignatureRepository: sigRepo},
 				fmt.Sprintf("witness %q created with key %s (%s, %s)", name, k.Fingerprint, k.KeySpec, k.Algorithm))
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
 	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys, --key) or sigstore (keyless: --trusted-root, --issuer, --subject)")
+	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding this witness's signatures instead of the image's (cosign's COSIGN_REPOSITORY), e.g. registry.example.com/team/signatures")
 	ko.AddFlags(cmd)
 	so.addFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
@@ -252,6 +261,7 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
+			fmt.Fprintf(out, "Signatures:   %s\n", signatureLocation(w))
 			if w.Sigstore != nil {
 				printSigstore(out, w)
 				return nil
@@ -281,4 +291,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// signatureLocation says where nodes look for a witness's signatures.
+func signatureLocation(w *policy.Witness) string {
+	if w.SignatureRepository == "" {
+		return "in the image's own repository"
+	}
+	return "in " + w.SignatureRepository + " (signatureRepository), and in the image's own repository"
 }
