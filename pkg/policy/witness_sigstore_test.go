@@ -16,7 +16,7 @@ func publicGoodRoot(t testing.TB) string {
 	return string(b)
 }
 
-func indent(s, by string) string {
+func indentBy(s, by string) string {
 	return by + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+by)
 }
 
@@ -50,7 +50,7 @@ spec:
 }
 
 func trustSection(t testing.TB, extra string) string {
-	return "    trustedRoot: |\n" + indent(publicGoodRoot(t), "      ") + "\n" + extra
+	return "    trustedRoot: |\n" + indentBy(publicGoodRoot(t), "      ") + "\n" + extra
 }
 
 const krel = `    identities:

@@ -22,8 +22,8 @@ import (
 )
 
 const (
-	signer = "release@example.com"
-	issuer = "https://accounts.example.com"
+	keylessSigner = "release@example.com"
+	keylessIssuer = "https://accounts.example.com"
 )
 
 // keylessImage pushes a random image to a registry (with or without the
@@ -80,7 +80,7 @@ func TestKeylessBundleFromRegistry(t *testing.T) {
 	for _, referrersAPI := range []bool{true, false} {
 		img := keylessImage(t, referrersAPI)
 		digest := img.DigestStr()
-		sig, err := s.Sign(signer, issuer, testsigstore.Statement(img.Context().Name(), digest, testsigstore.CosignSignPredicateType), testsigstore.Options{})
+		sig, err := s.Sign(keylessSigner, keylessIssuer, testsigstore.Statement(img.Context().Name(), digest, testsigstore.CosignSignPredicateType), testsigstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +91,8 @@ func TestKeylessBundleFromRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		right := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, Subject: signer})
-		wrongSAN := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, Subject: "intruder@example.com"})
+		right := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: keylessIssuer, Subject: keylessSigner})
+		wrongSAN := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: keylessIssuer, Subject: "intruder@example.com"})
 
 		res := verify.Verify(digest, ms, []verify.Key{wrongSAN, right})
 		if !res.OK() || len(res.Verified) != 1 || res.Verified[0].Key != right.Name || res.Verified[0].Format != verify.FormatBundle {
@@ -132,7 +132,7 @@ func TestKeylessAttestationNeverCounts(t *testing.T) {
 	}
 	img := keylessImage(t, true)
 	digest := img.DigestStr()
-	att, err := s.Sign(signer, issuer, testsigstore.Statement(img.Context().Name(), digest, "https://slsa.dev/provenance/v1"), testsigstore.Options{})
+	att, err := s.Sign(keylessSigner, keylessIssuer, testsigstore.Statement(img.Context().Name(), digest, "https://slsa.dev/provenance/v1"), testsigstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestKeylessAttestationNeverCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := verify.Verify(digest, ms, []verify.Key{sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, Subject: signer})})
+	res := verify.Verify(digest, ms, []verify.Key{sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: keylessIssuer, Subject: keylessSigner})})
 	if res.OK() || len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Reason(), "is an attestation, not an image signature") {
 		t.Fatalf("attestation: %+v", res)
 	}
@@ -154,7 +154,7 @@ func TestKeylessAttestationNeverCounts(t *testing.T) {
 func TestSigstoreWitnessWithBadRootLeftOut(t *testing.T) {
 	k := &policy.Key{Witness: "broken", Kind: policy.WitnessSigstore, Fingerprint: "sigstore:sha256:" + strings.Repeat("a", 64),
 		Sigstore: &policy.SigstoreTrust{TrustedRoot: `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","certificateAuthorities":[{}]}`,
-			Identities: []policy.SigstoreIdentity{{Issuer: issuer, Subject: signer}}}}
+			Identities: []policy.SigstoreIdentity{{Issuer: keylessIssuer, Subject: keylessSigner}}}}
 	var refused error
 	if ks := All([]*policy.Key{k}, func(_ *policy.Key, err error) { refused = err }); len(ks) != 0 || refused == nil {
 		t.Fatalf("keys %+v, error %v; want the witness left out with an error", ks, refused)
@@ -172,7 +172,7 @@ func TestLegacyKeylessFromRegistry(t *testing.T) {
 	}
 	img := keylessImage(t, false)
 	digest := img.DigestStr()
-	l, err := s.SignLegacy(signer, issuer, img.Context().Name(), digest, testsigstore.Options{})
+	l, err := s.SignLegacy(keylessSigner, keylessIssuer, img.Context().Name(), digest, testsigstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +183,12 @@ func TestLegacyKeylessFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	right := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, Subject: signer})
+	right := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: keylessIssuer, Subject: keylessSigner})
 	res := verify.Verify(digest, ms, []verify.Key{right})
 	if !res.OK() || res.Verified[0].Format != verify.FormatLegacy || res.Verified[0].Identity != img.Context().Name() {
 		t.Fatalf("verified %+v failures %+v", res.Verified, res.Failures)
 	}
-	wrong := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: issuer, SubjectRegExp: `^ci@example\.com$`})
+	wrong := sigstoreKey(t, s, policy.SigstoreIdentity{Issuer: keylessIssuer, SubjectRegExp: `^ci@example\.com$`})
 	res = verify.Verify(digest, ms, []verify.Key{wrong})
 	if res.OK() || !strings.Contains(res.Err().Error(), `expected SAN value to match regex "^ci@example\.com$", got "release@example.com"`) {
 		t.Fatalf("wrong SAN: %v", res.Err())
