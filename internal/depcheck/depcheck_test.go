@@ -28,9 +28,13 @@ var allowed = map[string][]string{
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
 	// The one place that knows each witness kind's verifier (the x509 and
 	// sigstore verifier packages join this list).
-	"pkg/witnessverify": {module + "pkg/policy", module + "pkg/verify"},
-	"pkg/audit":         {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
-	"pkg/nodeconfig":    {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
+	"pkg/witnessverify": {module + "pkg/keyless", module + "pkg/policy", module + "pkg/verify"},
+	// Keyless Sigstore: sigstore-go's offline verifier and bundle/trusted-root
+	// types only (never its TUF client or a Rekor client: no network).
+	"pkg/keyless": {"github.com/sigstore/sigstore-go/pkg/bundle", "github.com/sigstore/sigstore-go/pkg/root",
+		"github.com/sigstore/sigstore-go/pkg/verify", "github.com/sigstore/protobuf-specs/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
+	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
+	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/"},
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",

@@ -24,6 +24,13 @@ const (
 	SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
 	// SignatureAnnotation holds the base64 signature of a legacy layer's payload.
 	SignatureAnnotation = "dev.cosignproject.cosign/signature"
+	// Keyless legacy layers (cosign v2 keyless) also carry the Fulcio
+	// certificate (PEM), its chain, the Rekor entry with its signed entry
+	// timestamp (JSON) and optionally an RFC 3161 timestamp (JSON).
+	CertificateAnnotation = "dev.sigstore.cosign/certificate"
+	ChainAnnotation       = "dev.sigstore.cosign/chain"
+	RekorBundleAnnotation = "dev.sigstore.cosign/bundle"
+	RFC3161Annotation     = "dev.sigstore.cosign/rfc3161timestamp"
 	// BundleMediaType is the media type of a Sigstore bundle (v0.3) layer and
 	// the artifact type of the referrer manifest cosign v3 attaches.
 	BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -140,6 +140,13 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	return -1
 }
 
+// lockedRefusal is c.refusal, under c's lock.
+func (c *sigCheck) lockedRefusal(ks []Key) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusal(ks)
+}
+
 type storeEntry struct {
 	checks   []*sigCheck
 	ring     *keyring // the keys verified is for
@@ -385,7 +392,7 @@ func (s *Store) Status(digest string) string {
 		if err == nil {
 			err = c.after
 			if i := c.verifiedBy(e.ring); i < 0 {
-				err = badSignature(e.ring.keys)
+				err = c.lockedRefusal(e.ring.keys)
 			}
 		}
 		return fmt.Sprintf("%s: %v", c.source, err)

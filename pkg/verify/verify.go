@@ -58,7 +58,7 @@ type CertVerifier interface {
 // CertSignature is one signature that carries its certificates, as
 // discovered: all of it untrusted.
 type CertSignature struct {
-	// Format is FormatNotation or FormatBundle.
+	// Format is FormatNotation, FormatBundle, or FormatLegacy (a keyless cosign .sig layer).
 	Format string
 	// MediaType is the layer's: signature.JWSMediaType, COSEMediaType or
 	// BundleMediaType.
@@ -66,7 +66,8 @@ type CertSignature struct {
 	// Blob is the layer content (envelope or bundle), digest-checked and
 	// within signature.MaxBlobSize.
 	Blob []byte
-	// Annotations are the signature manifest's.
+	// Annotations are the signature manifest's; for a legacy keyless
+	// layer (FormatLegacy), the layer's, which carry its certificate.
 	Annotations map[string]string
 }
 
@@ -192,6 +193,10 @@ type check struct {
 	cert        *CertSignature
 	certificate bool   // a bundle carrying a certificate (keyless)
 	digest      string // the image digest judged, for certificate witnesses
+	// certErrs are why certificate witnesses refused it (the latest
+	// maxCertErrs, one per witness), so that a refusal says "wrong SAN",
+	// not only "not signed by any of the keys".
+	certErrs []certRefusal
 
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
@@ -252,6 +257,9 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				}
 			default:
 				c.readLegacy(digest, l, blob)
+				if _, keyless := l.Annotations[signature.CertificateAnnotation]; keyless && c.err == nil {
+					c.cert = &CertSignature{Format: FormatLegacy, MediaType: l.MediaType, Blob: blob, Annotations: l.Annotations}
+				}
 			}
 			out = append(out, c)
 		}
@@ -339,7 +347,18 @@ var verifyDigest = keys.VerifyDigest
 // a certificate witness, whether k's verifier accepts c whole.
 func (c *check) verifies(k Key) bool {
 	if k.Cert != nil {
-		return c.cert != nil && k.Cert.Verify(c.digest, *c.cert) == nil
+		if c.cert == nil {
+			return false
+		}
+		err := k.Cert.Verify(c.digest, *c.cert)
+		if err != nil {
+			c.certErrs = slices.DeleteFunc(c.certErrs, func(r certRefusal) bool { return r.key == k.Name })
+			if len(c.certErrs) == maxCertErrs {
+				c.certErrs = c.certErrs[1:]
+			}
+			c.certErrs = append(c.certErrs, certRefusal{key: k.Name, err: err})
+		}
+		return err == nil
 	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
@@ -370,7 +389,33 @@ func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 			return i, nil
 		}
 	}
-	return -1, badSignature(ks)
+	return -1, c.refusal(ks)
+}
+
+// maxCertErrs bounds the certificate witnesses' reasons kept per signature.
+const maxCertErrs = 4
+
+// certRefusal is why the certificate witness of key refused a signature.
+type certRefusal struct {
+	key string
+	err error
+}
+
+// refusal is why none of ks verified c: badSignature, with the reasons of
+// the certificate witnesses among ks.
+func (c *check) refusal(ks []Key) error {
+	err := badSignature(ks)
+	// One line (for journald), each reason still matchable with errors.Is.
+	format, args := "%w", []any{err}
+	for _, r := range c.certErrs {
+		if slices.ContainsFunc(ks, func(k Key) bool { return k.Name == r.key }) {
+			format, args = format+"; %s: %w", append(args, r.key, r.err)
+		}
+	}
+	if len(args) == 1 {
+		return err
+	}
+	return fmt.Errorf(strings.Replace(format, "; ", ": ", 1), args...)
 }
 
 func badSignature(ks []Key) error {

@@ -34,19 +34,22 @@ type verifyOptions struct {
 	kms      keyOptions
 	kmsCmd   *cobra.Command
 	registry registryFlags
+	sigstore sigstoreFlags
 	sigRepo  signatureRepoFlag
 }
 
 func newVerifyCmd() *cobra.Command {
 	o := &verifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify --key REF IMAGE",
-		Short: "Verify the signatures of an image digest against keys",
+		Use:   "verify (--key REF | --trusted-root FILE --issuer ISSUER --subject SAN) IMAGE",
+		Short: "Verify the signatures of an image digest against keys or a keyless Sigstore identity",
 		Long: `Verify resolves IMAGE to its digest once and checks the signatures stored for
 that digest (cosign's sha256-<hex>.sig tag and cosign v3 Sigstore bundles
 attached as OCI referrers) against the keys, offline: no transparency log, no
-certificates. For an index it also reports the signatures of each platform
-manifest; the verdict is for the digest IMAGE names.
+certificates. With --trusted-root, keyless cosign v3 bundles are verified too,
+offline, against that trusted root and the --issuer/--subject identity (as a
+witness of kind sigstore is on the node). For an index it also reports the
+signatures of each platform manifest; the verdict is for the digest IMAGE names.
 
 With --signature-repository REPO (or $COSIGN_REPOSITORY), the signatures are read
 from REPO only, as "cosign verify" reads them with COSIGN_REPOSITORY; a node looks
@@ -54,10 +57,12 @@ in the image's repository and in each witness's signatureRepository.
 ` + signatureRepoHelp + `
 Exit status: 0 verified, 1 not verified, 2 usage or operational error
 (registry unreachable or refusing access, unreadable key).
-` + registryFlagsHelp,
+` + registryFlagsHelp + sigstoreFlagsHelp,
 		Example: `  nri-csig verify --key witness.pub registry.example.com/app:v1
   nri-csig verify --key cosign.pub -o json registry.example.com/app@sha256:...
   nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...
+  nri-csig verify --trusted-root trusted_root.json --issuer https://accounts.google.com \
+      --subject krel-trust@k8s-releng-prod.iam.gserviceaccount.com registry.k8s.io/pause:3.10
   COSIGN_REPOSITORY=registry.example.com/team/signatures nri-csig verify --key cosign.pub registry.example.com/app:v1
   nri-csig verify --key witness.pub --node-config /etc/nri-csig/config.yaml registry.example.com/app:v1   # as the node reads it
   nri-csig verify --key witness.pub --registry-config-path /etc/containerd/certs.d --docker-config ./config.json registry.invalid/app:1`,
@@ -87,6 +92,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	_ = cmd.MarkFlagFilename("key")
 	_ = cmd.MarkFlagDirname("signature-dir")
 	o.registry.addFlags(cmd)
+	o.sigstore.addFlags(cmd)
 	o.sigRepo.addFlags(cmd, "read")
 	// Borrow the KMS flags of the shared key options, without their single
 	// --key and --signature-algorithm.
@@ -135,8 +141,8 @@ type platformReport struct {
 }
 
 func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
-	if len(o.keys) == 0 {
-		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file`))
+	if len(o.keys) == 0 && !o.sigstore.used() {
+		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file, or --trusted-root, --issuer and --subject for keyless signatures`))
 	}
 	if o.output != "text" && o.output != "json" {
 		return usageError(fmt.Errorf("--output %q: use text or json", o.output))
@@ -161,6 +167,14 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		}
 		ks = append(ks, verify.Key{Name: ref, Public: pub, Algorithm: alg})
 		rep.Keys = append(rep.Keys, verifyKey{Name: ref, Fingerprint: fp})
+	}
+	if o.sigstore.used() {
+		k, err := o.sigstore.key()
+		if err != nil {
+			return usageError(err)
+		}
+		ks = append(ks, k)
+		rep.Keys = append(rep.Keys, verifyKey{Name: k.Name, Fingerprint: o.sigstore.fingerprint})
 	}
 
 	client, err := o.registry.client()

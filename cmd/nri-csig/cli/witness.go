@@ -31,12 +31,13 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 	var (
-		name, desc, sigRepo string
-		ko                  keyOptions
+		name, desc, kind, sigRepo string
+		ko                        keyOptions
+		so                        sigstoreFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --key REF [--description TEXT] [--signature-repository REPO]",
-		Short: "Add a witness whose public key is read from a KMS key or a PEM file",
+		Use:   "create --name NAME (--key REF | --kind sigstore --trusted-root FILE --issuer ISSUER --subject SAN) [--description TEXT] [--signature-repository REPO]",
+		Short: "Add a witness: a public key read from a KMS key or a PEM file, or a keyless Sigstore identity",
 		Long: `Add a witness to the bundle file (created if absent).
 
 --key names the signing key; its public half is fetched and stored with its
@@ -55,38 +56,70 @@ witness's signatures are stored in REPO instead of the image's own repository, a
 "cosign sign" stores them with COSIGN_REPOSITORY=REPO (same sha256-<hex>.sig tag and
 referrers, keyed by the image digest). Nodes look there too; it is a place to look,
 not a trust setting: signatures count only when the witness's keys verify them.
-` + keyFlagsHelp,
+
+--kind sigstore makes a keyless witness instead: images signed by cosign
+(keyless) whose Fulcio certificate names the issuer and subject, verified
+offline against the trusted root stored in the bundle.
+` + keyFlagsHelp + sigstoreFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
-  nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures`,
+  nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures
+  nri-csig witness create --name k8s-releng --kind sigstore --trusted-root ./trusted_root.json \
+      --issuer https://accounts.google.com --subject krel-trust@k8s-releng-prod.iam.gserviceaccount.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch policy.WitnessKind(kind) {
+			case policy.WitnessKeys:
+				if so.used() {
+					return fmt.Errorf("--trusted-root, --issuer and --subject describe a keyless witness; add --kind sigstore")
+				}
+			case policy.WitnessSigstore:
+				if ko.Key != "" {
+					return fmt.Errorf("--key: a witness of kind sigstore has no key; it trusts --trusted-root and an --issuer/--subject identity")
+				}
+				w, err := so.witness(name, desc)
+				if err != nil {
+					return err
+				}
+				w.SignatureRepository = sigRepo
+				return addWitness(cmd, file, w, fmt.Sprintf("witness %q created: keyless Sigstore, trust %s", name, w.Keys[0].Fingerprint))
+			default:
+				return fmt.Errorf("--kind %q: use keys (the default) or sigstore", kind)
+			}
 			k, err := witnessKey(cmd.Context(), &ko)
 			if err != nil {
 				return err
 			}
-			b, err := file.loadOrNew()
-			if err != nil {
-				return err
-			}
-			if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}, SignatureRepository: sigRepo}); err != nil {
-				return err
-			}
-			if err := file.save(cmd, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "witness %q created with key %s (%s, %s)\n", name, k.Fingerprint, k.KeySpec, k.Algorithm)
-			return nil
+			return addWitness(cmd, file, &policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}, SignatureRepository: sigRepo},
+				fmt.Sprintf("witness %q created with key %s (%s, %s)", name, k.Fingerprint, k.KeySpec, k.Algorithm))
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
+	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys, --key) or sigstore (keyless: --trusted-root, --issuer, --subject)")
 	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding this witness's signatures instead of the image's (cosign's COSIGN_REPOSITORY), e.g. registry.example.com/team/signatures")
 	ko.AddFlags(cmd)
+	so.addFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagFilename("key")
 	return cmd
+}
+
+// addWitness adds w to the bundle file and says so.
+func addWitness(cmd *cobra.Command, file *bundleFile, w *policy.Witness, done string) error {
+	b, err := file.loadOrNew()
+	if err != nil {
+		return err
+	}
+	if err := b.AddWitness(w); err != nil {
+		return err
+	}
+	if err := file.save(cmd, b); err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), done)
+	return nil
 }
 
 // witnessKey reads the public half of the key the flags name, with where it
@@ -229,6 +262,10 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
 			fmt.Fprintf(out, "Signatures:   %s\n", signatureLocation(w))
+			if w.Sigstore != nil {
+				printSigstore(out, w)
+				return nil
+			}
 			for i, k := range w.Keys {
 				fmt.Fprintf(out, "Key %d:\n  Fingerprint:  %s\n  Spec:         %s\n  Algorithm:    %s\n  Provider:     %s\n", i, k.Fingerprint, k.KeySpec, k.Algorithm, orDash(k.Provider))
 				if k.Ref != "" {
