@@ -26,6 +26,9 @@ var allowed = map[string][]string{
 	"pkg/signature": {module + "internal/registry/check", "github.com/sigstore/protobuf-specs/", "google.golang.org/protobuf/"},
 	"pkg/verify": {"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
+	// Notary Project verification: the only package that imports notation-go.
+	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
+		"github.com/opencontainers/image-spec/", module + "pkg/verify"},
 	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
 	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",

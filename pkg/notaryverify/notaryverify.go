@@ -1,0 +1,189 @@
+package notaryverify
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/notaryproject/notation-core-go/revocation"
+	revocationresult "github.com/notaryproject/notation-core-go/revocation/result"
+	"github.com/notaryproject/notation-core-go/signature"
+	"github.com/notaryproject/notation-core-go/signature/cose"
+	"github.com/notaryproject/notation-core-go/signature/jws"
+	"github.com/notaryproject/notation-go"
+	"github.com/notaryproject/notation-go/verifier"
+	"github.com/notaryproject/notation-go/verifier/trustpolicy"
+	"github.com/notaryproject/notation-go/verifier/truststore"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/nri-csig/nri-csig/pkg/verify"
+)
+
+// Envelope media types notation signs with.
+const (
+	MediaTypeJWS  = jws.MediaTypeEnvelope  // application/jose+json
+	MediaTypeCOSE = cose.MediaTypeEnvelope // application/cose
+)
+
+// MaxEnvelopeSize bounds a signature envelope read and parsed. Real notation
+// envelopes are a few KiB: the signed payload plus the certificate chain.
+const MaxEnvelopeSize = 64 << 10
+
+// storeName names the one trust store (of each type) compiled from a witness.
+const storeName = "witness"
+
+// artifactReference is the reference handed to notation. Its trust policy
+// has registry scope "*", so the repository does not matter; notation only
+// requires a reference of the form registry/repository@digest.
+const artifactReference = "nri-csig.invalid/image@"
+
+// Trust is what a witness of kind x509 trusts, parsed.
+type Trust struct {
+	// CACertificates are the trust anchors of the signing certificate chain.
+	CACertificates []*x509.Certificate
+	// TSACertificates, when any, are the trust anchors of RFC 3161
+	// timestamps; a signature must then carry a timestamp from them.
+	TSACertificates []*x509.Certificate
+	// TrustedIdentities are notation trusted identities: "x509.subject: <DN>"
+	// (the leaf certificate's subject must include those attributes) or "*".
+	TrustedIdentities []string
+	// VerifyTimestamp is notation's verifyTimestamp option when TSA
+	// certificates are set: "always" (the default when empty) or
+	// "afterCertExpiry".
+	VerifyTimestamp string
+}
+
+// Verifier judges Notary Project signature envelopes against one Trust.
+// It holds no mutable state: safe for concurrent use.
+type Verifier struct {
+	notation notation.Verifier
+}
+
+// NewVerifier compiles t into a notation trust policy and trust store. It
+// fails when notation refuses the policy (e.g. a malformed identity).
+func NewVerifier(t Trust) (*Verifier, error) {
+	if len(t.CACertificates) == 0 {
+		return nil, errors.New("notaryverify: no CA certificates")
+	}
+	store := memoryStore{truststore.TypeCA: t.CACertificates}
+	stores := []string{string(truststore.TypeCA) + ":" + storeName}
+	if len(t.TSACertificates) > 0 {
+		store[truststore.TypeTSA] = t.TSACertificates
+		stores = append(stores, string(truststore.TypeTSA)+":"+storeName)
+	}
+	sv := trustpolicy.SignatureVerification{
+		VerificationLevel: trustpolicy.LevelStrict.Name,
+		// No network on the decision path: revocation is not checked.
+		Override: map[trustpolicy.ValidationType]trustpolicy.ValidationAction{
+			trustpolicy.TypeRevocation: trustpolicy.ActionSkip,
+		},
+	}
+	if len(t.TSACertificates) > 0 {
+		sv.VerifyTimestamp = trustpolicy.OptionAlways
+		if t.VerifyTimestamp != "" {
+			sv.VerifyTimestamp = trustpolicy.TimestampOption(t.VerifyTimestamp)
+		}
+	}
+	doc := &trustpolicy.Document{
+		Version: "1.0",
+		TrustPolicies: []trustpolicy.TrustPolicy{{
+			Name:                  "x509-witness",
+			RegistryScopes:        []string{"*"},
+			SignatureVerification: sv,
+			TrustStores:           stores,
+			TrustedIdentities:     t.TrustedIdentities,
+		}},
+	}
+	v, err := verifier.NewWithOptions(doc, store, nil, verifier.VerifierOptions{
+		RevocationCodeSigningValidator:  offline{},
+		RevocationTimestampingValidator: offline{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notaryverify: %w", err)
+	}
+	return &Verifier{notation: v}, nil
+}
+
+// VerifyEnvelope reports nil when envelope, of media type mediaType, is a
+// Notary Project signature of image digest made under v's trust. A valid
+// signature over another digest wraps verify.ErrDigestMismatch; any other
+// refusal wraps verify.ErrBadSignature with notation's reason.
+func (v *Verifier) VerifyEnvelope(digest, mediaType string, envelope []byte) error {
+	if mediaType != MediaTypeJWS && mediaType != MediaTypeCOSE {
+		return fmt.Errorf("%w: envelope media type %q is not a Notary Project signature (want %s or %s)",
+			verify.ErrBadSignature, mediaType, MediaTypeJWS, MediaTypeCOSE)
+	}
+	if len(envelope) > MaxEnvelopeSize {
+		return fmt.Errorf("%w: envelope of %d bytes, more than the %d read", verify.ErrBadSignature, len(envelope), MaxEnvelopeSize)
+	}
+	// The payload names the artifact the signature is for. It is read here
+	// untrusted, only to hand notation the descriptor to check against;
+	// notation then authenticates the payload, and the digest is compared
+	// only once it has.
+	target, err := targetArtifact(mediaType, envelope)
+	if err != nil {
+		return fmt.Errorf("%w: %v", verify.ErrBadSignature, err)
+	}
+	opts := notation.VerifierVerifyOptions{
+		ArtifactReference:  artifactReference + target.Digest.String(),
+		SignatureMediaType: mediaType,
+	}
+	if _, err := v.notation.Verify(context.Background(), target, envelope, opts); err != nil {
+		return fmt.Errorf("%w: Notary Project signature: %v", verify.ErrBadSignature, err)
+	}
+	if got := target.Digest.String(); got != digest {
+		return fmt.Errorf("%w: the Notary Project signature is for %s", verify.ErrDigestMismatch, got)
+	}
+	return nil
+}
+
+// targetArtifact reads the descriptor a signature envelope's payload names,
+// without verifying the envelope.
+func targetArtifact(mediaType string, envelope []byte) (ocispec.Descriptor, error) {
+	env, err := signature.ParseEnvelope(mediaType, envelope)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("unreadable Notary Project envelope: %v", err)
+	}
+	content, err := env.Content()
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("unreadable Notary Project envelope: %v", err)
+	}
+	var payload struct {
+		TargetArtifact ocispec.Descriptor `json:"targetArtifact"`
+	}
+	if err := json.Unmarshal(content.Payload.Content, &payload); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("unreadable Notary Project payload: %v", err)
+	}
+	if err := payload.TargetArtifact.Digest.Validate(); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("Notary Project payload names no valid target digest: %v", err)
+	}
+	return payload.TargetArtifact, nil
+}
+
+// memoryStore is a notation trust store held in memory: certificates by
+// store type, all under the one name storeName.
+type memoryStore map[truststore.Type][]*x509.Certificate
+
+func (s memoryStore) GetCertificates(_ context.Context, t truststore.Type, name string) ([]*x509.Certificate, error) {
+	certs, ok := s[t]
+	if !ok || name != storeName {
+		return nil, truststore.TrustStoreError{Msg: fmt.Sprintf("no trust store %s:%s", t, name)}
+	}
+	return certs, nil
+}
+
+// offline is the revocation validator used where notation would otherwise
+// go to the network (OCSP, CRL): every certificate is reported as having no
+// revocation method. Revocation of x509 witnesses' signatures is done by
+// the bundle (revoking the witness's fingerprint), not by the CA.
+type offline struct{}
+
+func (offline) ValidateContext(_ context.Context, opts revocation.ValidateContextOptions) ([]*revocationresult.CertRevocationResult, error) {
+	out := make([]*revocationresult.CertRevocationResult, len(opts.CertChain))
+	for i := range out {
+		out[i] = &revocationresult.CertRevocationResult{Result: revocationresult.ResultNonRevokable}
+	}
+	return out, nil
+}
