@@ -28,9 +28,12 @@ var allowed = map[string][]string{
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
 	// Notary Project verification: the only package that imports notation-go.
 	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
-		"github.com/opencontainers/image-spec/", module + "pkg/verify"},
-	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
-	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
+		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/verify"},
+	// The one place that knows each witness kind's verifier (the x509 and
+	// sigstore verifier packages join this list).
+	"pkg/witnessverify": {module + "pkg/notaryverify", module + "pkg/policy", module + "pkg/verify"},
+	"pkg/audit":         {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
+	"pkg/nodeconfig":    {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/"},
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",

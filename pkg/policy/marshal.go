@@ -27,7 +27,10 @@ type (
 	}
 	witnessSpecOut struct {
 		Description string   `yaml:"description,omitempty"`
-		Keys        []keyOut `yaml:"keys"`
+		Kind        string   `yaml:"kind,omitempty"`
+		Keys        []keyOut `yaml:"keys,omitempty"`
+		X509        any      `yaml:"x509,omitempty"`
+		Sigstore    any      `yaml:"sigstore,omitempty"`
 	}
 	keyOut struct {
 		Fingerprint  string `yaml:"fingerprint"`
@@ -84,7 +87,16 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	}
 	for _, w := range b.Witnesses {
 		ws := witnessSpecOut{Description: w.Description}
+		switch w.Kind {
+		case WitnessX509:
+			ws.Kind, ws.X509 = string(w.Kind), x509Out(w.X509)
+		case WitnessSigstore:
+			ws.Kind, ws.Sigstore = string(w.Kind), sigstoreOut(w.Sigstore)
+		}
 		for _, k := range w.Keys {
+			if k.Kind != WitnessKeys && k.Kind != "" {
+				continue // the synthetic key of a certificate witness
+			}
 			ws.Keys = append(ws.Keys, keyOut{Fingerprint: k.Fingerprint, Algorithm: string(k.Algorithm), KeySpec: k.KeySpec,
 				Provider: k.Provider, Ref: k.Ref, Region: k.Region, KeyID: k.KeyID, KeyVersionID: k.KeyVersionID,
 				PublicKey: k.PublicKeyPEM})

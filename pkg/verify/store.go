@@ -152,6 +152,9 @@ func contentOf(cs []*sigCheck) [sha256.Size]byte {
 		for _, sig := range c.sigs {
 			fmt.Fprintf(h, " %x", sig)
 		}
+		if c.cert != nil {
+			fmt.Fprintf(h, " cert %x", sha256.Sum256(c.cert.Blob))
+		}
 		if c.err != nil {
 			fmt.Fprintf(h, " err %q", c.err.Error())
 		}
@@ -177,7 +180,7 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 		}
 	}
 	for i, c := range fresh {
-		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) && sameCert(o.cert, c.cert) {
 			fresh[i] = o
 		}
 	}
@@ -185,6 +188,15 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// sameCert reports whether two checks carry the same certificate-bearing
+// signature (or both none): a certificate witness judges the whole blob.
+func sameCert(a, b *CertSignature) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Format == b.Format && a.MediaType == b.MediaType && bytesEqual(a.Blob, b.Blob)
+}
 
 type fetchError struct {
 	text string
