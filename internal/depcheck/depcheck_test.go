@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
 	// Notary Project verification: the only package that imports notation-go.
 	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
-		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/verify"},
+		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
 	// The one place that knows each witness kind's verifier (the x509 and
 	// sigstore verifier packages join this list).
 	"pkg/witnessverify": {module + "pkg/notaryverify", module + "pkg/policy", module + "pkg/verify"},

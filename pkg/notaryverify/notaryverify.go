@@ -9,7 +9,7 @@ import (
 
 	"github.com/notaryproject/notation-core-go/revocation"
 	revocationresult "github.com/notaryproject/notation-core-go/revocation/result"
-	"github.com/notaryproject/notation-core-go/signature"
+	notarysig "github.com/notaryproject/notation-core-go/signature"
 	"github.com/notaryproject/notation-core-go/signature/cose"
 	"github.com/notaryproject/notation-core-go/signature/jws"
 	"github.com/notaryproject/notation-go"
@@ -18,18 +18,21 @@ import (
 	"github.com/notaryproject/notation-go/verifier/truststore"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
 // Envelope media types notation signs with.
 const (
-	MediaTypeJWS  = jws.MediaTypeEnvelope  // application/jose+json
-	MediaTypeCOSE = cose.MediaTypeEnvelope // application/cose
+	MediaTypeJWS  = jws.MediaTypeEnvelope  // application/jose+json, signature.JWSMediaType
+	MediaTypeCOSE = cose.MediaTypeEnvelope // application/cose, signature.COSEMediaType
 )
 
-// MaxEnvelopeSize bounds a signature envelope read and parsed. Real notation
-// envelopes are a few KiB: the signed payload plus the certificate chain.
-const MaxEnvelopeSize = 64 << 10
+// MaxEnvelopeSize bounds a signature envelope parsed: what discovery reads of
+// a notation layer. Real notation envelopes are a few KiB: the signed payload
+// plus the certificate chain.
+const MaxEnvelopeSize = signature.MaxBundleSize
 
 // storeName names the one trust store (of each type) compiled from a witness.
 const storeName = "witness"
@@ -39,31 +42,25 @@ const storeName = "witness"
 // requires a reference of the form registry/repository@digest.
 const artifactReference = "nri-csig.invalid/image@"
 
-// Trust is what a witness of kind x509 trusts, parsed.
-type Trust struct {
-	// CACertificates are the trust anchors of the signing certificate chain.
-	CACertificates []*x509.Certificate
-	// TSACertificates, when any, are the trust anchors of RFC 3161
-	// timestamps; a signature must then carry a timestamp from them.
-	TSACertificates []*x509.Certificate
-	// TrustedIdentities are notation trusted identities: "x509.subject: <DN>"
-	// (the leaf certificate's subject must include those attributes) or "*".
-	TrustedIdentities []string
-	// VerifyTimestamp is notation's verifyTimestamp option when TSA
-	// certificates are set: "always" (the default when empty) or
-	// "afterCertExpiry".
-	VerifyTimestamp string
-}
-
-// Verifier judges Notary Project signature envelopes against one Trust.
-// It holds no mutable state: safe for concurrent use.
+// Verifier judges Notary Project signature envelopes against the trust of
+// one witness of kind x509. It holds no mutable state: safe for concurrent
+// use.
 type Verifier struct {
 	notation notation.Verifier
 }
 
-// NewVerifier compiles t into a notation trust policy and trust store. It
-// fails when notation refuses the policy (e.g. a malformed identity).
-func NewVerifier(t Trust) (*Verifier, error) {
+var _ verify.CertVerifier = (*Verifier)(nil)
+
+// New compiles t into a notation trust policy and trust store. It fails when
+// notation refuses the policy (e.g. a malformed identity), or when t asks for
+// a revocation check, which needs the network.
+func New(t *policy.X509Trust) (*Verifier, error) {
+	if t == nil {
+		return nil, errors.New("notaryverify: no x509 trust")
+	}
+	if t.Revocation != "" && t.Revocation != policy.X509RevocationSkip {
+		return nil, fmt.Errorf("notaryverify: revocation %q is not supported offline; use %q", t.Revocation, policy.X509RevocationSkip)
+	}
 	if len(t.CACertificates) == 0 {
 		return nil, errors.New("notaryverify: no CA certificates")
 	}
@@ -106,6 +103,15 @@ func NewVerifier(t Trust) (*Verifier, error) {
 	return &Verifier{notation: v}, nil
 }
 
+// Verify reports nil when sig is a Notary Project signature of image digest
+// made under v's trust (verify.CertVerifier).
+func (v *Verifier) Verify(digest string, sig verify.CertSignature) error {
+	if sig.Format != verify.FormatNotation {
+		return fmt.Errorf("%w: a %s signature is not a Notary Project signature", verify.ErrBadSignature, sig.Format)
+	}
+	return v.VerifyEnvelope(digest, sig.MediaType, sig.Blob)
+}
+
 // VerifyEnvelope reports nil when envelope, of media type mediaType, is a
 // Notary Project signature of image digest made under v's trust. A valid
 // signature over another digest wraps verify.ErrDigestMismatch; any other
@@ -142,7 +148,7 @@ func (v *Verifier) VerifyEnvelope(digest, mediaType string, envelope []byte) err
 // targetArtifact reads the descriptor a signature envelope's payload names,
 // without verifying the envelope.
 func targetArtifact(mediaType string, envelope []byte) (ocispec.Descriptor, error) {
-	env, err := signature.ParseEnvelope(mediaType, envelope)
+	env, err := notarysig.ParseEnvelope(mediaType, envelope)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("unreadable Notary Project envelope: %v", err)
 	}

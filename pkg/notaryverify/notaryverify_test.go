@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notaryproject/notation-core-go/signature"
+	notarysig "github.com/notaryproject/notation-core-go/signature"
 	"github.com/notaryproject/notation-go"
 	"github.com/notaryproject/notation-go/signer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/nri-csig/nri-csig/internal/x509test"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
@@ -49,20 +51,20 @@ func signAt(t *testing.T, leaf *x509test.Leaf, desc ocispec.Descriptor, signingT
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := signature.NewLocalSigner(leaf.Chain, leaf.Key)
+	ls, err := notarysig.NewLocalSigner(leaf.Chain, leaf.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := signature.NewEnvelope(MediaTypeJWS)
+	env, err := notarysig.NewEnvelope(MediaTypeJWS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob, err := env.Sign(&signature.SignRequest{
-		Payload:       signature.Payload{ContentType: "application/vnd.cncf.notary.payload.v1+json", Content: payload},
+	blob, err := env.Sign(&notarysig.SignRequest{
+		Payload:       notarysig.Payload{ContentType: "application/vnd.cncf.notary.payload.v1+json", Content: payload},
 		Signer:        ls,
 		SigningTime:   signingTime,
 		Expiry:        expiry,
-		SigningScheme: signature.SigningSchemeX509,
+		SigningScheme: notarysig.SigningSchemeX509,
 		SigningAgent:  "nri-csig tests",
 	})
 	if err != nil {
@@ -71,9 +73,9 @@ func signAt(t *testing.T, leaf *x509test.Leaf, desc ocispec.Descriptor, signingT
 	return blob
 }
 
-func newVerifier(t *testing.T, trust Trust) *Verifier {
+func newVerifier(t *testing.T, trust policy.X509Trust) *Verifier {
 	t.Helper()
-	v, err := NewVerifier(trust)
+	v, err := New(&trust)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestVerifyEnvelopeAcceptsTheTrustedIdentity(t *testing.T) {
 	ca := x509test.NewCA(t, "build CA")
 	leaf := validLeaf(t, ca)
 	for _, identity := range []string{"x509.subject: C=CN, ST=Zhejiang, O=example, CN=build", "x509.subject:C=CN,ST=Zhejiang,O=example", "*"} {
-		v := newVerifier(t, Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{identity}})
+		v := newVerifier(t, policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{identity}})
 		for _, mt := range []string{MediaTypeJWS, MediaTypeCOSE} {
 			if err := v.VerifyEnvelope(imageDigest.String(), mt, signWithNotation(t, leaf, image, mt)); err != nil {
 				t.Errorf("identity %q, %s: %v", identity, mt, err)
@@ -101,7 +103,7 @@ func TestVerifyEnvelopeRefuses(t *testing.T) {
 	ca := x509test.NewCA(t, "build CA")
 	other := x509test.NewCA(t, "build CA") // same name, other key
 	leaf := validLeaf(t, ca)
-	trust := Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"x509.subject: C=CN, ST=Zhejiang, O=example, CN=build"}}
+	trust := policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"x509.subject: C=CN, ST=Zhejiang, O=example, CN=build"}}
 	good := signWithNotation(t, leaf, image, MediaTypeJWS)
 	tampered := []byte(strings.Replace(string(good), `"signature":"`, `"signature":"AAAA`, 1))
 	otherImage := image
@@ -110,14 +112,14 @@ func TestVerifyEnvelopeRefuses(t *testing.T) {
 
 	cases := []struct {
 		name     string
-		trust    Trust
+		trust    policy.X509Trust
 		envelope []byte
 		want     error
 		reason   string
 	}{
-		{"wrong identity", Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"x509.subject: C=CN, ST=Zhejiang, O=example, CN=someone else"}},
+		{"wrong identity", policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"x509.subject: C=CN, ST=Zhejiang, O=example, CN=someone else"}},
 			good, verify.ErrBadSignature, "does not match the X.509 trusted identities"},
-		{"other CA", Trust{CACertificates: other.Chain(), TrustedIdentities: trust.TrustedIdentities},
+		{"other CA", policy.X509Trust{CACertificates: other.Chain(), TrustedIdentities: trust.TrustedIdentities},
 			good, verify.ErrBadSignature, "does not contain any trusted certificate"},
 		{"expired certificate", trust,
 			signAt(t, expired, image, time.Now().Add(-90*time.Minute), time.Time{}), verify.ErrBadSignature, "validity period, it was expired"},
@@ -126,7 +128,7 @@ func TestVerifyEnvelopeRefuses(t *testing.T) {
 		{"another image", trust, signWithNotation(t, leaf, otherImage, MediaTypeJWS), verify.ErrDigestMismatch, otherImage.Digest.String()},
 		{"tampered", trust, tampered, verify.ErrBadSignature, "signature"},
 		{"garbage", trust, []byte("{}"), verify.ErrBadSignature, "unreadable"},
-		{"TSA required, no timestamp", Trust{CACertificates: ca.Chain(), TSACertificates: other.Chain(), TrustedIdentities: trust.TrustedIdentities},
+		{"TSA required, no timestamp", policy.X509Trust{CACertificates: ca.Chain(), TSACertificates: other.Chain(), TrustedIdentities: trust.TrustedIdentities},
 			good, verify.ErrBadSignature, "no timestamp countersignature"},
 	}
 	for _, c := range cases {
@@ -139,9 +141,25 @@ func TestVerifyEnvelopeRefuses(t *testing.T) {
 	}
 }
 
+func TestVerifyTakesNotationSignaturesOnly(t *testing.T) {
+	if MediaTypeJWS != signature.JWSMediaType || MediaTypeCOSE != signature.COSEMediaType {
+		t.Fatal("the envelope media types differ from discovery's")
+	}
+	ca := x509test.NewCA(t, "build CA")
+	v := newVerifier(t, policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
+	blob := signWithNotation(t, validLeaf(t, ca), image, MediaTypeJWS)
+	if err := v.Verify(imageDigest.String(), verify.CertSignature{Format: verify.FormatNotation, MediaType: MediaTypeJWS, Blob: blob}); err != nil {
+		t.Fatal(err)
+	}
+	err := v.Verify(imageDigest.String(), verify.CertSignature{Format: verify.FormatBundle, MediaType: MediaTypeJWS, Blob: blob})
+	if !errors.Is(err, verify.ErrBadSignature) {
+		t.Fatalf("a Sigstore bundle judged by an x509 witness: %v", err)
+	}
+}
+
 func TestVerifyEnvelopeBounds(t *testing.T) {
 	ca := x509test.NewCA(t, "build CA")
-	v := newVerifier(t, Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
+	v := newVerifier(t, policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
 	good := signWithNotation(t, validLeaf(t, ca), image, MediaTypeJWS)
 	if err := v.VerifyEnvelope(imageDigest.String(), "application/vnd.dev.cosign.simplesigning.v1+json", good); !errors.Is(err, verify.ErrBadSignature) {
 		t.Errorf("other media type: %v", err)
@@ -158,12 +176,13 @@ func TestVerifyEnvelopeBounds(t *testing.T) {
 
 func TestNewVerifierRefusesABadPolicy(t *testing.T) {
 	ca := x509test.NewCA(t, "build CA")
-	for _, trust := range []Trust{
+	for _, trust := range []policy.X509Trust{
+		{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}, Revocation: "ocsp"},
 		{TrustedIdentities: []string{"*"}},
 		{CACertificates: ca.Chain(), TrustedIdentities: []string{"CN=build"}},
 		{CACertificates: ca.Chain()},
 	} {
-		if _, err := NewVerifier(trust); err == nil {
+		if _, err := New(&trust); err == nil {
 			t.Errorf("%+v: accepted", trust)
 		}
 	}
@@ -171,7 +190,7 @@ func TestNewVerifierRefusesABadPolicy(t *testing.T) {
 
 func TestVerifyEnvelopeConcurrently(t *testing.T) {
 	ca := x509test.NewCA(t, "build CA")
-	v := newVerifier(t, Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
+	v := newVerifier(t, policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
 	good := signWithNotation(t, validLeaf(t, ca), image, MediaTypeJWS)
 	var wg sync.WaitGroup
 	for range 8 {

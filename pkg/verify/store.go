@@ -93,6 +93,9 @@ type sigCheck struct {
 	mu    sync.Mutex
 	by    uint32   // key ID that verified it (0: none yet)
 	tried []uint32 // key IDs that did not
+	// certReasons are why the certificate witnesses last tried did not
+	// verify it, for Status.
+	certReasons string
 }
 
 // verifiedBy returns the index in r of the key that made c's signature,
@@ -121,9 +124,13 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	if len(todo) == 0 {
 		return -1
 	}
-	if i, err := c.keyIndex(todo, todoFPs); err == nil {
-		c.by, c.tried = todoIDs[i], nil
+	i, reasons := c.find(todo, todoFPs)
+	if i >= 0 {
+		c.by, c.tried, c.certReasons = todoIDs[i], nil, ""
 		return r.pos[c.by]
+	}
+	if reasons != "" {
+		c.certReasons = reasons
 	}
 	c.tried = append(c.tried, todoIDs...)
 	if len(c.tried) > maxTriedKeysPerSigCheck {
@@ -262,6 +269,13 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 	return out
 }
 
+// certRefusal is what the certificate witnesses said of c when last tried.
+func (c *sigCheck) certRefusal() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.certReasons
+}
+
 // judge computes e's verdict under r (public-key work only for pairs never
 // checked) and returns the entry to store.
 func (e *storeEntry) judge(r *keyring) *storeEntry {
@@ -379,6 +393,9 @@ func (s *Store) Status(digest string) string {
 			err = c.after
 			if i := c.verifiedBy(e.ring); i < 0 {
 				err = badSignature(e.ring.keys)
+				if r := c.certRefusal(); r != "" {
+					err = fmt.Errorf("%w; %s", err, r)
+				}
 			}
 		}
 		return fmt.Sprintf("%s: %v", c.source, err)

@@ -337,40 +337,88 @@ var verifyDigest = keys.VerifyDigest
 
 // verifies reports whether one of c's signatures is k's over c.sum, or, for
 // a certificate witness, whether k's verifier accepts c whole.
-func (c *check) verifies(k Key) bool {
+func (c *check) verifies(k Key) bool { return c.verify(k) == nil }
+
+// errNotCertificate: a certificate witness is asked about a signature that
+// carries no certificate (a public-key signature).
+var errNotCertificate = errors.New("not a certificate-bearing signature")
+
+// verify is verifies with the reason a certificate witness gives.
+func (c *check) verify(k Key) error {
 	if k.Cert != nil {
-		return c.cert != nil && k.Cert.Verify(c.digest, *c.cert) == nil
+		if c.cert == nil {
+			return errNotCertificate
+		}
+		return k.Cert.Verify(c.digest, *c.cert)
 	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
-			return true
+			return nil
 		}
 	}
-	return false
+	return ErrBadSignature
 }
 
 // keyIndex returns the index in ks of the key that made c's signature,
 // trying the hinted key first. fps are the keys' fingerprints, to match the
-// hint with (nil: no hint is used).
+// hint with (nil: no hint is used). When none did, the error carries the
+// reasons the certificate witnesses gave (why the certificate is not
+// trusted), which is what a user needs to fix a certificate signature.
 func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 	if len(ks) == 0 {
 		return -1, fmt.Errorf("%w: no keys given", ErrBadSignature)
+	}
+	i, reasons := c.find(ks, fps)
+	if i >= 0 {
+		return i, nil
+	}
+	err := badSignature(ks)
+	if reasons != "" {
+		err = fmt.Errorf("%w; %s", err, reasons)
+	}
+	return -1, err
+}
+
+// find is keyIndex's search: the index of the key (-1: none) and, when
+// none, the certificate witnesses' reasons.
+func (c *check) find(ks []Key, fps []string) (int, string) {
+	var reasons []string
+	try := func(i int) bool {
+		err := c.verify(ks[i])
+		if err != nil && ks[i].Cert != nil && c.cert != nil && len(reasons) < maxCertReasons {
+			reasons = append(reasons, certReason(ks[i].Name, err))
+		}
+		return err == nil
 	}
 	hinted := -1
 	if c.hint != "" && fps != nil {
 		if i := slices.Index(fps, c.hint); i >= 0 {
 			hinted = i
-			if c.verifies(ks[i]) {
-				return i, nil
+			if try(i) {
+				return i, ""
 			}
 		}
 	}
-	for i, k := range ks {
-		if i != hinted && c.verifies(k) {
-			return i, nil
+	for i := range ks {
+		if i != hinted && try(i) {
+			return i, ""
 		}
 	}
-	return -1, badSignature(ks)
+	return -1, strings.Join(reasons, "; ")
+}
+
+// Bounds on the certificate witnesses' reasons carried in one error.
+const (
+	maxCertReasons   = 8
+	maxCertReasonLen = 400
+)
+
+func certReason(name string, err error) string {
+	r := err.Error()
+	if len(r) > maxCertReasonLen {
+		r = r[:maxCertReasonLen] + "..."
+	}
+	return name + ": " + r
 }
 
 func badSignature(ks []Key) error {

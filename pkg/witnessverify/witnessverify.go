@@ -7,6 +7,7 @@ package witnessverify
 import (
 	"fmt"
 
+	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
@@ -21,6 +22,12 @@ func For(k *policy.Key) (verify.Key, error) {
 			return verify.Key{}, fmt.Errorf("witness %q: key %s has no public key", k.Witness, k.Fingerprint)
 		}
 		return verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm}, nil
+	case policy.WitnessX509:
+		v, err := notaryverify.New(k.X509)
+		if err != nil {
+			return verify.Key{}, fmt.Errorf("witness %q: %w", k.Witness, err)
+		}
+		return verify.Key{Name: k.Fingerprint, Cert: v}, nil
 	}
 	return verify.Key{}, fmt.Errorf("witness %q: kind %s cannot be verified by this build of nri-csig", k.Witness, k.Kind)
 }
