@@ -286,6 +286,19 @@ func CheckTrustedIdentity(id string, n int) error {
 // parseDN splits an RFC 4514 distinguished name into its attribute types,
 // counted. Escaped commas (\,) stay inside values.
 func parseDN(dn string) (map[string]int, error) {
+	attrs, err := dnAttributes(dn)
+	if err != nil {
+		return nil, err
+	}
+	count := make(map[string]int, len(attrs))
+	for typ, vals := range attrs {
+		count[typ] = len(vals)
+	}
+	return count, nil
+}
+
+// dnAttributes is a distinguished name's values by (upper-cased) type.
+func dnAttributes(dn string) (map[string][]string, error) {
 	dn = strings.TrimSpace(dn)
 	if dn == "" {
 		return nil, fmt.Errorf("the distinguished name is empty")
@@ -302,16 +315,93 @@ func parseDN(dn string) (map[string]int, error) {
 		}
 	}
 	parts = append(parts, dn[start:])
-	attrs := map[string]int{}
+	attrs := map[string][]string{}
 	for _, part := range parts {
 		typ, val, ok := strings.Cut(part, "=")
-		typ = strings.ToUpper(strings.TrimSpace(typ))
-		if !ok || typ == "" || strings.TrimSpace(val) == "" {
+		typ, val = strings.ToUpper(strings.TrimSpace(typ)), strings.TrimSpace(val)
+		if !ok || typ == "" || val == "" {
 			return nil, fmt.Errorf("%q is not an attribute=value pair of a distinguished name", strings.TrimSpace(part))
 		}
-		attrs[typ]++
+		if typ == "S" {
+			typ = "ST" // notation's alias
+		}
+		attrs[typ] = append(attrs[typ], val)
 	}
 	return attrs, nil
+}
+
+// x509Seen is an x509 witness already parsed.
+type x509Seen struct {
+	witness string
+	trust   *X509Trust
+}
+
+// x509Distinct refuses an x509 witness that would accept a signature
+// another one accepts: one CA certificate in both, and trusted identities
+// that one signing certificate could match both (neither names an attribute
+// the other names with another value). pkg/verify credits a signature to
+// one witness only, so such a pair would make a policy that needs the second
+// refuse what its trust accepts.
+func (p *parser) x509Distinct(witness string, t *X509Trust, n *yaml.Node, path string) bool {
+	for _, o := range p.x509s {
+		if o.trust.ID() == t.ID() {
+			continue // the same trust twice: uniqueKey refuses it
+		}
+		ca := sharedCA(t, o.trust)
+		if ca == nil {
+			continue
+		}
+		if a, b, ok := overlappingIdentities(t.TrustedIdentities, o.trust.TrustedIdentities); ok {
+			p.errorf(n, path, "CA %s is also trusted by witness %q, and a signing certificate can match both %q and %q there: one signature could not count for both; merge the two witnesses, or give them identities that differ in an attribute (e.g. CN)",
+				ca.Subject, o.witness, a, b)
+			return false
+		}
+	}
+	p.x509s = append(p.x509s, x509Seen{witness, t})
+	return true
+}
+
+func sharedCA(a, b *X509Trust) *x509.Certificate {
+	for _, c := range a.CACertificates {
+		for _, d := range b.CACertificates {
+			if c.Equal(d) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// overlappingIdentities returns a pair of trusted identities, one of each
+// list, that one certificate subject can match both.
+func overlappingIdentities(as, bs []string) (string, string, bool) {
+	for _, a := range as {
+		for _, b := range bs {
+			if a == "*" || b == "*" {
+				return a, b, true
+			}
+			da, errA := dnAttributes(strings.SplitN(a, ":", 2)[1])
+			db, errB := dnAttributes(strings.SplitN(b, ":", 2)[1])
+			if errA != nil || errB != nil {
+				continue // refused elsewhere
+			}
+			if !conflicting(da, db) {
+				return a, b, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// conflicting reports whether two DNs name one attribute with other values,
+// so that no subject includes both.
+func conflicting(a, b map[string][]string) bool {
+	for typ, va := range a {
+		if vb, ok := b[typ]; ok && !slices.Equal(va, vb) {
+			return true
+		}
+	}
+	return false
 }
 
 // x509Out is spec.x509 as written by Marshal.

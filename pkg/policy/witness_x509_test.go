@@ -194,3 +194,40 @@ func TestNewX509TrustChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestX509WitnessesThatOverlapRefused(t *testing.T) {
+	ca, other := x509test.NewCA(t, "shared CA"), x509test.NewCA(t, "other CA")
+	witness := func(name string, c *x509test.CA, ids ...string) string {
+		return `---
+apiVersion: nri-csig.io/v1alpha1
+kind: Witness
+metadata:
+  name: ` + name + `
+spec:
+  kind: x509
+  x509:
+` + indent(pemField("caCertificates", x509test.PEM(c.Cert))+"trustedIdentities: [\""+strings.Join(ids, "\", \"")+"\"]\n", "    ")
+	}
+	head := "apiVersion: nri-csig.io/v1alpha1\nkind: PolicyBundle\nmetadata:\n  name: fleet\nspec:\n  serial: 1\n"
+	teamA := "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=team-a"
+	teamB := "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=team-b"
+	org := "x509.subject: C=CN, ST=Zhejiang, O=Example"
+	for _, c := range []struct {
+		name string
+		a, b string
+		ok   bool
+	}{
+		{"one CA, identities that differ in CN", witness("a", ca, teamA), witness("b", ca, teamB), true},
+		{"two CAs, one identity", witness("a", ca, teamA), witness("b", other, teamA), true},
+		{"one CA, wildcard", witness("a", ca, "*"), witness("b", ca, teamB), false},
+		{"one CA, an identity and its subset", witness("a", ca, org), witness("b", ca, teamB), false},
+	} {
+		_, err := ParseBundle("bundle.yaml", []byte(head+c.a+c.b))
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && (err == nil || !strings.Contains(err.Error(), `is also trusted by witness "a"`)):
+			t.Errorf("%s: got %v, want the overlap refused", c.name, err)
+		}
+	}
+}

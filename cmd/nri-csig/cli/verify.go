@@ -34,24 +34,31 @@ type verifyOptions struct {
 	kms      keyOptions
 	kmsCmd   *cobra.Command
 	registry registryFlags
+	// x509 describes an x509 witness (Notary Project signatures).
+	x509 x509Flags
 }
 
 func newVerifyCmd() *cobra.Command {
 	o := &verifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify --key REF IMAGE",
-		Short: "Verify the signatures of an image digest against keys",
+		Use:   "verify (--key REF | --ca FILE --trusted-identity ID) IMAGE",
+		Short: "Verify the signatures of an image digest against keys or an x509 trust store",
 		Long: `Verify resolves IMAGE to its digest once and checks the signatures stored for
 that digest (cosign's sha256-<hex>.sig tag and cosign v3 Sigstore bundles
 attached as OCI referrers) against the keys, offline: no transparency log, no
 certificates. For an index it also reports the signatures of each platform
 manifest; the verdict is for the digest IMAGE names.
 
+With --ca and --trusted-identity it also checks Notary Project (notation)
+signatures, found as OCI referrers or through the sha256-<hex> referrers tag,
+as a node does for a witness of kind x509 with the same flags.
+` + x509FlagsHelp + `
 Exit status: 0 verified, 1 not verified, 2 usage or operational error
 (registry unreachable, unreadable key).`,
 		Example: `  nri-csig verify --key witness.pub registry.example.com/app:v1
   nri-csig verify --key cosign.pub -o json registry.example.com/app@sha256:...
-  nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...`,
+  nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...
+  nri-csig verify --ca release-ca.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example" registry.example.com/app:v1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 				return usageError(err)
@@ -78,6 +85,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	_ = cmd.MarkFlagFilename("key")
 	_ = cmd.MarkFlagDirname("signature-dir")
 	o.registry.addFlags(cmd)
+	o.x509.addFlags(cmd)
 	// Borrow the KMS flags of the shared key options, without their single
 	// --key and --signature-algorithm.
 	o.kmsCmd = &cobra.Command{}
@@ -123,8 +131,8 @@ type platformReport struct {
 }
 
 func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
-	if len(o.keys) == 0 {
-		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file`))
+	if len(o.keys) == 0 && !o.x509.set() {
+		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file, or --ca and --trusted-identity for Notary Project signatures`))
 	}
 	if o.output != "text" && o.output != "json" {
 		return usageError(fmt.Errorf("--output %q: use text or json", o.output))
@@ -149,6 +157,14 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		}
 		ks = append(ks, verify.Key{Name: ref, Public: pub, Algorithm: alg})
 		rep.Keys = append(rep.Keys, verifyKey{Name: ref, Fingerprint: fp})
+	}
+	if o.x509.set() {
+		k, t, err := o.x509.verifyKey()
+		if err != nil {
+			return usageError(err)
+		}
+		ks = append(ks, k)
+		rep.Keys = append(rep.Keys, verifyKey{Name: "x509 " + o.x509.ca, Fingerprint: t.ID()})
 	}
 
 	reg := verify.NewRegistry(verify.WithClient(o.registry.client()))

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/nri-csig/nri-csig/pkg/keyref"
@@ -31,11 +32,12 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 	var (
-		name, desc string
-		ko         keyOptions
+		name, desc, kind string
+		ko               keyOptions
+		xf               x509Flags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --key REF [--description TEXT]",
+		Use:   "create --name NAME [--kind keys] --key REF | --kind x509 --ca FILE --trusted-identity ID... [--description TEXT]",
 		Short: "Add a witness whose public key is read from a KMS key or a PEM file",
 		Long: `Add a witness to the bundle file (created if absent).
 
@@ -49,12 +51,27 @@ Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048, RSA_3072 or EC_P25
 RSA of 2048 bits or more, or EC P-256); anything else is refused with a message naming
 the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
 "witness remove-key" the old one (or revoke it, when it must stop counting at once).
-` + keyFlagsHelp,
+` + x509FlagsHelp + keyFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
-  nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml`,
+  nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
+  nri-csig witness create --name notary --kind x509 --ca ./release-ca.pem \
+      --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch policy.WitnessKind(kind) {
+			case policy.WitnessKeys:
+				if xf.set() {
+					return fmt.Errorf("--ca, --tsa, --trusted-identity and --verify-timestamp are for --kind x509")
+				}
+			case policy.WitnessX509:
+				if ko.Key != "" {
+					return fmt.Errorf("a witness of kind x509 trusts certificates, not a key: drop --key, give --ca and --trusted-identity")
+				}
+				return createX509Witness(cmd, file, name, desc, &xf)
+			default:
+				return fmt.Errorf("--kind %q: use keys (public keys, the default) or x509 (Notary Project certificates)", kind)
+			}
 			k, err := witnessKey(cmd.Context(), &ko)
 			if err != nil {
 				return err
@@ -75,10 +92,34 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
+	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys) or x509 (Notary Project certificates)")
 	ko.AddFlags(cmd)
+	xf.addFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagFilename("key")
 	return cmd
+}
+
+// createX509Witness adds a witness of kind x509 whose trust the flags give.
+func createX509Witness(cmd *cobra.Command, file *bundleFile, name, desc string, xf *x509Flags) error {
+	_, t, err := xf.verifyKey() // the checks the node will make when compiling it
+	if err != nil {
+		return err
+	}
+	b, err := file.loadOrNew()
+	if err != nil {
+		return err
+	}
+	k := &policy.Key{Kind: policy.WitnessX509, X509: t, Fingerprint: t.ID()}
+	if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Kind: policy.WitnessX509, X509: t, Keys: []*policy.Key{k}}); err != nil {
+		return err
+	}
+	if err := file.save(cmd, b); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "witness %q created (kind x509, trust %s): CA %s; identities %s\n",
+		name, k.Fingerprint, certSubjects(t), strings.Join(t.TrustedIdentities, ", "))
+	return nil
 }
 
 // witnessKey reads the public half of the key the flags name, with where it
@@ -220,6 +261,10 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
+			if w.Kind == policy.WitnessX509 && w.X509 != nil {
+				showX509(out, w)
+				return nil
+			}
 			for i, k := range w.Keys {
 				fmt.Fprintf(out, "Key %d:\n  Fingerprint:  %s\n  Spec:         %s\n  Algorithm:    %s\n  Provider:     %s\n", i, k.Fingerprint, k.KeySpec, k.Algorithm, orDash(k.Provider))
 				if k.Ref != "" {
@@ -233,6 +278,22 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// showX509 prints the trust of a witness of kind x509.
+func showX509(out io.Writer, w *policy.Witness) {
+	t := w.X509
+	fmt.Fprintf(out, "Kind:         x509 (Notary Project signatures)\nTrust ID:     %s\n", t.ID())
+	for _, id := range t.TrustedIdentities {
+		fmt.Fprintf(out, "Identity:     %s\n", id)
+	}
+	for _, c := range t.CACertificates {
+		fmt.Fprintf(out, "CA:           %s (until %s)\n", c.Subject, c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	for _, c := range t.TSACertificates {
+		fmt.Fprintf(out, "TSA:          %s (until %s)\n", c.Subject, c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	fmt.Fprintf(out, "Revocation:   %s (not checked on the node)\n", t.Revocation)
 }
 
 func newWitnessDeleteCmd(file *bundleFile) *cobra.Command {
