@@ -11,10 +11,25 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB used here, so that a TestMain can make
+// certificates too (see Must).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// Must is a TB for code outside a test (TestMain): a failure panics.
+var Must TB = must{}
+
+type must struct{}
+
+func (must) Helper()           {}
+func (must) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // CA is a self-signed root certificate authority with its key.
 type CA struct {
@@ -23,7 +38,7 @@ type CA struct {
 }
 
 // NewCA makes a root CA named cn, valid from a day ago to a day from now.
-func NewCA(t testing.TB, cn string) *CA {
+func NewCA(t TB, cn string) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -52,7 +67,7 @@ type Leaf struct {
 
 // Leaf issues a code-signing certificate for subject, valid from
 // notBefore to notAfter.
-func (ca *CA) Leaf(t testing.TB, subject pkix.Name, notBefore, notAfter time.Time) *Leaf {
+func (ca *CA) Leaf(t TB, subject pkix.Name, notBefore, notAfter time.Time) *Leaf {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -81,7 +96,7 @@ func PEM(certs ...*x509.Certificate) []byte {
 }
 
 // KeyPEM encodes a private key as a PKCS#8 "PRIVATE KEY" block.
-func KeyPEM(t testing.TB, key crypto.Signer) []byte {
+func KeyPEM(t TB, key crypto.Signer) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -90,7 +105,7 @@ func KeyPEM(t testing.TB, key crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-func newKey(t testing.TB) crypto.Signer {
+func newKey(t TB) crypto.Signer {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +113,7 @@ func newKey(t testing.TB) crypto.Signer {
 	return key
 }
 
-func serial(t testing.TB) *big.Int {
+func serial(t TB) *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +121,7 @@ func serial(t testing.TB) *big.Int {
 	return n
 }
 
-func parse(t testing.TB, der []byte) *x509.Certificate {
+func parse(t TB, der []byte) *x509.Certificate {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ func New(t *policy.X509Trust) (*Verifier, error) {
 // made under v's trust (verify.CertVerifier).
 func (v *Verifier) Verify(digest string, sig verify.CertSignature) error {
 	if sig.Format != verify.FormatNotation {
-		return fmt.Errorf("%w: a %s signature is not a Notary Project signature", verify.ErrBadSignature, sig.Format)
+		return refusal(verify.ErrBadSignature, "a %s signature is not a Notary Project signature", sig.Format)
 	}
 	return v.VerifyEnvelope(digest, sig.MediaType, sig.Blob)
 }
@@ -118,11 +118,11 @@ func (v *Verifier) Verify(digest string, sig verify.CertSignature) error {
 // refusal wraps verify.ErrBadSignature with notation's reason.
 func (v *Verifier) VerifyEnvelope(digest, mediaType string, envelope []byte) error {
 	if mediaType != MediaTypeJWS && mediaType != MediaTypeCOSE {
-		return fmt.Errorf("%w: envelope media type %q is not a Notary Project signature (want %s or %s)",
-			verify.ErrBadSignature, mediaType, MediaTypeJWS, MediaTypeCOSE)
+		return refusal(verify.ErrBadSignature, "envelope media type %q is not a Notary Project signature (want %s or %s)",
+			mediaType, MediaTypeJWS, MediaTypeCOSE)
 	}
 	if len(envelope) > MaxEnvelopeSize {
-		return fmt.Errorf("%w: envelope of %d bytes, more than the %d read", verify.ErrBadSignature, len(envelope), MaxEnvelopeSize)
+		return refusal(verify.ErrBadSignature, "Notary Project envelope of %d bytes, more than the %d read", len(envelope), MaxEnvelopeSize)
 	}
 	// The payload names the artifact the signature is for. It is read here
 	// untrusted, only to hand notation the descriptor to check against;
@@ -130,19 +130,33 @@ func (v *Verifier) VerifyEnvelope(digest, mediaType string, envelope []byte) err
 	// only once it has.
 	target, err := targetArtifact(mediaType, envelope)
 	if err != nil {
-		return fmt.Errorf("%w: %v", verify.ErrBadSignature, err)
+		return refusal(verify.ErrBadSignature, "%v", err)
 	}
 	opts := notation.VerifierVerifyOptions{
 		ArtifactReference:  artifactReference + target.Digest.String(),
 		SignatureMediaType: mediaType,
 	}
 	if _, err := v.notation.Verify(context.Background(), target, envelope, opts); err != nil {
-		return fmt.Errorf("%w: Notary Project signature: %v", verify.ErrBadSignature, err)
+		return refusal(verify.ErrBadSignature, "Notary Project signature refused: %v", err)
 	}
 	if got := target.Digest.String(); got != digest {
-		return fmt.Errorf("%w: the Notary Project signature is for %s", verify.ErrDigestMismatch, got)
+		return refusal(verify.ErrDigestMismatch, "the Notary Project signature is for %s, another image", got)
 	}
 	return nil
+}
+
+// refused is a refusal that reads as its message and is (errors.Is) one of
+// pkg/verify's reasons, without repeating that reason's text.
+type refused struct {
+	msg    string
+	reason error
+}
+
+func (r *refused) Error() string { return r.msg }
+func (r *refused) Unwrap() error { return r.reason }
+
+func refusal(reason error, format string, args ...any) error {
+	return &refused{msg: fmt.Sprintf(format, args...), reason: reason}
 }
 
 // targetArtifact reads the descriptor a signature envelope's payload names,
