@@ -177,7 +177,7 @@ func targetArtifact(mediaType string, envelope []byte) (ocispec.Descriptor, erro
 		return ocispec.Descriptor{}, fmt.Errorf("unreadable Notary Project payload: %v", err)
 	}
 	if err := payload.TargetArtifact.Digest.Validate(); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("Notary Project payload names no valid target digest: %v", err)
+		return ocispec.Descriptor{}, fmt.Errorf("the Notary Project payload names no valid target digest: %v", err)
 	}
 	return payload.TargetArtifact, nil
 }
