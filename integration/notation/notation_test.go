@@ -260,3 +260,47 @@ type rawManifest []byte
 
 func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// setTrust replaces the witness's trust store with caFile, signs the bundle
+// and waits until the daemon has it in force.
+func setTrust(t *testing.T, caFile string) {
+	t.Helper()
+	before := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"}))
+	bundle := filepath.Join(work, "bundle.yaml")
+	for _, args := range [][]string{
+		{"witness", "set-trust", "notary", "--ca", caFile, "--trusted-identity", identity, "--bundle", bundle},
+		{"bundle", "sign", "--key", filepath.Join(work, "bundle-signing.key"), "--bundle", bundle},
+	} {
+		if out, err := cli(args...); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	err := testbed.Poll(15*time.Second, func() error {
+		if n := len(daemon.AuditRecords(map[string]string{"event": "reload", "decision": "loaded"})); n <= before {
+			return fmt.Errorf("the daemon has not loaded the edited bundle (%d loads)", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tail(daemon.Log(), 10))
+	}
+}
+
+// A CA rotation through a new bundle: an image signed under the new CA is
+// refused until the witness's trust store holds it, and admitted from then
+// on, with the policy unchanged.
+func TestTrustStoreRotation(t *testing.T) {
+	next := x509test.NewCA(t, "release CA 2027")
+	img := newImage(t, "ref/rotated", "rotated")
+	notationSign(t, notationKey(t, next.Leaf(t, releaseSubject, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))), img.digestRef, "--force-referrers-tag=false")
+	pull(t, img)
+	mustRefuse(t, img, "does not contain any trusted certificate")
+
+	both := filepath.Join(t.TempDir(), "both.pem")
+	if err := os.WriteFile(both, x509test.PEM(ca.Cert, next.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { setTrust(t, filepath.Join(work, "release-ca.pem")) })
+	setTrust(t, both)
+	mustRun(t, img)
+}

@@ -423,3 +423,26 @@ func x509Out(t *X509Trust) any {
 	return out{CACertificates: t.CACertificatesPEM, TSACertificates: t.TSACertificatesPEM,
 		TrustedIdentities: t.TrustedIdentities, VerifyTimestamp: t.VerifyTimestamp, Revocation: rev}
 }
+
+// SetX509Trust replaces the trust of witness name, of kind x509: how its CA
+// certificates or identities are rotated while the policies naming it stay.
+// The witness's ID changes with its trust (a revocation of the old ID no
+// longer matches it).
+func (b *Bundle) SetX509Trust(name string, t *X509Trust) error {
+	i := b.findWitness(name)
+	if i < 0 {
+		return fmt.Errorf("witness %q not found; 'nri-csig witness list' shows the witnesses", name)
+	}
+	w := b.Witnesses[i]
+	if w.Kind != WitnessX509 {
+		return fmt.Errorf("witness %q is of kind %s, not x509; rotate its trust with the commands of its kind (witness add-key / remove-key for keys)", name, w.Kind)
+	}
+	id := t.ID()
+	if o := b.keyByFP[id]; o != nil && o.Witness != name {
+		return fmt.Errorf("trust %s is already witness %q's; a trust may belong to one witness only", id, o.Witness)
+	}
+	w.X509 = t
+	w.Keys = []*Key{{Witness: name, Kind: WitnessX509, X509: t, Fingerprint: id}}
+	b.reindex()
+	return nil
+}

@@ -18,7 +18,9 @@ func newWitnessCmd() *cobra.Command {
 		Use:   "witness",
 		Short: "Create, list, show and delete witnesses in a policy bundle file",
 		Long: `A witness is a named trust anchor: a description and the public key(s) of a
-signing key, usually an asymmetric Alibaba Cloud KMS key (SIGN/VERIFY, RSA_2048).
+signing key, usually an asymmetric Alibaba Cloud KMS key (SIGN/VERIFY, RSA_2048),
+or, for a witness of kind x509, a trust store of CA certificates and trusted
+identities that Notary Project (notation) signatures are verified against.
 Security policies name the witnesses that must have signed an image digest.
 
 The bundle stores only public keys and their fingerprints, so nodes verify offline
@@ -26,7 +28,7 @@ and never need KMS credentials. Every edit raises the bundle's serial and drops 
 now stale signature file: run "nri-csig bundle sign" before publishing.`,
 	}
 	file.addFlags(cmd)
-	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessRemoveKeyCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
+	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessRemoveKeyCmd(&file), newWitnessSetTrustCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
 	return cmd
 }
 

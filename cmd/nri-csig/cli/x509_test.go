@@ -186,3 +186,51 @@ func startRegistryWithReferrers(t *testing.T) string {
 	u, _ := url.Parse(srv.URL)
 	return u.Host
 }
+
+// A CA rotation: the witness trusts the old and the new CA, then the new
+// one only, while the policy naming it stays.
+func TestWitnessSetTrustRotatesTheCA(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := x509test.NewCA(t, "CA 2025"), x509test.NewCA(t, "CA 2026")
+	bundle := filepath.Join(dir, "bundle.yaml")
+	oldFile := writeFile(t, dir, "old.pem", x509test.PEM(oldCA.Cert))
+	both := writeFile(t, dir, "both.pem", x509test.PEM(oldCA.Cert, newCA.Cert))
+	newFile := writeFile(t, dir, "new.pem", x509test.PEM(newCA.Cert))
+	mustRun(t, "witness", "create", "--name", "notary", "--kind", "x509", "--ca", oldFile, "--trusted-identity", releaseIdentity, "--bundle", bundle)
+	mustRun(t, "policy", "create", "--name", "prod", "--witness", "notary", "--cluster", "*", "--namespace", "*", "--enabled", "--bundle", bundle)
+	trusts := func() []string {
+		raw, err := os.ReadFile(bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := policy.ParseBundle(bundle, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cns []string
+		for _, c := range b.Witness("notary").X509.CACertificates {
+			cns = append(cns, c.Subject.CommonName)
+		}
+		if p := b.Policy("prod"); p == nil || p.Witnesses[0] != "notary" {
+			t.Fatalf("the policy changed: %+v", p)
+		}
+		return cns
+	}
+	for _, step := range []struct {
+		file string
+		want string
+	}{{both, "CA 2025,CA 2026"}, {newFile, "CA 2026"}} {
+		out := mustRun(t, "witness", "set-trust", "notary", "--ca", step.file, "--trusted-identity", releaseIdentity, "--bundle", bundle)
+		if !strings.Contains(out, `witness "notary" now trusts x509:sha256:`) {
+			t.Fatalf("set-trust: %s", out)
+		}
+		if got := strings.Join(trusts(), ","); got != step.want {
+			t.Fatalf("CAs = %s, want %s", got, step.want)
+		}
+	}
+	_, pub := genKey(t, "k")
+	mustRun(t, "witness", "create", "--name", "keys", "--key", pub, "--bundle", bundle)
+	if out, code := runCLI(t, "witness", "set-trust", "keys", "--ca", newFile, "--trusted-identity", "*", "--bundle", bundle); code == 0 || !strings.Contains(out, "is of kind keys, not x509") {
+		t.Errorf("set-trust on a keys witness (%d): %s", code, out)
+	}
+}

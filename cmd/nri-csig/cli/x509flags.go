@@ -111,3 +111,41 @@ func certSubjects(t *policy.X509Trust) string {
 	}
 	return strings.Join(s, "; ")
 }
+
+func newWitnessSetTrustCmd(file *bundleFile) *cobra.Command {
+	var xf x509Flags
+	cmd := &cobra.Command{
+		Use:   "set-trust NAME --ca FILE --trusted-identity ID... [--tsa FILE]",
+		Short: "Replace the trust store and identities of a witness of kind x509 (CA rotation)",
+		Long: `Replace the trust of a witness of kind x509: its CA certificates, TSA
+certificates and trusted identities, all at once, while the policies that name
+the witness stay as they are. To rotate a CA, first give both the old and the
+new CA certificates in the --ca file, publish the bundle, move the signers to
+the new CA, then give the new one only.
+` + x509FlagsHelp,
+		Example: `  cat old-ca.pem new-ca.pem > both.pem
+  nri-csig witness set-trust notary --ca both.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, t, err := xf.verifyKey()
+			if err != nil {
+				return err
+			}
+			b, err := file.load()
+			if err != nil {
+				return err
+			}
+			if err := b.SetX509Trust(args[0], t); err != nil {
+				return err
+			}
+			if err := file.save(cmd, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "witness %q now trusts %s: CA %s; identities %s\n",
+				args[0], t.ID(), certSubjects(t), strings.Join(t.TrustedIdentities, ", "))
+			return nil
+		},
+	}
+	xf.addFlags(cmd)
+	return cmd
+}
