@@ -231,3 +231,31 @@ spec:
 		}
 	}
 }
+
+// A Revocation of an x509 witness's ID takes its trust out of KeysFor.
+func TestX509WitnessRevokedByID(t *testing.T) {
+	ca := x509test.NewCA(t, "release CA")
+	text := x509Bundle(pemField("caCertificates", x509test.PEM(ca.Cert)) + "trustedIdentities: [\"*\"]\n")
+	b, err := ParseBundle("bundle.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := b.Witnesses[0].Keys[0].Fingerprint
+	text += `---
+apiVersion: nri-csig.io/v1alpha1
+kind: Revocation
+metadata:
+  name: compromised
+spec:
+  keys: ["` + id + `"]
+  effective: "2020-01-01T00:00:00Z"
+  reason: signing certificate key leaked
+`
+	b, err = ParseBundle("bundle.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks := b.KeysFor("c1", "default", time.Now()); len(ks) != 0 {
+		t.Fatalf("KeysFor = %v after the revocation of %s", ks, id)
+	}
+}
