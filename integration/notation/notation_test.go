@@ -288,8 +288,15 @@ func setTrust(t *testing.T, caFile string) {
 
 // A CA rotation through a new bundle: an image signed under the new CA is
 // refused until the witness's trust store holds it, and admitted from then
-// on, with the policy unchanged.
+// on, with the policy unchanged; an image signed under the old CA, admitted
+// before, stays admitted while both are trusted.
 func TestTrustStoreRotation(t *testing.T) {
+	// An image signed under the current CA, admitted before the rotation.
+	current := newImage(t, "ref/before-rotation", "before-rotation")
+	notationSign(t, notationKey(t, ca.Leaf(t, releaseSubject, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))), current.digestRef, "--force-referrers-tag=false")
+	pull(t, current)
+	mustRun(t, current)
+
 	next := x509test.NewCA(t, "release CA 2027")
 	img := newImage(t, "ref/rotated", "rotated")
 	notationSign(t, notationKey(t, next.Leaf(t, releaseSubject, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))), img.digestRef, "--force-referrers-tag=false")
@@ -303,4 +310,5 @@ func TestTrustStoreRotation(t *testing.T) {
 	t.Cleanup(func() { setTrust(t, filepath.Join(work, "release-ca.pem")) })
 	setTrust(t, both)
 	mustRun(t, img)
+	mustRun(t, current) // still admitted: the old CA is in the new trust store too
 }

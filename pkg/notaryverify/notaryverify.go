@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/notaryproject/notation-core-go/revocation"
 	revocationresult "github.com/notaryproject/notation-core-go/revocation/result"
@@ -47,9 +48,15 @@ const artifactReference = "nri-csig.invalid/image@"
 // use.
 type Verifier struct {
 	notation notation.Verifier
+	// timestamped: the trust requires a trusted timestamp always, so a
+	// verified signature does not end with its certificate chain.
+	timestamped bool
 }
 
-var _ verify.CertVerifier = (*Verifier)(nil)
+var (
+	_ verify.CertVerifier = (*Verifier)(nil)
+	_ verify.CertExpiry   = (*Verifier)(nil)
+)
 
 // New compiles t into a notation trust policy and trust store. It fails when
 // notation refuses the policy (e.g. a malformed identity), or when t asks for
@@ -100,7 +107,36 @@ func New(t *policy.X509Trust) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notaryverify: %w", err)
 	}
-	return &Verifier{notation: v}, nil
+	return &Verifier{notation: v, timestamped: sv.VerifyTimestamp == trustpolicy.OptionAlways}, nil
+}
+
+// ValidUntil returns when a signature Verify accepted stops verifying by
+// time alone (verify.CertExpiry): its own expiry, if it has one, and, unless
+// a trusted timestamp is always required, the earliest end of its signing
+// certificate chain, which strict verification requires to be valid now.
+// With verifyTimestamp afterCertExpiry the chain's end is kept too: the
+// timestamp was not checked while the chain was valid. Zero: never.
+func (v *Verifier) ValidUntil(sig verify.CertSignature) time.Time {
+	env, err := notarysig.ParseEnvelope(sig.MediaType, sig.Blob)
+	if err != nil {
+		return time.Time{}
+	}
+	content, err := env.Content()
+	if err != nil {
+		return time.Time{}
+	}
+	end := content.SignerInfo.SignedAttributes.Expiry
+	earlier := func(t time.Time) {
+		if end.IsZero() || t.Before(end) {
+			end = t
+		}
+	}
+	if !v.timestamped || len(content.SignerInfo.UnsignedAttributes.TimestampSignature) == 0 {
+		for _, c := range content.SignerInfo.CertificateChain {
+			earlier(c.NotAfter)
+		}
+	}
+	return end
 }
 
 // Verify reports nil when sig is a Notary Project signature of image digest

@@ -202,3 +202,23 @@ func TestVerifyEnvelopeConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestValidUntilIsTheEndOfTheChainOrOfTheSignature(t *testing.T) {
+	ca := x509test.NewCA(t, "build CA")
+	leafEnd := time.Now().Add(time.Hour).Truncate(time.Second)
+	leaf := ca.Leaf(t, buildSystem, time.Now().Add(-time.Minute), leafEnd)
+	v := newVerifier(t, policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}})
+	sig := func(blob []byte) verify.CertSignature {
+		return verify.CertSignature{Format: verify.FormatNotation, MediaType: MediaTypeJWS, Blob: blob}
+	}
+	if got := v.ValidUntil(sig(signWithNotation(t, leaf, image, MediaTypeJWS))); !got.Equal(leafEnd) {
+		t.Errorf("ValidUntil = %v, want the leaf's end %v", got, leafEnd)
+	}
+	sigEnd := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	if got := v.ValidUntil(sig(signAt(t, leaf, image, time.Now(), sigEnd))); !got.Equal(sigEnd) {
+		t.Errorf("ValidUntil = %v, want the signature's expiry %v", got, sigEnd)
+	}
+	if got := v.ValidUntil(sig([]byte("{}"))); !got.IsZero() {
+		t.Errorf("ValidUntil of garbage = %v", got)
+	}
+}

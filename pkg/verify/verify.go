@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -53,6 +54,16 @@ type CertVerifier interface {
 	// Verify reports nil when sig is a valid signature of image digest by
 	// the witness, and why not otherwise.
 	Verify(digest string, sig CertSignature) error
+}
+
+// CertExpiry is optional on a CertVerifier whose verdicts end with time
+// alone: a certificate chain that must be valid when the signature is
+// judged (a Notary Project signature without a trusted timestamp).
+// ValidUntil returns when a signature it verified stops verifying; the zero
+// time means never. The store honours it at each decision, so a verdict
+// reached before that time is not kept after it.
+type CertExpiry interface {
+	ValidUntil(sig CertSignature) time.Time
 }
 
 // CertSignature is one signature that carries its certificates, as
