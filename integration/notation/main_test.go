@@ -158,7 +158,8 @@ func startRegistry() (stop func(), err error) {
 		noReferrers := strings.HasPrefix(r.URL.Path, "/v2/"+noReferrersPrefix)
 		switch {
 		case noReferrers && strings.Contains(r.URL.Path, "/referrers/"):
-			http.Error(w, `{"errors":[{"code":"NAME_UNKNOWN","message":"no referrers API"}]}`, http.StatusNotFound)
+			http.NotFound(w, r) // as a registry that does not route the API
+
 			return
 		case !noReferrers && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/"):
 			body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
 	"github.com/nri-csig/nri-csig/internal/x509test"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
@@ -311,4 +312,74 @@ func TestTrustStoreRotation(t *testing.T) {
 	setTrust(t, both)
 	mustRun(t, img)
 	mustRun(t, current) // still admitted: the old CA is in the new trust store too
+}
+
+// notationVerifyHome is a notation configuration that trusts ca for
+// identity, for "notation verify".
+func notationVerifyHome(t *testing.T, caPEM []byte) []string {
+	t.Helper()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "notation", "truststore", "x509", "ca", "release")
+	if err := os.MkdirAll(store, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, "release-ca.pem"), caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := json.Marshal(map[string]any{
+		"version": "1.0",
+		"trustPolicies": []any{map[string]any{
+			"name":                  "release",
+			"registryScopes":        []string{"*"},
+			"signatureVerification": map[string]any{"level": "strict", "override": map[string]string{"revocation": "skip"}},
+			"trustStores":           []string{"ca:release"},
+			"trustedIdentities":     []string{identity},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notation", "trustpolicy.json"), policy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"XDG_CONFIG_HOME=" + dir, "HOME=" + dir}
+}
+
+// An image signed in the Notary Project format by "nri-csig sign --format
+// notation" with an Alibaba Cloud KMS key (RSA 2048, RSA_PSS_SHA_256, the
+// local KMS endpoint) and a certificate issued for it verifies with the
+// real notation CLI, and the x509 witness admits it on real containerd.
+func TestKMSNotationSignatureVerifiesWithNotation(t *testing.T) {
+	kms, err := kmsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kms.Close()
+	kmsEnv := []string{
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + kmsfake.AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + kmsfake.AccessKeySecret,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
+	}
+	cert := ca.Issue(t, releaseSubject, kms.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSA), time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
+	chain := filepath.Join(t.TempDir(), "chain.pem")
+	if err := os.WriteFile(chain, x509test.PEM(cert, ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range []string{"ref/kms", noReferrersPrefix + "kms"} {
+		t.Run(repo, func(t *testing.T) {
+			img := newImage(t, repo, "kms-"+repo)
+			out, err := command(kmsEnv, tools.NRICsig, "sign", "--format", "notation", "--certificate-chain", chain,
+				"--key", "alikms://"+kmsfake.Region+"/"+kmsfake.KeyRSA+"?version="+kmsfake.VersionRSA, "--signature-algorithm", "RSA_PSS_SHA_256",
+				"--kms-endpoint", "http://"+kms.Endpoint, img.tag)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			out, err = command(notationVerifyHome(t, x509test.PEM(ca.Cert)), notation, "verify", "--insecure-registry", img.digestRef)
+			if err != nil || !strings.Contains(out, "Successfully verified signature") {
+				t.Fatalf("notation verify: %v\n%s", err, out)
+			}
+			pull(t, img)
+			mustRun(t, img)
+		})
+	}
 }

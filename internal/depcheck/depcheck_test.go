@@ -29,6 +29,9 @@ var allowed = map[string][]string{
 	// Notary Project verification: the only package that imports notation-go.
 	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
 		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
+	// Notary Project signing (CLI only): notation-core-go, no notation-go.
+	"pkg/notarysign": {"github.com/google/go-containerregistry/", "github.com/notaryproject/notation-core-go/",
+		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/", module + "pkg/keys", module + "pkg/signature"},
 	// The one place that knows each witness kind's verifier (the x509 and
 	// sigstore verifier packages join this list).
 	"pkg/witnessverify": {module + "pkg/notaryverify", module + "pkg/policy", module + "pkg/verify"},

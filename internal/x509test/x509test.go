@@ -86,6 +86,25 @@ func (ca *CA) Leaf(t TB, subject pkix.Name, notBefore, notAfter time.Time) *Leaf
 	return &Leaf{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, ca.Cert}}
 }
 
+// Issue issues a code-signing certificate for subject and an existing
+// public key (a KMS key's, say), valid from notBefore to notAfter.
+func (ca *CA) Issue(t TB, subject pkix.Name, pub crypto.PublicKey, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t),
+		Subject:      subject,
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parse(t, der)
+}
+
 // PEM encodes certificates as CERTIFICATE blocks.
 func PEM(certs ...*x509.Certificate) []byte {
 	var out []byte

@@ -244,6 +244,33 @@ func ParseX509TrustStore(b []byte, tsa bool) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// ParseCertificateChainPEM reads a signing certificate chain: PEM
+// CERTIFICATE blocks, the signing certificate first, then its issuers.
+func ParseCertificateChainPEM(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := bytes.TrimSpace(b)
+	for len(rest) > 0 {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil || block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("entry %d is not a PEM CERTIFICATE block; give the signing certificate, then its issuers", len(certs)+1)
+		}
+		if len(certs) == maxX509Certificates {
+			return nil, fmt.Errorf("more than %d certificates in the chain", maxX509Certificates)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+		rest = bytes.TrimSpace(rest)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("no certificates")
+	}
+	return certs, nil
+}
+
 // CheckTrustedIdentity checks one of n trusted identities in notation's
 // form: "*" (then alone), or "x509.subject: <DN>" whose DN names C, ST (or
 // S) and O, as notation requires.

@@ -21,6 +21,8 @@ type signOptions struct {
 	platform    string
 	registry    registryFlags
 	fromFile    fromFileOptions
+	// notation: --format notation with --certificate-chain.
+	notation notationSignFlags
 }
 
 func newSignCmd() *cobra.Command {
@@ -41,6 +43,9 @@ one platform manifest instead. Signatures made here verify with
   nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50`,
 		Args: signArgs(&o.fromFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.notation.check(o.fromFile.path != "", len(o.annotations) > 0); err != nil {
+				return err
+			}
 			if o.fromFile.path != "" {
 				return o.runFromFile(cmd)
 			}
@@ -53,6 +58,7 @@ one platform manifest instead. Signatures made here verify with
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
 	o.fromFile.addFlags(cmd)
+	o.notation.addFlags(cmd)
 	return cmd
 }
 
@@ -100,6 +106,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 		}
 	} else if o.platform != "" {
 		return fmt.Errorf("--platform %s: %s is a single-platform manifest, not an index; sign it without --platform", o.platform, ref)
+	}
+	if o.notation.on() {
+		return o.notation.sign(cmd, signer, digest, what, repo.RemoteOptions(ctx)...)
 	}
 	sig, err := sign.Digest(ctx, signer, digest, ann)
 	if err != nil {

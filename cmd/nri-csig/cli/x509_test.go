@@ -26,6 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/nri-csig/nri-csig/internal/x509test"
+	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 )
@@ -232,5 +233,45 @@ func TestWitnessSetTrustRotatesTheCA(t *testing.T) {
 	mustRun(t, "witness", "create", "--name", "keys", "--key", pub, "--bundle", bundle)
 	if out, code := runCLI(t, "witness", "set-trust", "keys", "--ca", newFile, "--trusted-identity", "*", "--bundle", bundle); code == 0 || !strings.Contains(out, "is of kind keys, not x509") {
 		t.Errorf("set-trust on a keys witness (%d): %s", code, out)
+	}
+}
+
+// A Notary Project signature made with an Alibaba Cloud KMS key (RSA 2048,
+// RSA_PSS_SHA_256) and a certificate issued for its public half verifies
+// against an x509 witness of the certificate's CA.
+func TestSignNotationWithKMS(t *testing.T) {
+	fake := startFakeKMS(t)
+	host := startRegistryWithReferrers(t)
+	image := host + "/kms-notation:v1"
+	d := push(t, image, randomImage(t))
+	dir := t.TempDir()
+	ca := x509test.NewCA(t, "release CA")
+	cert := ca.Issue(t, releaseSubject, fake.PublicKey(kmsfake.KeyRSA, kmsfake.VersionRSA), time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	chainFile := writeFile(t, dir, "chain.pem", x509test.PEM(cert, ca.Cert))
+	caFile := writeFile(t, dir, "ca.pem", x509test.PEM(ca.Cert))
+	ref := "alikms://" + kmsfake.Region + "/" + kmsfake.KeyRSA + "?version=" + kmsfake.VersionRSA
+	endpoint := "http://" + fake.Endpoint
+
+	out, code := runCLI(t, "sign", "--format", "notation", "--certificate-chain", chainFile, "--key", ref,
+		"--signature-algorithm", "RSA_PSS_SHA_256", "--kms-endpoint", endpoint, image)
+	if code != 0 || !strings.Contains(out, "Signed manifest "+d+" (Notary Project signature)") {
+		t.Fatalf("sign --format notation (%d):\n%s", code, out)
+	}
+	if out, code := runCLI(t, "verify", "--ca", caFile, "--trusted-identity", releaseIdentity, image); code != 0 || !strings.Contains(out, "notation") {
+		t.Fatalf("verify (%d):\n%s", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--format", "notation", "--key", ref}, "needs --certificate-chain"},
+		{[]string{"--format", "notation", "--certificate-chain", chainFile, "--key", ref}, "signs RSA keys with PSS"},
+		{[]string{"--certificate-chain", chainFile, "--key", ref}, "--certificate-chain is for --format notation"},
+		{[]string{"--format", "pgp", "--key", ref}, `--format "pgp": use cosign or notation`},
+	} {
+		out, code := runCLI(t, append(append([]string{"sign", "--kms-endpoint", endpoint}, c.args...), image)...)
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, want %q:\n%s", c.args, code, c.want, out)
+		}
 	}
 }
