@@ -291,6 +291,10 @@ func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 		dc.bundle = st.Current()
 		dc.bundleMissing = dc.bundle == nil
 	}
+	if dc.bundle != nil {
+		dc.sigRepos = dc.bundle.SignatureRepositories(node.Cluster)
+	}
+	d.useSignatureRepositories(dc.sigRepos)
 	return dc
 }
 

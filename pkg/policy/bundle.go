@@ -96,6 +96,12 @@ type Witness struct {
 	Keys        []*Key
 	X509        *X509Trust     // kind x509 only
 	Sigstore    *SigstoreTrust // kind sigstore only
+	// SignatureRepository, when set, is the repository
+	// ("registry.example.com/team/signatures") where this witness's
+	// signatures are stored instead of the image's own repository, as
+	// cosign's COSIGN_REPOSITORY places them. It says where to look, not
+	// whom to trust: signatures found there count only through the keys.
+	SignatureRepository string
 }
 
 // WitnessKind is how a witness is expressed; see Witness.

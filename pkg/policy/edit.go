@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/nri-csig/nri-csig/internal/registry/check"
 )
 
 // The methods in this file edit a bundle the way the console would, for the
@@ -28,6 +30,11 @@ func (b *Bundle) AddWitness(w *Witness) error {
 	}
 	if len(w.Keys) == 0 {
 		return fmt.Errorf("witness %q has no key; give one with --key", w.Name)
+	}
+	if w.SignatureRepository != "" {
+		if err := check.Repository(w.SignatureRepository); err != nil {
+			return fmt.Errorf("witness %q: signature repository: %w", w.Name, err)
+		}
 	}
 	for _, k := range w.Keys {
 		k.Witness = w.Name

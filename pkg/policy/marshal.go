@@ -26,11 +26,12 @@ type (
 		Expires     string `yaml:"expires,omitempty"`
 	}
 	witnessSpecOut struct {
-		Description string   `yaml:"description,omitempty"`
-		Kind        string   `yaml:"kind,omitempty"`
-		Keys        []keyOut `yaml:"keys,omitempty"`
-		X509        any      `yaml:"x509,omitempty"`
-		Sigstore    any      `yaml:"sigstore,omitempty"`
+		Description         string   `yaml:"description,omitempty"`
+		Kind                string   `yaml:"kind,omitempty"`
+		SignatureRepository string   `yaml:"signatureRepository,omitempty"`
+		Keys                []keyOut `yaml:"keys,omitempty"`
+		X509                any      `yaml:"x509,omitempty"`
+		Sigstore            any      `yaml:"sigstore,omitempty"`
 	}
 	keyOut struct {
 		Fingerprint  string `yaml:"fingerprint"`
@@ -86,7 +87,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	for _, w := range b.Witnesses {
-		ws := witnessSpecOut{Description: w.Description}
+		ws := witnessSpecOut{Description: w.Description, SignatureRepository: w.SignatureRepository}
 		switch w.Kind {
 		case WitnessX509:
 			ws.Kind, ws.X509 = string(w.Kind), x509Out(w.X509)

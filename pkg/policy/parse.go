@@ -121,6 +121,8 @@ type parser struct {
 	fps map[string]string
 	// x509 witnesses seen, to refuse two that would accept one signature.
 	x509s []x509Seen
+	// distinct signature repositories of the witnesses, to cap them.
+	sigRepos map[string]bool
 }
 
 type witnessRef struct {
@@ -458,7 +460,7 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 }
 
 func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *Witness {
-	m := p.fields(spec, path, "description", "kind", "keys", "x509", "sigstore")
+	m := p.fields(spec, path, "description", "kind", "keys", "x509", "sigstore", "signatureRepository")
 	if m == nil {
 		return nil
 	}
@@ -467,6 +469,7 @@ func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *W
 	if w.Kind == "" {
 		w.Kind = WitnessKeys
 	}
+	w.SignatureRepository = p.signatureRepository(m, path, spec)
 	// Each kind has its own section; the others must be absent.
 	sections := map[WitnessKind]string{WitnessKeys: "keys", WitnessX509: "x509", WitnessSigstore: "sigstore"}
 	own, ok := sections[w.Kind]
@@ -543,6 +546,33 @@ func (p *parser) uniqueKey(witness string, k *Key, n *yaml.Node, path string) bo
 	}
 	p.fps[k.Fingerprint] = witness
 	return true
+}
+
+// signatureRepository reads a witness's optional signatureRepository: a
+// repository with its registry host and no tag or digest.
+func (p *parser) signatureRepository(m map[string]*yaml.Node, path string, spec *yaml.Node) string {
+	n, ok := m["signatureRepository"]
+	if !ok {
+		return ""
+	}
+	r := p.str(m, "signatureRepository", path, false, spec)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		return "" // str reported it
+	}
+	if err := check.Repository(r); err != nil {
+		p.errorf(n, join(path, "signatureRepository"), "%v", err)
+		return ""
+	}
+	if p.sigRepos == nil {
+		p.sigRepos = map[string]bool{}
+	}
+	if !p.sigRepos[r] && len(p.sigRepos) >= MaxSignatureRepositories {
+		// Nodes search every one for every image: keep that bounded.
+		p.errorf(n, join(path, "signatureRepository"), "the bundle already names %d signature repositories, the most nodes search; let witnesses share one", MaxSignatureRepositories)
+		return ""
+	}
+	p.sigRepos[r] = true
+	return r
 }
 
 func (p *parser) key(witness string, n *yaml.Node, path string) *Key {

@@ -25,7 +25,14 @@ type SignatureFetcher interface {
 var (
 	_ SignatureFetcher = (*Registry)(nil)
 	_ SignatureFetcher = (*Dir)(nil)
+	_ byDigestOnly     = (*Dir)(nil)
 )
+
+// byDigestOnly marks a source that answers by the image digest alone,
+// whatever the repository (a signature directory): Prefetch asks it once per
+// discovery rather than once per repository searched, so that it is neither
+// read nor held several times over.
+type byDigestOnly interface{ answersByDigestOnly() }
 
 // Bounds of the store. Beyond MaxDigests, an arbitrary digest is dropped
 // (from memory and from the log): a later decision about it finds it
@@ -562,7 +569,9 @@ func (s *Store) Close() error {
 // Prefetch discovers the signatures of an image digest in its repositories
 // (e.g. "registry.example/app") and in the other sources, verifies them and
 // keeps them. An unreachable source is an error and leaves what the store
-// already had; an image without signatures is not an error. A failure to
+// already had; when some repositories answered and others did not, what they
+// gave is kept and the others' failure is returned. An image without
+// signatures is not an error. A failure to
 // persist what was verified is returned wrapping ErrPersist, and what was
 // verified counts all the same.
 func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) error {
@@ -589,7 +598,11 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	var fresh []signature.Manifest
 	var errs []error
 	for _, src := range s.sources {
-		for _, ref := range refs {
+		targets := refs
+		if _, ok := src.(byDigestOnly); ok {
+			targets = refs[:1] // the same answer for every repository
+		}
+		for _, ref := range targets {
 			ms, err := src.Fetch(ctx, ref)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", ref.Context(), err))
@@ -660,15 +673,21 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		s.Forget(evict)
 	}
 
+	// Some repositories answered, others did not (a signature repository
+	// down): what was found is kept, and the failure is reported.
+	var partial error
+	if len(errs) > 0 {
+		partial = fmt.Errorf("%w (the signatures the other repositories gave were kept)", errors.Join(errs...))
+	}
 	if s.log == nil || len(all) == 0 || s.log.holds(digest, e.content) {
-		return nil // nothing new to write
+		return partial // nothing new to write
 	}
 	err := s.log.put(digest, e.content, all, e.verified)
 	s.notePersist(err)
 	if err != nil {
-		return fmt.Errorf("keeping signatures of %s on disk: %w", digest, err)
+		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))
 	}
-	return nil
+	return partial
 }
 
 // bound keeps a digest's signatures within MaxSignaturesPerDigest and

@@ -12,7 +12,6 @@ import (
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/sign"
-	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
 type signOptions struct {
@@ -21,6 +20,7 @@ type signOptions struct {
 	platform    string
 	registry    registryFlags
 	fromFile    fromFileOptions
+	sigRepo     signatureRepoFlag
 	// notation: --format notation with --certificate-chain.
 	notation notationSignFlags
 }
@@ -37,10 +37,11 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
 "cosign verify --key".
-` + fromFileHelp + keyFlagsHelp,
+` + signatureRepoHelp + fromFileHelp + keyFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
   nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1
-  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50`,
+  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50
+  nri-csig sign --key witness.pem --signature-repository registry.example.com/team/signatures registry.example.com/app:v1`,
 		Args: signArgs(&o.fromFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.notation.check(o.fromFile.path != "", len(o.annotations) > 0); err != nil {
@@ -58,6 +59,7 @@ one platform manifest instead. Signatures made here verify with
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
 	o.fromFile.addFlags(cmd)
+	o.sigRepo.addFlags(cmd, "store")
 	o.notation.addFlags(cmd)
 	return cmd
 }
@@ -80,13 +82,18 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	target, override, err := o.sigRepo.repository(cmd)
+	if err != nil {
+		return err
+	}
 	signer, err := o.key.Open(ctx)
 	if err != nil {
 		return err
 	}
 	printKeyWarnings(cmd.ErrOrStderr(), signer)
 	// One handshake for the run: resolve, read the signatures there, write.
-	repo, err := o.registry.client().Repo(ctx, ref.Context(), true)
+	client := o.registry.client()
+	repo, err := client.Repo(ctx, ref.Context(), true)
 	if err != nil {
 		return err
 	}
@@ -108,6 +115,9 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 		return fmt.Errorf("--platform %s: %s is a single-platform manifest, not an index; sign it without --platform", o.platform, ref)
 	}
 	if o.notation.on() {
+		if override {
+			return fmt.Errorf("--format notation stores the signature as a referrer in the image's repository, as notation does; drop --signature-repository (or unset COSIGN_REPOSITORY)")
+		}
 		return o.notation.sign(cmd, signer, digest, what, repo.RemoteOptions(ctx)...)
 	}
 	sig, err := sign.Digest(ctx, signer, digest, ann)
@@ -117,7 +127,12 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err := checkOwnSignature(ctx, signer, sig); err != nil {
 		return err
 	}
-	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
+	if !override {
+		target = digest.Context()
+	} else if repo, err = client.Repo(ctx, target, true); err != nil {
+		return err
+	}
+	if err := sign.AttachTo(ctx, sig, target, repo.RemoteOptions(ctx)...); err != nil {
 		return err
 	}
 	pub, err := signer.PublicKey(ctx)
@@ -136,7 +151,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if info.KeyVersionID != "" {
 		fmt.Fprintf(out, "  version:   %s of %s\n", info.KeyVersionID, info.KeyID)
 	}
-	fmt.Fprintf(out, "  stored in: %s\n", digest.Context().Tag(signature.SignatureTag(digest.DigestStr())))
+	fmt.Fprintf(out, "  stored in: %s\n", sign.SignatureTag(sig, target))
 	return nil
 }
 

@@ -34,12 +34,12 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 	var (
-		name, desc, kind string
-		ko               keyOptions
-		xf               x509Flags
+		name, desc, kind, sigRepo string
+		ko                        keyOptions
+		xf                        x509Flags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME [--kind keys] --key REF | --kind x509 --ca FILE --trusted-identity ID... [--description TEXT]",
+		Use:   "create --name NAME [--kind keys] --key REF | --kind x509 --ca FILE --trusted-identity ID... [--description TEXT] [--signature-repository REPO]",
 		Short: "Add a witness whose public key is read from a KMS key or a PEM file",
 		Long: `Add a witness to the bundle file (created if absent).
 
@@ -53,10 +53,17 @@ Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048, RSA_3072 or EC_P25
 RSA of 2048 bits or more, or EC P-256); anything else is refused with a message naming
 the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
 "witness remove-key" the old one (or revoke it, when it must stop counting at once).
+
+--signature-repository REPO (registry.example.com/team/signatures) says that this
+witness's signatures are stored in REPO instead of the image's own repository, as
+"cosign sign" stores them with COSIGN_REPOSITORY=REPO (same sha256-<hex>.sig tag and
+referrers, keyed by the image digest). Nodes look there too; it is a place to look,
+not a trust setting: signatures count only when the witness's keys verify them.
 ` + x509FlagsHelp + keyFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
+  nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures
   nri-csig witness create --name notary --kind x509 --ca ./release-ca.pem \
       --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
 		Args: cobra.NoArgs,
@@ -70,6 +77,9 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 				if ko.Key != "" {
 					return fmt.Errorf("a witness of kind x509 trusts certificates, not a key: drop --key, give --ca and --trusted-identity")
 				}
+				if sigRepo != "" {
+					return fmt.Errorf("--signature-repository is for cosign signatures; notation stores its signatures with the image, as referrers")
+				}
 				return createX509Witness(cmd, file, name, desc, &xf)
 			default:
 				return fmt.Errorf("--kind %q: use keys (public keys, the default) or x509 (Notary Project certificates)", kind)
@@ -82,7 +92,7 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 			if err != nil {
 				return err
 			}
-			if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}}); err != nil {
+			if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}, SignatureRepository: sigRepo}); err != nil {
 				return err
 			}
 			if err := file.save(cmd, b); err != nil {
@@ -95,6 +105,7 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
 	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys) or x509 (Notary Project certificates)")
+	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding this witness's signatures instead of the image's (cosign's COSIGN_REPOSITORY), e.g. registry.example.com/team/signatures")
 	ko.AddFlags(cmd)
 	xf.addFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
@@ -263,6 +274,7 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
+			fmt.Fprintf(out, "Signatures:   %s\n", signatureLocation(w))
 			if w.Kind == policy.WitnessX509 && w.X509 != nil {
 				showX509(out, w)
 				return nil
@@ -308,4 +320,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// signatureLocation says where nodes look for a witness's signatures.
+func signatureLocation(w *policy.Witness) string {
+	if w.SignatureRepository == "" {
+		return "in the image's own repository"
+	}
+	return "in " + w.SignatureRepository + " (signatureRepository), and in the image's own repository"
 }
