@@ -26,9 +26,15 @@ var allowed = map[string][]string{
 	"pkg/signature": {module + "internal/registry/check", "github.com/sigstore/protobuf-specs/", "google.golang.org/protobuf/"},
 	"pkg/verify": {"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
+	// Notary Project verification: the only package that imports notation-go.
+	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
+		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
+	// Notary Project signing (CLI only): notation-core-go, no notation-go.
+	"pkg/notarysign": {"github.com/google/go-containerregistry/", "github.com/notaryproject/notation-core-go/",
+		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/", module + "pkg/keys", module + "pkg/signature"},
 	// The one place that knows each witness kind's verifier (the x509 and
 	// sigstore verifier packages join this list).
-	"pkg/witnessverify": {module + "pkg/keyless", module + "pkg/policy", module + "pkg/verify"},
+	"pkg/witnessverify": {module + "pkg/keyless", module + "pkg/notaryverify", module + "pkg/policy", module + "pkg/verify"},
 	// Keyless Sigstore: sigstore-go's offline verifier and bundle/trusted-root
 	// types only (never its TUF client or a Rekor client: no network).
 	"pkg/keyless": {"github.com/sigstore/sigstore-go/pkg/bundle", "github.com/sigstore/sigstore-go/pkg/root",

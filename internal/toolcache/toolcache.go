@@ -29,6 +29,11 @@ type Tool struct {
 	// Subdir keeps this build apart from the default bin folder, for a second
 	// version of a tool (e.g. an old containerd): cache/<Subdir>/bin.
 	Subdir string
+	// Module, when set, is the module that holds Packages. The tool is then
+	// built inside a scratch module that requires Module at exactly Version,
+	// for modules whose proxy hides the version list so that
+	// "go install pkg@version" is refused (notation).
+	Module string
 }
 
 // Dir returns the cache folder, creating it.
@@ -72,23 +77,61 @@ func Ensure(t Tool) (string, error) {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", err
 	}
-	args := []string{"install"}
-	for _, p := range t.Packages {
-		args = append(args, p+"@"+t.Version)
-	}
 	start := time.Now()
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-buildvcs=false"), t.Env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building %s: go %s: %v\n%s", t.Packages[0], strings.Join(args, " "), err, out.String())
+	if t.Module != "" {
+		err = buildInScratchModule(t, bin)
+	} else {
+		args := []string{"install"}
+		for _, p := range t.Packages {
+			args = append(args, p+"@"+t.Version)
+		}
+		err = goCommand("", append(t.Env, "GOBIN="+bin), args...)
+	}
+	if err != nil {
+		return "", fmt.Errorf("building %s@%s: %w", t.Packages[0], t.Version, err)
 	}
 	fmt.Fprintf(os.Stderr, "toolcache: built %s@%s in %s\n", strings.Join(t.Packages, ","), t.Version, time.Since(start).Round(time.Second))
 	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
 		return "", err
 	}
 	return bin, os.WriteFile(stamp, []byte(t.Version+"\n"), 0o644)
+}
+
+// buildInScratchModule builds t's packages from a temporary module whose
+// go.mod requires t.Module at exactly t.Version: "go get" of an exact version
+// works where the proxy hides the version list.
+func buildInScratchModule(t Tool, bin string) error {
+	scratch, err := os.MkdirTemp("", "toolcache-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	gomod := "module toolcache.local/build\n\ngo 1.23\n"
+	if err := os.WriteFile(filepath.Join(scratch, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	get := []string{"get"}
+	for _, p := range t.Packages {
+		get = append(get, p+"@"+t.Version)
+	}
+	if err := goCommand(scratch, t.Env, get...); err != nil {
+		return err
+	}
+	return goCommand(scratch, append(t.Env, "GOBIN="+bin), append([]string{"install"}, t.Packages...)...)
+}
+
+// goCommand runs the go tool in dir (the current folder when empty), with env
+// added to the environment, and returns its output in the error.
+func goCommand(dir string, env []string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-buildvcs=false"), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
 }
 
 func stampName(t Tool) string {

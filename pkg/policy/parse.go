@@ -119,6 +119,8 @@ type parser struct {
 	refs []witnessRef
 	// fingerprint -> witness name, to refuse one key in two witnesses.
 	fps map[string]string
+	// x509 witnesses seen, to refuse two that would accept one signature.
+	x509s []x509Seen
 	// distinct signature repositories of the witnesses, to cap them.
 	sigRepos map[string]bool
 }
@@ -494,7 +496,7 @@ func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *W
 		p.witnessKeys(w, m["keys"], path)
 		return w
 	case WitnessX509:
-		if w.X509 = p.x509Trust(m["x509"], join(path, "x509")); w.X509 != nil {
+		if w.X509 = p.x509Trust(m["x509"], join(path, "x509")); w.X509 != nil && p.x509Distinct(name, w.X509, m["x509"], join(path, "x509")) {
 			k = &Key{Witness: name, Kind: w.Kind, X509: w.X509, Fingerprint: w.X509.ID()}
 		}
 	case WitnessSigstore:

@@ -100,11 +100,16 @@ type sigCheck struct {
 	mu    sync.Mutex
 	by    uint32   // key ID that verified it (0: none yet)
 	tried []uint32 // key IDs that did not
+	// certReasons are why the certificate witnesses last tried did not
+	// verify it, for Status.
+	certReasons string
 }
 
 // verifiedBy returns the index in r of the key that made c's signature,
 // checking only keys not tried before. A signature made by one key is not
-// made by another, so once a key verified, no other is tried.
+// made by another, so once a key verified, no other is tried while that key
+// is in force (a certificate-bearing signature is tried again once it is
+// not).
 func (c *sigCheck) verifiedBy(r *keyring) int {
 	if c.err != nil {
 		return -1
@@ -115,7 +120,13 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 		if i, ok := r.pos[c.by]; ok {
 			return i
 		}
-		return -1
+		if c.cert == nil {
+			return -1
+		}
+		// A signature that carries its certificates can satisfy another
+		// certificate witness's trust (the same witness after its trust
+		// store was rotated): the keys in force are tried.
+		c.by = 0
 	}
 	var todo []Key
 	var todoFPs []string
@@ -128,9 +139,13 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	if len(todo) == 0 {
 		return -1
 	}
-	if i, err := c.keyIndex(todo, todoFPs); err == nil {
-		c.by, c.tried = todoIDs[i], nil
+	i, reasons := c.find(todo, todoFPs)
+	if i >= 0 {
+		c.by, c.tried, c.certReasons = todoIDs[i], nil, ""
 		return r.pos[c.by]
+	}
+	if reasons != "" {
+		c.certReasons = reasons
 	}
 	c.tried = append(c.tried, todoIDs...)
 	if len(c.tried) > maxTriedKeysPerSigCheck {
@@ -140,19 +155,15 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	return -1
 }
 
-// lockedRefusal is c.refusal, under c's lock.
-func (c *sigCheck) lockedRefusal(ks []Key) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.refusal(ks)
-}
-
 type storeEntry struct {
 	checks   []*sigCheck
 	ring     *keyring // the keys verified is for
 	verified []string // fingerprints (Key.Name) that verified the digest
-	fail     int      // index in checks of the first failure; -1: none
-	fetched  time.Time
+	// until holds, for the keys in verified whose every verified signature
+	// stops verifying at a time (CertExpiry), the latest such time.
+	until   map[string]time.Time
+	fail    int // index in checks of the first failure; -1: none
+	fetched time.Time
 	// content identifies the signatures held, so that a refresh that found
 	// the same ones writes nothing.
 	content [sha256.Size]byte
@@ -276,21 +287,57 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 	return out
 }
 
+// certRefusal is what the certificate witnesses said of c when last tried.
+func (c *sigCheck) certRefusal() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.certReasons
+}
+
 // judge computes e's verdict under r (public-key work only for pairs never
 // checked) and returns the entry to store.
 func (e *storeEntry) judge(r *keyring) *storeEntry {
 	ne := &storeEntry{checks: e.checks, ring: r, fail: -1, fetched: e.fetched, content: e.content}
+	ends := map[string]time.Time{} // per verified key: latest end, zero = never
 	for i, c := range e.checks {
 		k := c.verifiedBy(r)
 		if k >= 0 && c.after == nil {
-			if !slices.Contains(ne.verified, r.keys[k].Name) {
-				ne.verified = append(ne.verified, r.keys[k].Name)
+			name := r.keys[k].Name
+			end := validUntil(r.keys[k], c)
+			if prev, seen := ends[name]; !seen {
+				ne.verified = append(ne.verified, name)
+				ends[name] = end
+			} else if !prev.IsZero() && (end.IsZero() || end.After(prev)) {
+				ends[name] = end
 			}
 		} else if ne.fail < 0 {
 			ne.fail = i
 		}
 	}
+	for name, end := range ends {
+		if !end.IsZero() {
+			if ne.until == nil {
+				ne.until = map[string]time.Time{}
+			}
+			ne.until[name] = end
+		}
+	}
 	return ne
+}
+
+// validUntil is when c, verified by k, stops verifying by time alone (zero:
+// never).
+func validUntil(k Key, c *sigCheck) time.Time {
+	if x, ok := k.Cert.(CertExpiry); ok && c.cert != nil {
+		return x.ValidUntil(*c.cert)
+	}
+	return time.Time{}
+}
+
+// expired reports whether key's verdict on e has ended at now.
+func (e *storeEntry) expired(key string, now time.Time) bool {
+	end, ok := e.until[key]
+	return ok && !now.Before(end)
 }
 
 // SetKeys sets the keys signatures are checked against (every key of every
@@ -354,7 +401,7 @@ func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.entries[digest]
-	return ok && slices.Contains(e.verified, fingerprint)
+	return ok && slices.Contains(e.verified, fingerprint) && !e.expired(fingerprint, s.now())
 }
 
 // FetchedAt returns when the sources were last read for digest (zero when
@@ -383,7 +430,15 @@ func (s *Store) Status(digest string) string {
 	if e, ok := s.entries[digest]; ok {
 		switch {
 		case len(e.verified) > 0:
-			return fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
+			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
+			now := s.now()
+			for _, k := range e.verified {
+				if e.expired(k, now) {
+					msg += fmt.Sprintf("; %s's signature stopped verifying at %s (its certificate chain expired): re-sign with a valid certificate",
+						k, e.until[k].UTC().Format(time.RFC3339))
+				}
+			}
+			return msg
 		case e.fail < 0:
 			return ErrNoSignatures.Error()
 		}
@@ -392,7 +447,10 @@ func (s *Store) Status(digest string) string {
 		if err == nil {
 			err = c.after
 			if i := c.verifiedBy(e.ring); i < 0 {
-				err = c.lockedRefusal(e.ring.keys)
+				err = badSignature(e.ring.keys)
+				if r := c.certRefusal(); r != "" {
+					err = fmt.Errorf("%w; %s", err, r)
+				}
 			}
 		}
 		return fmt.Sprintf("%s: %v", c.source, err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -53,6 +54,16 @@ type CertVerifier interface {
 	// Verify reports nil when sig is a valid signature of image digest by
 	// the witness, and why not otherwise.
 	Verify(digest string, sig CertSignature) error
+}
+
+// CertExpiry is optional on a CertVerifier whose verdicts end with time
+// alone: a certificate chain that must be valid when the signature is
+// judged (a Notary Project signature without a trusted timestamp).
+// ValidUntil returns when a signature it verified stops verifying; the zero
+// time means never. The store honours it at each decision, so a verdict
+// reached before that time is not kept after it.
+type CertExpiry interface {
+	ValidUntil(sig CertSignature) time.Time
 }
 
 // CertSignature is one signature that carries its certificates, as
@@ -193,10 +204,6 @@ type check struct {
 	cert        *CertSignature
 	certificate bool   // a bundle carrying a certificate (keyless)
 	digest      string // the image digest judged, for certificate witnesses
-	// certErrs are why certificate witnesses refused it (the latest
-	// maxCertErrs, one per witness), so that a refusal says "wrong SAN",
-	// not only "not signed by any of the keys".
-	certErrs []certRefusal
 
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
@@ -345,77 +352,88 @@ var verifyDigest = keys.VerifyDigest
 
 // verifies reports whether one of c's signatures is k's over c.sum, or, for
 // a certificate witness, whether k's verifier accepts c whole.
-func (c *check) verifies(k Key) bool {
+func (c *check) verifies(k Key) bool { return c.verify(k) == nil }
+
+// errNotCertificate: a certificate witness is asked about a signature that
+// carries no certificate (a public-key signature).
+var errNotCertificate = errors.New("not a certificate-bearing signature")
+
+// verify is verifies with the reason a certificate witness gives.
+func (c *check) verify(k Key) error {
 	if k.Cert != nil {
 		if c.cert == nil {
-			return false
+			return errNotCertificate
 		}
-		err := k.Cert.Verify(c.digest, *c.cert)
-		if err != nil {
-			c.certErrs = slices.DeleteFunc(c.certErrs, func(r certRefusal) bool { return r.key == k.Name })
-			if len(c.certErrs) == maxCertErrs {
-				c.certErrs = c.certErrs[1:]
-			}
-			c.certErrs = append(c.certErrs, certRefusal{key: k.Name, err: err})
-		}
-		return err == nil
+		return k.Cert.Verify(c.digest, *c.cert)
 	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
-			return true
+			return nil
 		}
 	}
-	return false
+	return ErrBadSignature
 }
 
 // keyIndex returns the index in ks of the key that made c's signature,
 // trying the hinted key first. fps are the keys' fingerprints, to match the
-// hint with (nil: no hint is used).
+// hint with (nil: no hint is used). When none did, the error carries the
+// reasons the certificate witnesses gave (why the certificate is not
+// trusted), which is what a user needs to fix a certificate signature.
 func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 	if len(ks) == 0 {
 		return -1, fmt.Errorf("%w: no keys given", ErrBadSignature)
+	}
+	i, reasons := c.find(ks, fps)
+	if i >= 0 {
+		return i, nil
+	}
+	err := badSignature(ks)
+	if reasons != "" {
+		err = fmt.Errorf("%w; %s", err, reasons)
+	}
+	return -1, err
+}
+
+// find is keyIndex's search: the index of the key (-1: none) and, when
+// none, the certificate witnesses' reasons.
+func (c *check) find(ks []Key, fps []string) (int, string) {
+	var reasons []string
+	try := func(i int) bool {
+		err := c.verify(ks[i])
+		if err != nil && ks[i].Cert != nil && c.cert != nil && len(reasons) < maxCertReasons {
+			reasons = append(reasons, certReason(ks[i].Name, err))
+		}
+		return err == nil
 	}
 	hinted := -1
 	if c.hint != "" && fps != nil {
 		if i := slices.Index(fps, c.hint); i >= 0 {
 			hinted = i
-			if c.verifies(ks[i]) {
-				return i, nil
+			if try(i) {
+				return i, ""
 			}
 		}
 	}
-	for i, k := range ks {
-		if i != hinted && c.verifies(k) {
-			return i, nil
+	for i := range ks {
+		if i != hinted && try(i) {
+			return i, ""
 		}
 	}
-	return -1, c.refusal(ks)
+	return -1, strings.Join(reasons, "; ")
 }
 
-// maxCertErrs bounds the certificate witnesses' reasons kept per signature.
-const maxCertErrs = 4
+// Bounds on the certificate witnesses' reasons carried in one error.
+const (
+	maxCertReasons   = 8
+	maxCertReasonLen = 400
+)
 
-// certRefusal is why the certificate witness of key refused a signature.
-type certRefusal struct {
-	key string
-	err error
-}
-
-// refusal is why none of ks verified c: badSignature, with the reasons of
-// the certificate witnesses among ks.
-func (c *check) refusal(ks []Key) error {
-	err := badSignature(ks)
-	// One line (for journald), each reason still matchable with errors.Is.
-	format, args := "%w", []any{err}
-	for _, r := range c.certErrs {
-		if slices.ContainsFunc(ks, func(k Key) bool { return k.Name == r.key }) {
-			format, args = format+"; %s: %w", append(args, r.key, r.err)
-		}
+func certReason(name string, err error) string {
+	r := err.Error()
+	if len(r) > maxCertReasonLen {
+		r = r[:maxCertReasonLen] + "..."
 	}
-	if len(args) == 1 {
-		return err
-	}
-	return fmt.Errorf(strings.Replace(format, "; ", ": ", 1), args...)
+	return name + ": " + r
 }
 
 func badSignature(ks []Key) error {

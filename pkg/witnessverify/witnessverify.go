@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/nri-csig/nri-csig/pkg/keyless"
+	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
@@ -28,6 +29,12 @@ func For(k *policy.Key) (verify.Key, error) {
 			return verify.Key{}, fmt.Errorf("witness %q: %w", k.Witness, err)
 		}
 		return verify.Key{Name: k.Fingerprint, Cert: cv}, nil
+	case policy.WitnessX509:
+		v, err := notaryverify.New(k.X509)
+		if err != nil {
+			return verify.Key{}, fmt.Errorf("witness %q: %w", k.Witness, err)
+		}
+		return verify.Key{Name: k.Fingerprint, Cert: v}, nil
 	}
 	return verify.Key{}, fmt.Errorf("witness %q: kind %s cannot be verified by this build of nri-csig", k.Witness, k.Kind)
 }

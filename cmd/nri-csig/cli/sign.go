@@ -21,6 +21,8 @@ type signOptions struct {
 	registry    registryFlags
 	fromFile    fromFileOptions
 	sigRepo     signatureRepoFlag
+	// notation: --format notation with --certificate-chain.
+	notation notationSignFlags
 }
 
 func newSignCmd() *cobra.Command {
@@ -42,6 +44,9 @@ one platform manifest instead. Signatures made here verify with
   nri-csig sign --key witness.pem --signature-repository registry.example.com/team/signatures registry.example.com/app:v1`,
 		Args: signArgs(&o.fromFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.notation.check(o.fromFile.path != "", len(o.annotations) > 0); err != nil {
+				return err
+			}
 			if o.fromFile.path != "" {
 				return o.runFromFile(cmd)
 			}
@@ -55,6 +60,7 @@ one platform manifest instead. Signatures made here verify with
 	o.registry.addFlags(cmd)
 	o.fromFile.addFlags(cmd)
 	o.sigRepo.addFlags(cmd, "store")
+	o.notation.addFlags(cmd)
 	return cmd
 }
 
@@ -110,6 +116,12 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 		}
 	} else if o.platform != "" {
 		return fmt.Errorf("--platform %s: %s is a single-platform manifest, not an index; sign it without --platform", o.platform, ref)
+	}
+	if o.notation.on() {
+		if override {
+			return fmt.Errorf("--format notation stores the signature as a referrer in the image's repository, as notation does; drop --signature-repository (or unset COSIGN_REPOSITORY)")
+		}
+		return o.notation.sign(cmd, signer, digest, what, repo.RemoteOptions(ctx)...)
 	}
 	sig, err := sign.Digest(ctx, signer, digest, ann)
 	if err != nil {

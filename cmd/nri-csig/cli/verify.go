@@ -36,21 +36,27 @@ type verifyOptions struct {
 	registry registryFlags
 	sigstore sigstoreFlags
 	sigRepo  signatureRepoFlag
+	// x509 describes an x509 witness (Notary Project signatures).
+	x509 x509Flags
 }
 
 func newVerifyCmd() *cobra.Command {
 	o := &verifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify (--key REF | --trusted-root FILE --issuer ISSUER --subject SAN) IMAGE",
-		Short: "Verify the signatures of an image digest against keys or a keyless Sigstore identity",
+		Use:   "verify (--key REF | --ca FILE --trusted-identity ID | --trusted-root FILE --issuer ISSUER --subject SAN) IMAGE",
+		Short: "Verify the signatures of an image digest against keys, an x509 trust store or a keyless Sigstore identity",
 		Long: `Verify resolves IMAGE to its digest once and checks the signatures stored for
 that digest (cosign's sha256-<hex>.sig tag and cosign v3 Sigstore bundles
-attached as OCI referrers) against the keys, offline: no transparency log, no
-certificates. With --trusted-root, keyless cosign v3 bundles are verified too,
+attached as OCI referrers) against the keys, offline (no transparency log is
+asked). With --trusted-root, keyless cosign v3 bundles are verified too,
 offline, against that trusted root and the --issuer/--subject identity (as a
 witness of kind sigstore is on the node). For an index it also reports the
 signatures of each platform manifest; the verdict is for the digest IMAGE names.
 
+With --ca and --trusted-identity it also checks Notary Project (notation)
+signatures, found as OCI referrers or through the sha256-<hex> referrers tag,
+as a node does for a witness of kind x509 with the same flags.
+` + x509FlagsHelp + `
 With --signature-repository REPO (or $COSIGN_REPOSITORY), the signatures are read
 from REPO only, as "cosign verify" reads them with COSIGN_REPOSITORY; a node looks
 in the image's repository and in each witness's signatureRepository.
@@ -65,7 +71,8 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
       --subject krel-trust@k8s-releng-prod.iam.gserviceaccount.com registry.k8s.io/pause:3.10
   COSIGN_REPOSITORY=registry.example.com/team/signatures nri-csig verify --key cosign.pub registry.example.com/app:v1
   nri-csig verify --key witness.pub --node-config /etc/nri-csig/config.yaml registry.example.com/app:v1   # as the node reads it
-  nri-csig verify --key witness.pub --registry-config-path /etc/containerd/certs.d --docker-config ./config.json registry.invalid/app:1`,
+  nri-csig verify --key witness.pub --registry-config-path /etc/containerd/certs.d --docker-config ./config.json registry.invalid/app:1
+  nri-csig verify --ca release-ca.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example" registry.example.com/app:v1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 				return usageError(err)
@@ -94,6 +101,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	o.registry.addFlags(cmd)
 	o.sigstore.addFlags(cmd)
 	o.sigRepo.addFlags(cmd, "read")
+	o.x509.addFlags(cmd)
 	// Borrow the KMS flags of the shared key options, without their single
 	// --key and --signature-algorithm.
 	o.kmsCmd = &cobra.Command{}
@@ -141,8 +149,8 @@ type platformReport struct {
 }
 
 func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
-	if len(o.keys) == 0 && !o.sigstore.used() {
-		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file, or --trusted-root, --issuer and --subject for keyless signatures`))
+	if len(o.keys) == 0 && !o.x509.set() && !o.sigstore.used() {
+		return usageError(errors.New(`required flag "key" not set: pass --key with a public key PEM file, --ca and --trusted-identity for Notary Project signatures, or --trusted-root, --issuer and --subject for keyless signatures`))
 	}
 	if o.output != "text" && o.output != "json" {
 		return usageError(fmt.Errorf("--output %q: use text or json", o.output))
@@ -167,6 +175,14 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		}
 		ks = append(ks, verify.Key{Name: ref, Public: pub, Algorithm: alg})
 		rep.Keys = append(rep.Keys, verifyKey{Name: ref, Fingerprint: fp})
+	}
+	if o.x509.set() {
+		k, t, err := o.x509.verifyKey()
+		if err != nil {
+			return usageError(err)
+		}
+		ks = append(ks, k)
+		rep.Keys = append(rep.Keys, verifyKey{Name: "x509 " + o.x509.ca, Fingerprint: t.ID()})
 	}
 	if o.sigstore.used() {
 		k, err := o.sigstore.key()

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/nri-csig/nri-csig/pkg/keyref"
@@ -17,7 +18,9 @@ func newWitnessCmd() *cobra.Command {
 		Use:   "witness",
 		Short: "Create, list, show and delete witnesses in a policy bundle file",
 		Long: `A witness is a named trust anchor: a description and the public key(s) of a
-signing key, usually an asymmetric Alibaba Cloud KMS key (SIGN/VERIFY, RSA_2048).
+signing key, usually an asymmetric Alibaba Cloud KMS key (SIGN/VERIFY, RSA_2048),
+or, for a witness of kind x509, a trust store of CA certificates and trusted
+identities that Notary Project (notation) signatures are verified against.
 Security policies name the witnesses that must have signed an image digest.
 
 The bundle stores only public keys and their fingerprints, so nodes verify offline
@@ -25,7 +28,7 @@ and never need KMS credentials. Every edit raises the bundle's serial and drops 
 now stale signature file: run "nri-csig bundle sign" before publishing.`,
 	}
 	file.addFlags(cmd)
-	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessRemoveKeyCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
+	cmd.AddCommand(newWitnessCreateCmd(&file), newWitnessAddKeyCmd(&file), newWitnessRemoveKeyCmd(&file), newWitnessSetTrustCmd(&file), newWitnessListCmd(&file), newWitnessShowCmd(&file), newWitnessDeleteCmd(&file))
 	return cmd
 }
 
@@ -34,10 +37,11 @@ func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 		name, desc, kind, sigRepo string
 		ko                        keyOptions
 		so                        sigstoreFlags
+		xf                        x509Flags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME (--key REF | --kind sigstore --trusted-root FILE --issuer ISSUER --subject SAN) [--description TEXT] [--signature-repository REPO]",
-		Short: "Add a witness: a public key read from a KMS key or a PEM file, or a keyless Sigstore identity",
+		Use:   "create --name NAME (--key REF | --kind x509 --ca FILE --trusted-identity ID... | --kind sigstore --trusted-root FILE --issuer ISSUER --subject SAN) [--description TEXT] [--signature-repository REPO]",
+		Short: "Add a witness: a public key (KMS or PEM), an x509 trust store (notation), or a keyless Sigstore identity",
 		Long: `Add a witness to the bundle file (created if absent).
 
 --key names the signing key; its public half is fetched and stored with its
@@ -60,11 +64,13 @@ not a trust setting: signatures count only when the witness's keys verify them.
 --kind sigstore makes a keyless witness instead: images signed by cosign
 (keyless) whose Fulcio certificate names the issuer and subject, verified
 offline against the trusted root stored in the bundle.
-` + keyFlagsHelp + sigstoreFlagsHelp,
+` + x509FlagsHelp + keyFlagsHelp + sigstoreFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
   nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
   nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures
+  nri-csig witness create --name notary --kind x509 --ca ./release-ca.pem \
+      --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"
   nri-csig witness create --name k8s-releng --kind sigstore --trusted-root ./trusted_root.json \
       --issuer https://accounts.google.com --subject krel-trust@k8s-releng-prod.iam.gserviceaccount.com`,
 		Args: cobra.NoArgs,
@@ -74,6 +80,17 @@ offline against the trusted root stored in the bundle.
 				if so.used() {
 					return fmt.Errorf("--trusted-root, --issuer and --subject describe a keyless witness; add --kind sigstore")
 				}
+				if xf.set() {
+					return fmt.Errorf("--ca, --tsa, --trusted-identity and --verify-timestamp are for --kind x509")
+				}
+			case policy.WitnessX509:
+				if ko.Key != "" {
+					return fmt.Errorf("a witness of kind x509 trusts certificates, not a key: drop --key, give --ca and --trusted-identity")
+				}
+				if sigRepo != "" {
+					return fmt.Errorf("--signature-repository is for cosign signatures; notation stores its signatures with the image, as referrers")
+				}
+				return createX509Witness(cmd, file, name, desc, &xf)
 			case policy.WitnessSigstore:
 				if ko.Key != "" {
 					return fmt.Errorf("--key: a witness of kind sigstore has no key; it trusts --trusted-root and an --issuer/--subject identity")
@@ -85,7 +102,7 @@ offline against the trusted root stored in the bundle.
 				w.SignatureRepository = sigRepo
 				return addWitness(cmd, file, w, fmt.Sprintf("witness %q created: keyless Sigstore, trust %s", name, w.Keys[0].Fingerprint))
 			default:
-				return fmt.Errorf("--kind %q: use keys (the default) or sigstore", kind)
+				return fmt.Errorf("--kind %q: use keys (public keys, the default), x509 (Notary Project certificates) or sigstore (keyless)", kind)
 			}
 			k, err := witnessKey(cmd.Context(), &ko)
 			if err != nil {
@@ -97,13 +114,26 @@ offline against the trusted root stored in the bundle.
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
-	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys, --key) or sigstore (keyless: --trusted-root, --issuer, --subject)")
+	cmd.Flags().StringVar(&kind, "kind", string(policy.WitnessKeys), "witness kind: keys (public keys, --key), x509 (Notary Project certificates: --ca, --trusted-identity) or sigstore (keyless: --trusted-root, --issuer, --subject)")
 	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding this witness's signatures instead of the image's (cosign's COSIGN_REPOSITORY), e.g. registry.example.com/team/signatures")
 	ko.AddFlags(cmd)
+	xf.addFlags(cmd)
 	so.addFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagFilename("key")
 	return cmd
+}
+
+// createX509Witness adds a witness of kind x509 whose trust the flags give.
+func createX509Witness(cmd *cobra.Command, file *bundleFile, name, desc string, xf *x509Flags) error {
+	_, t, err := xf.verifyKey() // the checks the node will make when compiling it
+	if err != nil {
+		return err
+	}
+	k := &policy.Key{Kind: policy.WitnessX509, X509: t, Fingerprint: t.ID()}
+	return addWitness(cmd, file, &policy.Witness{Name: name, Description: desc, Kind: policy.WitnessX509, X509: t, Keys: []*policy.Key{k}},
+		fmt.Sprintf("witness %q created (kind x509, trust %s): CA %s; identities %s",
+			name, k.Fingerprint, certSubjects(t), strings.Join(t.TrustedIdentities, ", ")))
 }
 
 // addWitness adds w to the bundle file and says so.
@@ -262,6 +292,10 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
 			fmt.Fprintf(out, "Signatures:   %s\n", signatureLocation(w))
+			if w.Kind == policy.WitnessX509 && w.X509 != nil {
+				showX509(out, w)
+				return nil
+			}
 			if w.Sigstore != nil {
 				printSigstore(out, w)
 				return nil
@@ -279,6 +313,22 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// showX509 prints the trust of a witness of kind x509.
+func showX509(out io.Writer, w *policy.Witness) {
+	t := w.X509
+	fmt.Fprintf(out, "Kind:         x509 (Notary Project signatures)\nTrust ID:     %s\n", t.ID())
+	for _, id := range t.TrustedIdentities {
+		fmt.Fprintf(out, "Identity:     %s\n", id)
+	}
+	for _, c := range t.CACertificates {
+		fmt.Fprintf(out, "CA:           %s (until %s)\n", c.Subject, c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	for _, c := range t.TSACertificates {
+		fmt.Fprintf(out, "TSA:          %s (until %s)\n", c.Subject, c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	fmt.Fprintf(out, "Revocation:   %s (not checked on the node)\n", t.Revocation)
 }
 
 func newWitnessDeleteCmd(file *bundleFile) *cobra.Command {

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nri-csig/nri-csig/pkg/notaryverify"
+	"github.com/nri-csig/nri-csig/pkg/policy"
+	"github.com/nri-csig/nri-csig/pkg/verify"
+)
+
+// x509Flags are the flags that describe the trust of a witness of kind
+// x509 (Notary Project signatures), shared by "witness create --kind x509"
+// and "verify".
+type x509Flags struct {
+	ca, tsa         string
+	identities      []string
+	verifyTimestamp string
+}
+
+const x509FlagsHelp = `
+Kind x509 trusts Notary Project (notation) signatures: --ca is a PEM file of the
+trust store's certificates (CA certificates, or self-signed signing certificates
+such as "notation cert generate-test" makes), and each --trusted-identity is a
+notation trusted identity, "x509.subject: C=..., ST=..., O=...[, CN=...]" (the
+signing certificate's subject must include those attributes) or "*" (any
+certificate the CAs issued). --tsa adds RFC 3161 timestamping root CAs; a
+signature must then carry a timestamp from them (--verify-timestamp
+afterCertExpiry: only once the signing certificate has expired). Revocation
+(OCSP, CRL) is not checked: the node decides offline.
+`
+
+func (f *x509Flags) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.ca, "ca", "", "kind x509: PEM file of the trust store's CA certificates")
+	fl.StringVar(&f.tsa, "tsa", "", "kind x509: PEM file of timestamping authorities' root CA certificates (optional)")
+	fl.StringArrayVar(&f.identities, "trusted-identity", nil, `kind x509: notation trusted identity, "x509.subject: C=..., ST=..., O=..., CN=..." or "*" (repeatable)`)
+	fl.StringVar(&f.verifyTimestamp, "verify-timestamp", "", "kind x509 with --tsa: always (default) or afterCertExpiry")
+	_ = cmd.MarkFlagFilename("ca", "pem", "crt")
+	_ = cmd.MarkFlagFilename("tsa", "pem", "crt")
+}
+
+// set reports whether any x509 flag was given.
+func (f *x509Flags) set() bool {
+	return f.ca != "" || f.tsa != "" || len(f.identities) > 0 || f.verifyTimestamp != ""
+}
+
+// trust reads the files and checks the trust as the bundle parser does.
+func (f *x509Flags) trust() (*policy.X509Trust, error) {
+	if f.ca == "" {
+		return nil, errors.New(`kind x509 needs --ca: the PEM file of the CA certificates that issue the signing certificates`)
+	}
+	if len(f.identities) == 0 {
+		return nil, errors.New(`kind x509 needs --trusted-identity: the signing certificates' subject ("x509.subject: C=..., ST=..., O=..., CN=...") or "*"`)
+	}
+	ca, err := readPEMFile("--ca", f.ca)
+	if err != nil {
+		return nil, err
+	}
+	var tsa []byte
+	if f.tsa != "" {
+		if tsa, err = readPEMFile("--tsa", f.tsa); err != nil {
+			return nil, err
+		}
+	}
+	return policy.NewX509Trust(ca, tsa, f.identities, f.verifyTimestamp)
+}
+
+// verifyKey is the verify.Key of the trust the flags describe; compiling it
+// runs notation's own checks of the trust policy.
+func (f *x509Flags) verifyKey() (verify.Key, *policy.X509Trust, error) {
+	t, err := f.trust()
+	if err != nil {
+		return verify.Key{}, nil, err
+	}
+	v, err := notaryverify.New(t)
+	if err != nil {
+		return verify.Key{}, nil, err
+	}
+	return verify.Key{Name: t.ID(), Cert: v}, t, nil
+}
+
+// maxPEMFile bounds a certificate file read.
+const maxPEMFile = 1 << 20
+
+func readPEMFile(flag, path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if st.Size() > maxPEMFile {
+		return nil, fmt.Errorf("%s %s: %d bytes, more than the %d a certificate file may have", flag, path, st.Size(), maxPEMFile)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return b, nil
+}
+
+// certSubjects lists the subjects of a trust store's certificates, for
+// messages.
+func certSubjects(t *policy.X509Trust) string {
+	s := make([]string, len(t.CACertificates))
+	for i, c := range t.CACertificates {
+		s[i] = c.Subject.String()
+	}
+	return strings.Join(s, "; ")
+}
+
+func newWitnessSetTrustCmd(file *bundleFile) *cobra.Command {
+	var xf x509Flags
+	cmd := &cobra.Command{
+		Use:   "set-trust NAME --ca FILE --trusted-identity ID... [--tsa FILE]",
+		Short: "Replace the trust store and identities of a witness of kind x509 (CA rotation)",
+		Long: `Replace the trust of a witness of kind x509: its CA certificates, TSA
+certificates and trusted identities, all at once, while the policies that name
+the witness stay as they are. To rotate a CA, first give both the old and the
+new CA certificates in the --ca file, publish the bundle, move the signers to
+the new CA, then give the new one only.
+` + x509FlagsHelp,
+		Example: `  cat old-ca.pem new-ca.pem > both.pem
+  nri-csig witness set-trust notary --ca both.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, t, err := xf.verifyKey()
+			if err != nil {
+				return err
+			}
+			b, err := file.load()
+			if err != nil {
+				return err
+			}
+			if err := b.SetX509Trust(args[0], t); err != nil {
+				return err
+			}
+			if err := file.save(cmd, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "witness %q now trusts %s: CA %s; identities %s\n",
+				args[0], t.ID(), certSubjects(t), strings.Join(t.TrustedIdentities, ", "))
+			return nil
+		},
+	}
+	xf.addFlags(cmd)
+	return cmd
+}
