@@ -350,15 +350,12 @@ func hintFingerprint(hint string) string {
 // public-key checks made.
 var verifyDigest = keys.VerifyDigest
 
-// verifies reports whether one of c's signatures is k's over c.sum, or, for
-// a certificate witness, whether k's verifier accepts c whole.
-func (c *check) verifies(k Key) bool { return c.verify(k) == nil }
-
 // errNotCertificate: a certificate witness is asked about a signature that
 // carries no certificate (a public-key signature).
 var errNotCertificate = errors.New("not a certificate-bearing signature")
 
-// verify is verifies with the reason a certificate witness gives.
+// verify reports nil when one of c's signatures is k's over c.sum, or, for a
+// certificate witness, when k's verifier accepts c whole; else why not.
 func (c *check) verify(k Key) error {
 	if k.Cert != nil {
 		if c.cert == nil {
