@@ -26,18 +26,7 @@ var (
 	nodeConfig string // the node config file the daemon runs with
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "integration tests need root (they run containerd and runc)")
-		os.Exit(1)
-	}
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration setup:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbed.Main(m, "node", run) }
 
 func run(m *testing.M) (int, error) {
 	start := time.Now()

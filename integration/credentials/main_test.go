@@ -49,18 +49,7 @@ var (
 	cliEnv     []string
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "integration tests need root")
-		os.Exit(1)
-	}
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "credentials integration setup:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbed.Main(m, "credentials", run) }
 
 func run(m *testing.M) (int, error) {
 	var err error

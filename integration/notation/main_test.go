@@ -53,18 +53,7 @@ var (
 	ca       *x509test.CA // the witness's trust store
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "integration tests need root")
-		os.Exit(1)
-	}
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "notation integration setup:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbed.Main(m, "notation", run) }
 
 func run(m *testing.M) (int, error) {
 	var err error

@@ -38,18 +38,7 @@ var (
 	kmsRef     = "alikms://" + kmsfake.Region + "/" + kmsfake.AliasRSA
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "integration tests need root")
-		os.Exit(1)
-	}
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "policy integration setup:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbed.Main(m, "policy", run) }
 
 func run(m *testing.M) (int, error) {
 	var err error
