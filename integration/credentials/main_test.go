@@ -9,8 +9,6 @@
 package credentials
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -21,7 +19,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -174,26 +171,12 @@ registries:
 	if daemon, err = env.Containerd.StartDaemon(nodeConfig); err != nil {
 		return 0, err
 	}
-	code := m.Run()
-	daemon.Stop()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "daemon log tail:\n%s\n", tail(daemon.Log(), 40))
-	}
-	return code, nil
+	return daemon.RunTests(m, 40), nil
 }
 
 // cli runs the nri-csig binary with the pusher's Docker config.
 func cli(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.Tools.NRICsig, args...)
-	cmd.Env = append(os.Environ(), cliEnv...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("nri-csig %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String(), nil
+	return testbed.RunCLI(env.Tools.NRICsig, cliEnv, args...)
 }
 
 // newImage pushes a distinct image to reg as the pusher, signs it with the

@@ -7,15 +7,12 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nri-csig/nri-csig/internal/testbed"
 	"github.com/nri-csig/nri-csig/pkg/keyref"
@@ -102,28 +99,14 @@ stateDir: %s
 	if daemon, err = env.Containerd.StartDaemon(nodeConfig); err != nil {
 		return 0, err
 	}
-	code := m.Run()
-	daemon.Stop()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "daemon log tail:\n%s\n", tailString(daemon.Log(), 30))
-	}
-	return code, nil
+	return daemon.RunTests(m, 30), nil
 }
 
 func keyFile(name, ext string) string { return filepath.Join(work, name+"."+ext) }
 
 // cli runs the nri-csig binary (with the fake KMS's credentials).
 func cli(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.Tools.NRICsig, args...)
-	cmd.Env = append(os.Environ(), kmsEnv...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("nri-csig %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String(), nil
+	return testbed.RunCLI(env.Tools.NRICsig, kmsEnv, args...)
 }
 
 func mustCLI(t *testing.T, args ...string) string {

@@ -8,17 +8,13 @@
 package registry
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -127,12 +123,7 @@ registries:
 	if daemon, err = env.Containerd.StartDaemon(nodeConfig); err != nil {
 		return 0, err
 	}
-	code := m.Run()
-	daemon.Stop()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "daemon log tail:\n%s\n", tail(daemon.Log(), 40))
-	}
-	return code, nil
+	return daemon.RunTests(m, 40), nil
 }
 
 // writeHosts writes certs.d/<host dir>/hosts.toml as containerd names it
@@ -156,16 +147,7 @@ func cli(args ...string) (string, error) {
 
 // cliIn runs the nri-csig binary with DOCKER_CONFIG=dockerDir.
 func cliIn(dockerDir string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.Tools.NRICsig, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerDir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("nri-csig %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String(), nil
+	return testbed.RunCLI(env.Tools.NRICsig, []string{"DOCKER_CONFIG=" + dockerDir}, args...)
 }
 
 func mustCLI(t *testing.T, args ...string) string {
