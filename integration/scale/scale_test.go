@@ -36,7 +36,9 @@ const (
 // containerd and registry per size. Settings: BENCH_CREATES containers per
 // latency sample (50), BENCH_BOOT_TIMEOUT seconds to wait for all images to
 // be verified or loaded (600), BENCH_EVICT_WAIT seconds to wait for the daemon
-// to forget deleted images (20).
+// to forget deleted images (20), BENCH_PPROF_DIR a folder for the daemon's
+// heap profiles (run with --debug-pprof; taken when all are verified, loaded,
+// and after the deletions: heap-<n>-<moment>.pb.gz; none when unset).
 //
 //	BENCH_SIZES="100 1000" go test -tags integration -run '^$' -bench NodeScale -benchtime 1x -timeout 60m ./integration/scale
 func BenchmarkNodeScale(b *testing.B) {
@@ -64,6 +66,7 @@ func BenchmarkNodeScale(b *testing.B) {
 		creates:     envInt(b, "BENCH_CREATES", 50),
 		bootTimeout: time.Duration(envInt(b, "BENCH_BOOT_TIMEOUT", 600)) * time.Second,
 		evictWait:   time.Duration(envInt(b, "BENCH_EVICT_WAIT", 20)) * time.Second,
+		pprofDir:    os.Getenv("BENCH_PPROF_DIR"),
 		bundle:      bundle, bundlePub: bundlePub, signer: signer,
 	}
 	for _, n := range sizes(b) {
@@ -88,6 +91,7 @@ type settings struct {
 	creates     int
 	bootTimeout time.Duration
 	evictWait   time.Duration
+	pprofDir    string
 	bundle      string
 	bundlePub   string
 	signer      keys.Signer
@@ -184,7 +188,8 @@ func measureNode(b *testing.B, s settings, n int) *row {
 
 	// (b) Cold boot: a fresh state dir, every signature in the registry.
 	progress("images=%d: cold boot (fresh state dir)", n)
-	d, boot := bootDaemon(b, ctrd, nodeConfig, expect, s.bootTimeout)
+	d, boot := bootDaemon(b, ctrd, nodeConfig, expect, s)
+	s.heapProfile(d, n, "cold")
 	r.cold = boot
 	progress("images=%d: cold boot registered %s, %s", n, boot.registered.Round(time.Millisecond), boot.verifiedText())
 	defer func() { d.Stop() }()
@@ -217,7 +222,8 @@ func measureNode(b *testing.B, s settings, n int) *row {
 
 	// (a) Warm boot: the same state dir, every image verified on disk.
 	progress("images=%d: warm boot (state dir from the cold boot)", n)
-	d, boot = bootDaemon(b, ctrd, nodeConfig, expect, s.bootTimeout)
+	d, boot = bootDaemon(b, ctrd, nodeConfig, expect, s)
+	s.heapProfile(d, n, "warm")
 	r.warm = boot
 	progress("images=%d: warm boot registered %s, %s", n, boot.registered.Round(time.Millisecond), boot.verifiedText())
 
@@ -227,7 +233,7 @@ func measureNode(b *testing.B, s settings, n int) *row {
 		b.Fatal(err)
 	}
 	progress("images=%d: restart, creating containers as soon as it registers", n)
-	d, _ = launchRegistered(b, ctrd, nodeConfig, s.bootTimeout)
+	d, _ = launchRegistered(b, ctrd, nodeConfig, s)
 	r.restart = createMany(b, ctrd, d, pod, imgs, "restart-", 3*s.creates, s.creates, nil)
 	progress("images=%d: right after the restart: decisions p50 %.3f ms p99 %.3f ms, %d refused", n, r.restart.p50, r.restart.p99, len(r.restart.refused))
 	if _, _, err := waitHeld(d, expect, s.bootTimeout); err != nil {
@@ -260,7 +266,22 @@ func measureNode(b *testing.B, s settings, n int) *row {
 		b.Fatal(err)
 	}
 	progress("images=%d: after deleting %d images: RSS %s MiB, %g signature entries", n, del, testbed.MiB(r.afterDelete.RSS), r.entriesAfterDelete)
+	s.heapProfile(d, n, "deleted")
 	return r
+}
+
+// heapProfile saves the daemon's heap profile under BENCH_PPROF_DIR, if set,
+// as heap-<images>-<moment>.pb.gz (read it with go tool pprof).
+func (s settings) heapProfile(d *testbed.Daemon, n int, moment string) {
+	if s.pprofDir == "" {
+		return
+	}
+	path := filepath.Join(s.pprofDir, fmt.Sprintf("heap-%d-%s.pb.gz", n, moment))
+	if err := d.HeapProfile(path); err != nil {
+		progress("images=%d: no heap profile: %v", n, err)
+		return
+	}
+	progress("images=%d: heap profile in %s", n, path)
 }
 
 // bootResult is one daemon start.
@@ -285,8 +306,9 @@ func (b bootResult) verifiedText() string {
 
 // bootDaemon starts the daemon and waits until it has registered with NRI
 // and until it holds want image digests (or timeout).
-func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want int, timeout time.Duration) (*testbed.Daemon, bootResult) {
-	d, launched := launchRegistered(b, ctrd, nodeConfig, timeout)
+func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want int, s settings) (*testbed.Daemon, bootResult) {
+	timeout := s.bootTimeout
+	d, launched := launchRegistered(b, ctrd, nodeConfig, s)
 	res := bootResult{want: want}
 	if at, err := d.LogTime("synchronized with runtime"); err == nil {
 		res.registered = at.Sub(launched)
@@ -306,13 +328,17 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 
 // launchRegistered starts the daemon and waits until it has registered
 // with NRI; it returns when it was launched.
-func launchRegistered(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, timeout time.Duration) (*testbed.Daemon, time.Time) {
+func launchRegistered(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, s settings) (*testbed.Daemon, time.Time) {
+	var extra []string
+	if s.pprofDir != "" {
+		extra = append(extra, "--debug-pprof")
+	}
 	launched := time.Now()
-	d, err := ctrd.LaunchDaemon(nodeConfig)
+	d, err := ctrd.LaunchDaemon(nodeConfig, extra...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.WaitRegistered(1, timeout); err != nil {
+	if err := d.WaitRegistered(1, s.bootTimeout); err != nil {
 		d.Kill()
 		b.Fatal(err)
 	}

@@ -338,3 +338,26 @@ func (d *Daemon) LogTime(msg string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("the daemon has not logged %q", msg)
 }
+
+// HeapProfile writes the daemon's heap profile (after a GC) to path; the
+// daemon must run with --debug-pprof (LaunchDaemon's extra arguments).
+func (d *Daemon) HeapProfile(path string) error {
+	base, err := d.MetricsURL()
+	if err != nil {
+		return err
+	}
+	client := http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(base + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s (is the daemon running with --debug-pprof?)", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
+}

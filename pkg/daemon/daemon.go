@@ -51,6 +51,10 @@ type Config struct {
 	DecisionTimeout     time.Duration
 	// MetricsAddress serves /metrics, /readyz and /healthz; empty: off.
 	MetricsAddress string
+	// DebugPprof also serves Go's runtime profiles (net/http/pprof, under
+	// /debug/pprof/) on the metrics listener: for measuring the daemon's
+	// heap, never on by default.
+	DebugPprof bool
 	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
 	// containerd clients), which NRI never sees, when their tasks start.
 	WatchContainerd bool
@@ -196,7 +200,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go d.watchFreshness(ctx)
 
 	if cfg.MetricsAddress != "" {
-		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, d.plugin.Ready, d.readyDetail, func(err error) {
+		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, cfg.DebugPprof, d.plugin.Ready, d.readyDetail, func(err error) {
 			d.log.Error("the metrics server stopped; /metrics and /readyz are no longer served", "address", cfg.MetricsAddress, "error", err)
 		})
 		if err != nil {

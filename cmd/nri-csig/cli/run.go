@@ -83,6 +83,7 @@ Node config file (--config):
 	f.StringVar(&o.cfg.ContainerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
 	f.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
 	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
+	f.BoolVar(&o.cfg.DebugPprof, "debug-pprof", false, "also serve Go's runtime profiles (heap, goroutines, CPU) under /debug/pprof/ on the metrics address, for measuring the daemon; keep the metrics address on loopback when it is on")
 	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
 	f.BoolVar(&o.cfg.WatchContainerd, "watch-containerd", true, "also judge containers created outside the CRI (ctr, nerdctl, containerd clients), which NRI never sees, when their tasks start; they have no Kubernetes namespace, so only policies covering namespace \"*\" apply to them")
 	f.StringSliceVar(&o.cfg.SandboxImageConfigs, "sandbox-image-config", nil, "config digest (sha256:...) of the CRI's sandbox (pause) image, whose pod sandboxes the containerd watcher leaves alone (repeatable); default: the images the CRI pinned (label io.cri-containerd.pinned=pinned), which a sandbox image imported with ctr lacks")
