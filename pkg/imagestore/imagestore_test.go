@@ -570,7 +570,7 @@ func TestMostImagesDeleted(t *testing.T) {
 			}
 		}
 	}
-	if got := len(x.configsOf); got != 11 {
+	if got := len(x.digests); got != 11 {
 		t.Errorf("%d image digests indexed, want 11", got)
 	}
 }

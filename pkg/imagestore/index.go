@@ -53,19 +53,38 @@ type Index struct {
 
 	// The maps hold slices, not inner maps: nearly every image has one or
 	// two of each, and a small Go map costs hundreds of bytes (10,000 images
-	// took 2.9 KB of heap each with inner maps).
-	mu        sync.RWMutex
-	records   map[string]*record   // by record name
-	byConfig  map[string][]*record // config digest -> the records leading to it
-	configsOf map[string][]counted // image digest -> config digests it names, with the records saying so
-	reposOf   map[string][]counted // image digest -> repositories, with the records saying so
-	chains    map[string]string    // config digest -> rootfs chain ID ("" when unreadable)
-	byChain   map[string][]string  // chain ID -> config digests
-	problems  map[string]int       // skipped record or descriptor -> records that have it
+	// took 2.9 KB of heap each with inner maps). Their values hold the one
+	// copy of each digest that records share.
+	mu       sync.RWMutex
+	records  map[string]*record       // by record name
+	configs  map[string]*configInfo   // config digest -> the records leading to it, its chain ID
+	digests  map[string]*digestInfo   // image digest -> its config digests and repositories
+	byChain  map[string]*chainConfigs // chain ID -> config digests
+	problems map[string]int           // skipped record or descriptor -> records that have it
 	// peak is len(records) at its highest since the maps were last rebuilt:
 	// Go maps never give back their buckets, so remove rebuilds them once
 	// most records left.
 	peak int
+}
+
+// configInfo is one config digest of the node.
+type configInfo struct {
+	config  string
+	chain   string // rootfs chain ID ("" when unreadable)
+	records []*record
+}
+
+// digestInfo is one image digest (manifest or index) of the node.
+type digestInfo struct {
+	digest  string
+	configs []counted // config digests it names, with the records saying so
+	repos   []counted // repositories, with the records saying so
+}
+
+// chainConfigs are the config digests of one rootfs chain ID.
+type chainConfigs struct {
+	chain   string
+	configs []string
 }
 
 // counted is a value with the number of records that say it.
@@ -136,11 +155,9 @@ func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option
 
 func (x *Index) reset() {
 	x.records = map[string]*record{}
-	x.byConfig = map[string][]*record{}
-	x.configsOf = map[string][]counted{}
-	x.reposOf = map[string][]counted{}
-	x.chains = map[string]string{}
-	x.byChain = map[string][]string{}
+	x.configs = map[string]*configInfo{}
+	x.digests = map[string]*digestInfo{}
+	x.byChain = map[string]*chainConfigs{}
 	x.problems = map[string]int{}
 	x.peak = 0
 }
@@ -239,8 +256,8 @@ func (x *Index) Update(ctx context.Context, recordName string) error {
 	x.mu.RLock()
 	known := map[string]string{}
 	for _, l := range r.leads {
-		if ch, ok := x.chains[l.config]; ok {
-			known[l.config] = ch
+		if ci, ok := x.configs[l.config]; ok {
+			known[l.config] = ci.chain
 		}
 	}
 	x.mu.RUnlock()
@@ -305,24 +322,26 @@ func (x *Index) add(r *record, chains map[string]string, reported map[string]int
 	x.records[r.name] = r
 	x.peak = max(x.peak, len(x.records))
 	if r.id != "" {
-		x.byConfig[r.id] = append(x.byConfig[r.id], r)
+		ci := x.config(r.id, chains)
+		ci.records = append(ci.records, r)
 	}
-	for _, l := range r.leads {
-		c := l.config
-		if c != r.id {
-			x.byConfig[c] = append(x.byConfig[c], r)
+	for i := range r.leads {
+		l := &r.leads[i]
+		ci := x.config(l.config, chains)
+		l.config = ci.config
+		if l.config != r.id {
+			ci.records = append(ci.records, r)
 		}
-		if _, ok := x.chains[c]; !ok {
-			ch := chains[c]
-			if ch != "" {
-				x.byChain[ch] = append(x.byChain[ch], c)
+		for j, d := range l.digests {
+			di := x.digests[d]
+			if di == nil {
+				di = &digestInfo{digest: d}
+				x.digests[d] = di
 			}
-			x.chains[c] = ch
-		}
-		for _, d := range l.digests {
-			x.configsOf[d] = count(x.configsOf[d], c, 1)
+			l.digests[j] = di.digest
+			di.configs = count(di.configs, l.config, 1)
 			if r.repo != "" {
-				x.reposOf[d] = count(x.reposOf[d], r.repo, 1)
+				di.repos = count(di.repos, r.repo, 1)
 			}
 		}
 	}
@@ -335,6 +354,27 @@ func (x *Index) add(r *record, chains map[string]string, reported map[string]int
 		}
 		x.problems[k]++
 	}
+}
+
+// config returns what the index holds of config digest c, adding it if
+// new, with its chain ID from chains when it has none yet (a record named by
+// the config's ID alone reads no chain); x.mu is held.
+func (x *Index) config(c string, chains map[string]string) *configInfo {
+	ci, ok := x.configs[c]
+	if !ok {
+		ci = &configInfo{config: c}
+		x.configs[c] = ci
+	}
+	if ch := chains[c]; ci.chain == "" && ch != "" {
+		cc := x.byChain[ch]
+		if cc == nil {
+			cc = &chainConfigs{chain: ch}
+			x.byChain[ch] = cc
+		}
+		ci.chain = cc.chain
+		cc.configs = append(cc.configs, ci.config)
+	}
+	return ci
 }
 
 // remove takes the record named n out of the index; x.mu is held.
@@ -352,9 +392,16 @@ func (x *Index) remove(n string) {
 			x.dropRecord(l.config, r)
 		}
 		for _, d := range l.digests {
-			x.uncount(x.configsOf, d, l.config)
+			di := x.digests[d]
+			if di == nil {
+				continue
+			}
+			di.configs = count(di.configs, l.config, -1)
 			if r.repo != "" {
-				x.uncount(x.reposOf, d, r.repo)
+				di.repos = count(di.repos, r.repo, -1)
+			}
+			if len(di.configs) == 0 && len(di.repos) == 0 {
+				delete(x.digests, d)
 			}
 		}
 	}
@@ -372,29 +419,19 @@ func (x *Index) remove(n string) {
 // dropRecord removes record r from config c's records, and forgets the
 // config when no record leads to it any more.
 func (x *Index) dropRecord(c string, r *record) {
-	rs := slices.DeleteFunc(x.byConfig[c], func(o *record) bool { return o == r })
-	if len(rs) > 0 {
-		x.byConfig[c] = rs
+	ci := x.configs[c]
+	if ci == nil {
 		return
 	}
-	delete(x.byConfig, c)
-	if ch := x.chains[c]; ch != "" {
-		x.byChain[ch] = slices.DeleteFunc(x.byChain[ch], func(s string) bool { return s == c })
-		if len(x.byChain[ch]) == 0 {
-			delete(x.byChain, ch)
+	if ci.records = slices.DeleteFunc(ci.records, func(o *record) bool { return o == r }); len(ci.records) > 0 {
+		return
+	}
+	delete(x.configs, c)
+	if cc := x.byChain[ci.chain]; cc != nil {
+		if cc.configs = slices.DeleteFunc(cc.configs, func(s string) bool { return s == c }); len(cc.configs) == 0 {
+			delete(x.byChain, ci.chain)
 		}
 	}
-	delete(x.chains, c)
-}
-
-// uncount takes one record saying v off m[k].
-func (x *Index) uncount(m map[string][]counted, k, v string) {
-	cs := count(m[k], v, -1)
-	if len(cs) == 0 {
-		delete(m, k)
-		return
-	}
-	m[k] = cs
 }
 
 // count adds by to the records saying v in cs (dropping v at zero).
@@ -417,10 +454,8 @@ func count(cs []counted, v string, by int) []counted {
 // (Go maps keep their largest size); x.mu is held.
 func (x *Index) compact() {
 	x.records = copyMap(x.records)
-	x.byConfig = copyMap(x.byConfig)
-	x.configsOf = copyMap(x.configsOf)
-	x.reposOf = copyMap(x.reposOf)
-	x.chains = copyMap(x.chains)
+	x.configs = copyMap(x.configs)
+	x.digests = copyMap(x.digests)
 	x.byChain = copyMap(x.byChain)
 	x.problems = copyMap(x.problems)
 	x.peak = len(x.records)
@@ -459,7 +494,11 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	defer x.mu.RUnlock()
 	var found, bad []string
 	repos := map[string][]string{}
-	for _, r := range x.byConfig[configDigest] {
+	var records []*record
+	if ci := x.configs[configDigest]; ci != nil {
+		records = ci.records
+	}
+	for _, r := range records {
 		ds := r.lead(configDigest)
 		found = append(found, ds...)
 		for _, d := range ds {
@@ -501,8 +540,8 @@ func (x *Index) Candidates(ctx context.Context) ([]Candidate, error) {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]Candidate, 0, len(x.configsOf))
-	for d := range x.configsOf {
+	out := make([]Candidate, 0, len(x.digests))
+	for d := range x.digests {
 		out = append(out, x.candidate(d))
 	}
 	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Digest, b.Digest) })
@@ -533,8 +572,11 @@ func (x *Index) RecordCandidates(recordName string) []Candidate {
 
 func (x *Index) candidate(d string) Candidate {
 	c := Candidate{Digest: d}
-	for _, repo := range x.reposOf[d] {
-		c.Repositories = append(c.Repositories, repo.v)
+	if di := x.digests[d]; di != nil {
+		c.Digest = di.digest
+		for _, repo := range di.repos {
+			c.Repositories = append(c.Repositories, repo.v)
+		}
 	}
 	slices.Sort(c.Repositories)
 	return c
@@ -547,8 +589,10 @@ func (x *Index) ConfigsOf(imageDigest string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var cs []string
-	for _, c := range x.configsOf[imageDigest] {
-		cs = append(cs, c.v)
+	if di := x.digests[imageDigest]; di != nil {
+		for _, c := range di.configs {
+			cs = append(cs, c.v)
+		}
 	}
 	slices.Sort(cs)
 	return cs
@@ -570,7 +614,10 @@ func (x *Index) ConfigOf(imageDigest string) (configDigest string, ok bool) {
 func (x *Index) ConfigsForChainID(chainID string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	cs := slices.Clone(x.byChain[chainID])
+	var cs []string
+	if cc := x.byChain[chainID]; cc != nil {
+		cs = slices.Clone(cc.configs)
+	}
 	slices.Sort(cs)
 	return cs
 }
@@ -579,8 +626,11 @@ func (x *Index) ConfigsForChainID(chainID string) []string {
 func (x *Index) ChainID(configDigest string) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	ch := x.chains[configDigest]
-	return ch, ch != ""
+	ci := x.configs[configDigest]
+	if ci == nil {
+		return "", false
+	}
+	return ci.chain, ci.chain != ""
 }
 
 // Len returns the number of image records indexed.
