@@ -207,6 +207,9 @@ func measureNode(b *testing.B, s settings, n int) *row {
 	r.reload = createMany(b, ctrd, d, pod, imgs, "reload-", s.creates, s.creates, func() { d.Signal(syscall.SIGHUP) })
 	r.reloads = d.Count(`"msg":"configuration reloaded"`) - reloadsBefore
 	progress("images=%d: during %d reloads: decisions p50 %.3f ms p99 %.3f ms", n, r.reloads, r.reload.p50, r.reload.p99)
+	if r.afterCreates, err = d.Memory(); err != nil {
+		b.Fatal(err)
+	}
 
 	// A resolution miss: a container from an image imported a moment ago.
 	r.miss = resolutionMiss(b, ctrd, d, pod, reg, dir, s)
@@ -292,6 +295,7 @@ type bootResult struct {
 	failed     int           // failed signature discoveries by then
 	want       int
 	mem        testbed.Memory // at verified (or at the timeout)
+	heap       float64        // go_memstats_heap_alloc_bytes then
 }
 
 func (b bootResult) verifiedText() string {
@@ -323,6 +327,7 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 	if res.mem, err = d.Memory(); err != nil {
 		b.Fatal(err)
 	}
+	res.heap, _ = d.Metric("go_memstats_heap_alloc_bytes")
 	return d, res
 }
 

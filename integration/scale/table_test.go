@@ -34,6 +34,9 @@ type row struct {
 	entriesAfterDelete float64
 	evicted            bool
 	afterDelete        testbed.Memory
+	// afterCreates is the cold-booted daemon's memory after the decision
+	// and reload samples: steady state, not the moment boot ended.
+	afterCreates testbed.Memory
 }
 
 // verifyResult is "nri-csig verify" against "cosign verify --key" on one
@@ -66,6 +69,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 func mem(m testbed.Memory) string {
 	return fmt.Sprintf("%s / %s MiB", testbed.MiB(m.RSS), testbed.MiB(m.HWM))
+}
+
+// split is VmRSS as anonymous + file-backed pages, and the Go heap.
+func split(m testbed.Memory, heap float64) string {
+	return fmt.Sprintf("%s + %s MiB; Go heap %.1f MiB", testbed.MiB(m.Anon), testbed.MiB(m.File), heap/(1<<20))
 }
 
 func verified(b bootResult) string {
@@ -125,10 +133,15 @@ func (r *results) markdown() string {
 		line("cold boot (fresh state dir, signatures in the loopback registry): start → registered with NRI", func(x *row) string { return secs(x.cold.registered) })
 		line("cold boot: start → every image verified (or its discovery failed)", func(x *row) string { return verified(x.cold) })
 		line("cold boot: daemon VmRSS / VmHWM when all verified", func(x *row) string { return mem(x.cold.mem) })
+		line("cold boot: VmRSS as RssAnon + RssFile; Go heap in use (go_memstats_heap_alloc_bytes)", func(x *row) string { return split(x.cold.mem, x.cold.heap) })
 		line("warm boot (state dir kept, all verified on disk): start → registered with NRI", func(x *row) string { return secs(x.warm.registered) })
 		line("warm boot: start → every image loaded (or its discovery failed)", func(x *row) string { return verified(x.warm) })
 		line("warm boot: daemon VmRSS / VmHWM when all loaded", func(x *row) string { return mem(x.warm.mem) })
+		line("warm boot: VmRSS as RssAnon + RssFile; Go heap in use", func(x *row) string { return split(x.warm.mem, x.warm.heap) })
 		line("decision p50 / p99 (audit duration_ms, verified images)", func(x *row) string { return pct(x.steady) })
+		line("cold-booted daemon after the decision and reload samples: VmRSS / VmHWM (RssAnon + RssFile)", func(x *row) string {
+			return fmt.Sprintf("%s (%s + %s MiB)", mem(x.afterCreates), testbed.MiB(x.afterCreates.Anon), testbed.MiB(x.afterCreates.File))
+		})
 		line("decision p50 / p99 during reloads (SIGHUP every 200 ms)", func(x *row) string {
 			return pct(x.reload) + fmt.Sprintf(", %d reloads", x.reloads)
 		})
@@ -195,7 +208,9 @@ How each line is measured (integration/scale):
 - Boot times are from the daemon's launch: "registered" is its "synchronized with runtime"
   log line; "all verified/loaded" is `+"`nri_csig_signature_cache_entries`"+` plus
   `+"`nri_csig_signature_fetch_errors_total`"+` on /metrics reaching the image count (polled, so ±200 ms); "timeout (k of n)" means it did not within
-  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment.
+  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment,
+  and VmRSS split into RssAnon (what the process allocated: heap, stacks) and RssFile
+  (pages of the binary it touched); the Go heap is go_memstats_heap_alloc_bytes on /metrics.
 - Decisions are the audit records' duration_ms of BENCH_CREATES `+"`crictl create`"+` calls on
   distinct verified images (one uncounted warm-up create first); "refused" counts creates
   that failed, "for time" those refused with "the decision did not finish within 1s".

@@ -269,8 +269,10 @@ func (c *Containerd) RemoveImages(refs []string) error {
 	return nil
 }
 
-// Memory is a process's resident memory now (VmRSS) and at its peak (VmHWM).
-type Memory struct{ RSS, HWM int64 }
+// Memory is a process's resident memory now (VmRSS) and at its peak
+// (VmHWM); RSS is Anon (heap, stacks: what the process allocated) plus File
+// (pages of its binary and the files it maps).
+type Memory struct{ RSS, HWM, Anon, File int64 }
 
 // MiB formats bytes in MiB.
 func MiB(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
@@ -293,6 +295,10 @@ func (d *Daemon) Memory() (Memory, error) {
 			m.RSS = kb * 1024
 		case "VmHWM:":
 			m.HWM = kb * 1024
+		case "RssAnon:":
+			m.Anon = kb * 1024
+		case "RssFile:":
+			m.File = kb * 1024
 		}
 	}
 	if m.RSS == 0 {

@@ -55,6 +55,9 @@ type Config struct {
 	// /debug/pprof/) on the metrics listener: for measuring the daemon's
 	// heap, never on by default.
 	DebugPprof bool
+	// GCPercent is the garbage collector's target (GOGC); 0: the GOGC
+	// environment variable if set, else DefaultGCPercent.
+	GCPercent int
 	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
 	// containerd clients), which NRI never sees, when their tasks start.
 	WatchContainerd bool
@@ -121,6 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.node = node
+	setGCPercent(cfg.GCPercent, d.log)
 	for _, dg := range cfg.SandboxImageConfigs {
 		if _, err := digest.Parse(dg); err != nil {
 			err = fmt.Errorf("--sandbox-image-config %q: %v; give the sandbox image's config digest, the CRI image ID that \"crictl inspecti IMAGE\" shows as status.id", dg, err)
@@ -470,9 +474,17 @@ func (d *daemon) gcLoop(ctx context.Context) {
 		for i, c := range cands {
 			live[i] = c.Digest
 		}
+		before := d.sigs.Len()
 		d.sigs.Retain(live)
+		if after := d.sigs.Len(); before-after > releaseAfterForgetting {
+			releaseMemory()
+		}
 	}
 }
+
+// releaseAfterForgetting is how many digests one garbage collection of the
+// signature store must forget for the daemon to return the memory at once.
+const releaseAfterForgetting = 1000
 
 // prefetchWorkers bounds the signature look-ups boot verification runs at once.
 const prefetchWorkers = 8
@@ -522,6 +534,7 @@ func (d *daemon) prefetchAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	releaseMemory() // boot's garbage: manifests, signatures, answers read
 }
 
 // fetchable reports whether a source could hold the signatures of c: an
