@@ -39,13 +39,22 @@ type row struct {
 	afterCreates testbed.Memory
 }
 
-// verifyResult is "nri-csig verify" against "cosign verify --key" on one
-// image in one signature format.
+// verifyResult is "nri-csig verify" (full binary and nri-csig-cli) against
+// "cosign verify --key" on one image in one signature format.
 type verifyResult struct {
-	format            string
-	runs              int
-	oursWall, cosWall time.Duration // medians
-	oursPeak, cosPeak int64         // max RSS (bytes), medians
+	format                      string
+	sigs                        int
+	runs                        int
+	fullWall, oursWall, cosWall time.Duration // medians
+	fullPeak, oursPeak, cosPeak int64         // max RSS (bytes), medians
+	fullReqs, oursReqs, cosReqs int           // registry requests of one run
+}
+
+// floorResult is "version" of each binary: starting and doing nothing.
+type floorResult struct {
+	runs               int
+	fullWall, liteWall time.Duration
+	fullPeak, litePeak int64
 }
 
 type results struct {
@@ -53,7 +62,10 @@ type results struct {
 	mu     sync.Mutex
 	rows   []*row
 	verify []verifyResult
+	floor  *floorResult
 }
+
+func (r *results) setFloor(f floorResult) { r.mu.Lock(); r.floor = &f; r.mu.Unlock() }
 
 func (r *results) add(x *row) { r.mu.Lock(); r.rows = append(r.rows, x); r.mu.Unlock() }
 
@@ -159,15 +171,24 @@ func (r *results) markdown() string {
 			return s
 		})
 	}
-	for _, v := range r.verify {
-		cells := fmt.Sprintf("%s vs %s = %.2f×; peak %s vs %s MiB = %.2f× (median of %d)",
-			ms(v.oursWall), ms(v.cosWall), float64(v.oursWall)/float64(max(v.cosWall, 1)),
-			testbed.MiB(v.oursPeak), testbed.MiB(v.cosPeak), float64(v.oursPeak)/float64(max(v.cosPeak, 1)), v.runs)
-		fmt.Fprintf(&b, "| nri-csig verify vs cosign verify --key, %s format (one image; wall, peak RSS) | %s |", v.format, cells)
+	oneCell := func(name, cells string) {
+		fmt.Fprintf(&b, "| %s | %s |", name, cells)
 		for range max(len(r.rows)-1, 0) {
 			b.WriteString(" |")
 		}
 		b.WriteString("\n")
+	}
+	ratio := func(a, c int64) float64 { return float64(a) / float64(max(c, 1)) }
+	for _, v := range r.verify {
+		oneCell(fmt.Sprintf("verify, %s format, %d signature(s): nri-csig-cli / nri-csig / cosign verify --key (median of %d)", v.format, v.sigs, v.runs),
+			fmt.Sprintf("wall %s / %s / %s = %.2f× / %.2f×; peak RSS %s / %s / %s MiB = %.2f× / %.2f×; requests %d / %d / %d",
+				ms(v.oursWall), ms(v.fullWall), ms(v.cosWall), ratio(int64(v.oursWall), int64(v.cosWall)), ratio(int64(v.fullWall), int64(v.cosWall)),
+				testbed.MiB(v.oursPeak), testbed.MiB(v.fullPeak), testbed.MiB(v.cosPeak), ratio(v.oursPeak, v.cosPeak), ratio(v.fullPeak, v.cosPeak),
+				v.oursReqs, v.fullReqs, v.cosReqs))
+	}
+	if f := r.floor; f != nil {
+		oneCell(fmt.Sprintf("floor: nri-csig-cli / nri-csig version, the binary starting and doing nothing (median of %d)", f.runs),
+			fmt.Sprintf("wall %s / %s; peak RSS %s / %s MiB", ms(f.liteWall), ms(f.fullWall), testbed.MiB(f.litePeak), testbed.MiB(f.fullPeak)))
 	}
 	return b.String()
 }
@@ -220,7 +241,12 @@ How each line is measured (integration/scale):
 - After deleting 90 %% of the images (`+"`ctr images rm`"+`), the benchmark waits up to
   BENCH_EVICT_WAIT for the signature entries to fall by as many; "still n" means they did not.
 - Verify: each command is a fresh process under GNU time, alternately, on an image signed
-  by cosign; medians of BENCH_VERIFY_RUNS.
+  by cosign (the 100-signature image by pkg/sign, each signature over its own payload) in
+  a go-containerregistry loopback registry with the referrers API; medians of
+  BENCH_VERIFY_RUNS. nri-csig-cli is the same ./cmd/nri-csig built with -tags nodaemon
+  (every command but run and check-config, without containerd, NRI, gRPC and Prometheus);
+  nri-csig is the full binary the node package runs as the daemon. Requests are those the
+  registry answered during one run of each.
 `, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
 }
 

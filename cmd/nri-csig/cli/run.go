@@ -1,3 +1,5 @@
+//go:build !nodaemon
+
 package cli
 
 import (
@@ -5,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,8 +128,4 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
-}
-
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }
