@@ -265,12 +265,33 @@ func measureNode(b *testing.B, s settings, n int) *row {
 		return nil
 	})
 	r.evicted = err == nil
-	if r.afterDelete, err = d.Memory(); err != nil {
-		b.Fatal(err)
-	}
+	// The daemon forgets in the background (image events one by one, then
+	// the store's garbage collection): read the memory once it stopped
+	// falling for 2 s (at most BENCH_EVICT_WAIT more).
+	r.afterDelete = settledMemory(b, d, s.evictWait)
 	progress("images=%d: after deleting %d images: RSS %s MiB, %g signature entries", n, del, testbed.MiB(r.afterDelete.RSS), r.entriesAfterDelete)
 	s.heapProfile(d, n, "deleted")
 	return r
+}
+
+// settledMemory reads the daemon's memory every 500 ms until VmRSS has not
+// fallen for 2 s, or wait passed, and returns the last reading.
+func settledMemory(b *testing.B, d *testbed.Daemon, wait time.Duration) testbed.Memory {
+	m, err := d.Memory()
+	if err != nil {
+		b.Fatal(err)
+	}
+	low, since := m.RSS, time.Now()
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline) && time.Since(since) < 2*time.Second; {
+		time.Sleep(500 * time.Millisecond)
+		if m, err = d.Memory(); err != nil {
+			b.Fatal(err)
+		}
+		if m.RSS < low {
+			low, since = m.RSS, time.Now()
+		}
+	}
+	return m
 }
 
 // heapProfile saves the daemon's heap profile under BENCH_PPROF_DIR, if set,
@@ -285,6 +306,16 @@ func (s settings) heapProfile(d *testbed.Daemon, n int, moment string) {
 		return
 	}
 	progress("images=%d: heap profile in %s", n, path)
+	var stats []string
+	for _, m := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+		"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_next_gc_bytes", "go_goroutines"} {
+		if v, err := d.Metric(m); err == nil {
+			stats = append(stats, fmt.Sprintf("%s=%.1f", strings.TrimPrefix(m, "go_memstats_"), v/(1<<20)))
+		}
+	}
+	mem, _ := d.Memory()
+	progress("images=%d: %s: VmRSS %s MiB (anon %s, file %s); Go memory in MiB (goroutines /2^20): %s", n, moment,
+		testbed.MiB(mem.RSS), testbed.MiB(mem.Anon), testbed.MiB(mem.File), strings.Join(stats, " "))
 }
 
 // bootResult is one daemon start.
