@@ -26,8 +26,11 @@ var allowed = map[string][]string{
 	"pkg/signature": {module + "internal/registry/check", "github.com/sigstore/protobuf-specs/", "google.golang.org/protobuf/"},
 	"pkg/verify": {"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
 		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
-	"pkg/audit":      {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
-	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
+	// The one place that knows each witness kind's verifier (the x509 and
+	// sigstore verifier packages join this list).
+	"pkg/witnessverify": {module + "pkg/policy", module + "pkg/verify"},
+	"pkg/audit":         {"github.com/coreos/go-systemd/v22/journal", module + "pkg/policy"},
+	"pkg/nodeconfig":    {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/"},
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",

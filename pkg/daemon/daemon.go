@@ -36,6 +36,7 @@ import (
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 	"github.com/nri-csig/nri-csig/pkg/watch"
+	"github.com/nri-csig/nri-csig/pkg/witnessverify"
 )
 
 // Config is everything "nri-csig run" was told.
@@ -298,6 +299,10 @@ func (d *daemon) decider(node *nodeconfig.Config) plugin.Decider {
 		dc.bundle = st.Current()
 		dc.bundleMissing = dc.bundle == nil
 	}
+	if dc.bundle != nil {
+		dc.sigRepos = dc.bundle.SignatureRepositories(node.Cluster)
+	}
+	d.useSignatureRepositories(dc.sigRepos)
 	return dc
 }
 
@@ -359,9 +364,9 @@ func (d *daemon) applyBundleKeys() {
 	var serial uint64
 	if st := d.bundles.Load(); st != nil {
 		if b := st.Current(); b != nil {
-			for _, k := range b.Keys() {
-				ks = append(ks, verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm})
-			}
+			ks = witnessverify.All(b.Keys(), func(k *policy.Key, err error) {
+				d.log.Error("witness cannot be verified: its signatures count for nothing", "witness", k.Witness, "key", k.Fingerprint, "error", err)
+			})
 			serial = b.Serial
 		}
 	}

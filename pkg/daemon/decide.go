@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/decision"
@@ -37,6 +38,10 @@ type decider struct {
 	now           func() time.Time
 	// refreshAfter: see the constant; zero means the constant.
 	refreshAfter time.Duration
+	// sigRepos are the bundle's signature repositories for the node's
+	// cluster (policy.Bundle.SignatureRepositories), searched beside each
+	// image's own repositories; named in refusals.
+	sigRepos []string
 }
 
 // signatures adapts the store to what pkg/policy asks.
@@ -179,6 +184,11 @@ func (d *decider) describe(s policy.Subject, pending []string) string {
 				st = "verification pending (still fetching; kubelet retries)"
 			}
 		}
+		if st == verify.ErrNoSignatures.Error() {
+			// Name where the store looked: a signature stored elsewhere (a
+			// witness without its signatureRepository) shows up here.
+			st += searchedText(searchRepositories(s.Repositories[dg], d.sigRepos))
+		}
 		parts = append(parts, dg+": "+st)
 	}
 	return strings.Join(parts, "; ")
@@ -189,8 +199,11 @@ func (d *decider) describe(s policy.Subject, pending []string) string {
 type prefetcher struct {
 	sigs    *verify.Store
 	onError func(digest string, err error)
-	mu      sync.Mutex
-	busy    map[string]chan struct{}
+	// sigRepos: the signature repositories of the bundle in force, searched
+	// beside each image's own (see searchRepositories).
+	sigRepos atomic.Pointer[[]string]
+	mu       sync.Mutex
+	busy     map[string]chan struct{}
 }
 
 func newPrefetcher(s *verify.Store) *prefetcher {
@@ -210,7 +223,7 @@ func (p *prefetcher) start(digest string, repos []string) <-chan struct{} {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 		defer cancel()
-		if err := p.sigs.Prefetch(ctx, digest, repos); err != nil && p.onError != nil {
+		if err := p.sigs.Prefetch(ctx, digest, searchRepositories(repos, p.signatureRepositories())); err != nil && p.onError != nil {
 			p.onError(digest, err)
 		}
 		p.mu.Lock()

@@ -76,20 +76,55 @@ type Bundle struct {
 	ruleIx        atomic.Pointer[ruleIndex] // exemptions and revocations by digest; see rules()
 }
 
-// Witness is a named trust anchor: the public keys whose signatures over an
-// image digest count as "this witness approved it". Several keys allow
-// rotation: a signature by any one of them satisfies the witness.
+// Witness is a named trust anchor: what must have signed an image digest for
+// "this witness approved it". Kind says how it is expressed:
+//
+//   - WitnessKeys: public keys; several allow rotation, and a signature by
+//     any one of them satisfies the witness.
+//   - WitnessX509: a trust store of CA certificates and trusted identities,
+//     as the Notary Project (notation) defines them.
+//   - WitnessSigstore: a Sigstore trusted root and certificate identities
+//     (keyless signing).
+//
+// A witness of a certificate kind has exactly one Key, synthetic: its
+// Fingerprint is the trust material's ID ("x509:sha256:…"), so thresholds,
+// revocations and messages treat every kind alike.
 type Witness struct {
 	Name        string
 	Description string
+	Kind        WitnessKind
 	Keys        []*Key
+	X509        *X509Trust     // kind x509 only
+	Sigstore    *SigstoreTrust // kind sigstore only
+	// SignatureRepository, when set, is the repository
+	// ("registry.example.com/team/signatures") where this witness's
+	// signatures are stored instead of the image's own repository, as
+	// cosign's COSIGN_REPOSITORY places them. It says where to look, not
+	// whom to trust: signatures found there count only through the keys.
+	SignatureRepository string
 }
+
+// WitnessKind is how a witness is expressed; see Witness.
+type WitnessKind string
+
+// The witness kinds.
+const (
+	WitnessKeys     WitnessKind = "keys"
+	WitnessX509     WitnessKind = "x509"
+	WitnessSigstore WitnessKind = "sigstore"
+)
 
 // Key is one public key of a witness, with the KMS key it came from (for
 // people; nodes verify offline with PublicKey alone).
 type Key struct {
 	// Witness is the name of the witness the key belongs to.
 	Witness string
+	// Kind is the witness's kind. For WitnessX509 and WitnessSigstore the
+	// key is the witness's trust material (X509 or Sigstore), PublicKey is
+	// nil and Fingerprint is the trust ID.
+	Kind     WitnessKind
+	X509     *X509Trust
+	Sigstore *SigstoreTrust
 	// PublicKeyPEM is the PKIX "PUBLIC KEY" PEM block as written in the bundle.
 	PublicKeyPEM string
 	PublicKey    crypto.PublicKey

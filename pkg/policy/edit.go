@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/nri-csig/nri-csig/internal/registry/check"
 )
 
 // The methods in this file edit a bundle the way the console would, for the
@@ -23,11 +25,22 @@ func (b *Bundle) AddWitness(w *Witness) error {
 	if b.findWitness(w.Name) >= 0 {
 		return fmt.Errorf("witness %q already exists; delete it first or choose another name", w.Name)
 	}
+	if w.Kind == "" {
+		w.Kind = WitnessKeys
+	}
 	if len(w.Keys) == 0 {
 		return fmt.Errorf("witness %q has no key; give one with --key", w.Name)
 	}
+	if w.SignatureRepository != "" {
+		if err := check.Repository(w.SignatureRepository); err != nil {
+			return fmt.Errorf("witness %q: signature repository: %w", w.Name, err)
+		}
+	}
 	for _, k := range w.Keys {
 		k.Witness = w.Name
+		if k.Kind == "" {
+			k.Kind = w.Kind
+		}
 		for _, o := range b.Witnesses {
 			for _, ok := range o.Keys {
 				if ok.Fingerprint == k.Fingerprint {
@@ -47,10 +60,13 @@ func (b *Bundle) AddKey(witness string, k *Key) error {
 	if i < 0 {
 		return fmt.Errorf("witness %q not found; create it with 'nri-csig witness create'", witness)
 	}
+	if kind := b.Witnesses[i].Kind; kind != WitnessKeys && kind != "" {
+		return fmt.Errorf("witness %q is of kind %s: it trusts certificates, not keys; rotate its trust material by creating the witness again", witness, kind)
+	}
 	if o := b.keyByFP[k.Fingerprint]; o != nil {
 		return fmt.Errorf("key %s is already a key of witness %q; a key may belong to one witness only", k.Fingerprint, o.Witness)
 	}
-	k.Witness = witness
+	k.Witness, k.Kind = witness, WitnessKeys
 	b.Witnesses[i].Keys = append(b.Witnesses[i].Keys, k)
 	b.reindex()
 	return nil

@@ -26,8 +26,12 @@ type (
 		Expires     string `yaml:"expires,omitempty"`
 	}
 	witnessSpecOut struct {
-		Description string   `yaml:"description,omitempty"`
-		Keys        []keyOut `yaml:"keys"`
+		Description         string   `yaml:"description,omitempty"`
+		Kind                string   `yaml:"kind,omitempty"`
+		SignatureRepository string   `yaml:"signatureRepository,omitempty"`
+		Keys                []keyOut `yaml:"keys,omitempty"`
+		X509                any      `yaml:"x509,omitempty"`
+		Sigstore            any      `yaml:"sigstore,omitempty"`
 	}
 	keyOut struct {
 		Fingerprint  string `yaml:"fingerprint"`
@@ -83,8 +87,17 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	for _, w := range b.Witnesses {
-		ws := witnessSpecOut{Description: w.Description}
+		ws := witnessSpecOut{Description: w.Description, SignatureRepository: w.SignatureRepository}
+		switch w.Kind {
+		case WitnessX509:
+			ws.Kind, ws.X509 = string(w.Kind), x509Out(w.X509)
+		case WitnessSigstore:
+			ws.Kind, ws.Sigstore = string(w.Kind), sigstoreOut(w.Sigstore)
+		}
 		for _, k := range w.Keys {
+			if k.Kind != WitnessKeys && k.Kind != "" {
+				continue // the synthetic key of a certificate witness
+			}
 			ws.Keys = append(ws.Keys, keyOut{Fingerprint: k.Fingerprint, Algorithm: string(k.Algorithm), KeySpec: k.KeySpec,
 				Provider: k.Provider, Ref: k.Ref, Region: k.Region, KeyID: k.KeyID, KeyVersionID: k.KeyVersionID,
 				PublicKey: k.PublicKeyPEM})

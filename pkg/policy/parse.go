@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -118,6 +120,8 @@ type parser struct {
 	refs []witnessRef
 	// fingerprint -> witness name, to refuse one key in two witnesses.
 	fps map[string]string
+	// distinct signature repositories of the witnesses, to cap them.
+	sigRepos map[string]bool
 }
 
 type witnessRef struct {
@@ -343,6 +347,26 @@ func lazyRegexp(expr string) func() *regexp.Regexp {
 // "algorithm:lowercase-hex" form (the shared check of internal/registry/check).
 func ValidDigest(d string) bool { return check.Digest(d) == nil }
 
+// ValidKeyID reports whether id names a witness key: a public key's
+// fingerprint (sha256:<hex>) or a certificate witness's trust ID
+// (x509:sha256:<hex>, sigstore:sha256:<hex>).
+func ValidKeyID(id string) bool {
+	for _, kind := range []WitnessKind{WitnessX509, WitnessSigstore} {
+		if rest, ok := strings.CutPrefix(id, string(kind)+":"); ok {
+			id = rest
+			break
+		}
+	}
+	return strings.HasPrefix(id, "sha256:") && ValidDigest(id)
+}
+
+// trustID is the ID of a certificate witness's trust material: the kind and
+// the SHA-256 of a canonical encoding of what it trusts.
+func trustID(kind WitnessKind, canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return string(kind) + ":sha256:" + hex.EncodeToString(sum[:])
+}
+
 func (p *parser) checkName(n *yaml.Node, field, name string) {
 	if name != "" && !nameRE().MatchString(name) {
 		p.errorf(n, field, "%q is not a valid name: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit", name)
@@ -442,44 +466,119 @@ func (p *parser) document(b *Bundle, root *yaml.Node, haveBundleDoc *bool) {
 }
 
 func (p *parser) witness(name string, nameNode, spec *yaml.Node, path string) *Witness {
-	m := p.fields(spec, path, "description", "keys")
+	m := p.fields(spec, path, "description", "kind", "keys", "x509", "sigstore", "signatureRepository")
 	if m == nil {
 		return nil
 	}
-	w := &Witness{Name: name, Description: p.str(m, "description", path, false, spec)}
-	kn, ok := m["keys"]
+	w := &Witness{Name: name, Description: p.str(m, "description", path, false, spec),
+		Kind: WitnessKind(p.str(m, "kind", path, false, spec))}
+	if w.Kind == "" {
+		w.Kind = WitnessKeys
+	}
+	w.SignatureRepository = p.signatureRepository(m, path, spec)
+	// Each kind has its own section; the others must be absent.
+	sections := map[WitnessKind]string{WitnessKeys: "keys", WitnessX509: "x509", WitnessSigstore: "sigstore"}
+	own, ok := sections[w.Kind]
 	if !ok {
-		p.errorf(spec, join(path, "keys"), "required field is missing; a witness needs at least one public key")
+		p.errorf(m["kind"], join(path, "kind"), "unknown witness kind %q; use keys (public keys, the default), x509 (Notary Project certificates) or sigstore (keyless)", w.Kind)
 		return nil
 	}
+	for kind, field := range sections {
+		if n, set := m[field]; set && kind != w.Kind {
+			p.errorf(n, join(path, field), "a witness of kind %s has no %s section; remove it, or set kind: %s", w.Kind, field, kind)
+		}
+	}
+	if _, set := m[own]; !set {
+		if w.Kind == WitnessKeys {
+			p.errorf(spec, join(path, "keys"), "required field is missing; a witness needs at least one public key")
+		} else {
+			p.errorf(spec, join(path, own), "required field is missing; a witness of kind %s needs its %s section", w.Kind, own)
+		}
+		return nil
+	}
+	var k *Key
+	switch w.Kind {
+	case WitnessKeys:
+		p.witnessKeys(w, m["keys"], path)
+		return w
+	case WitnessX509:
+		if w.X509 = p.x509Trust(m["x509"], join(path, "x509")); w.X509 != nil {
+			k = &Key{Witness: name, Kind: w.Kind, X509: w.X509, Fingerprint: w.X509.ID()}
+		}
+	case WitnessSigstore:
+		if w.Sigstore = p.sigstoreTrust(m["sigstore"], join(path, "sigstore")); w.Sigstore != nil {
+			k = &Key{Witness: name, Kind: w.Kind, Sigstore: w.Sigstore, Fingerprint: w.Sigstore.ID()}
+		}
+	}
+	if k != nil && p.uniqueKey(name, k, m[own], join(path, own)) {
+		w.Keys = []*Key{k}
+	}
+	return w
+}
+
+// witnessKeys reads the public keys of a witness of kind keys.
+func (p *parser) witnessKeys(w *Witness, kn *yaml.Node, path string) {
 	if kn.Kind != yaml.SequenceNode {
 		p.errorf(kn, join(path, "keys"), "expected a list, found %s", kindName(kn))
-		return nil
+		return
 	}
 	if len(kn.Content) == 0 {
 		p.errorf(kn, join(path, "keys"), "list must not be empty; a witness needs at least one public key")
-		return nil
-	}
-	if p.fps == nil {
-		p.fps = map[string]string{}
+		return
 	}
 	for i, e := range kn.Content {
 		kp := fmt.Sprintf("%s.keys[%d]", path, i)
-		if k := p.key(name, e, kp); k != nil {
-			if other, dup := p.fps[k.Fingerprint]; dup {
-				if other == name {
-					p.errorf(e, kp, "key %s is listed twice in this witness; keep one", k.Fingerprint)
-				} else {
-					// One key in two witnesses would let one signature count twice toward a threshold.
-					p.errorf(e, kp, "key %s is already a key of witness %q; a key may belong to one witness only", k.Fingerprint, other)
-				}
-				continue
-			}
-			p.fps[k.Fingerprint] = name
+		if k := p.key(w.Name, e, kp); k != nil && p.uniqueKey(w.Name, k, e, kp) {
 			w.Keys = append(w.Keys, k)
 		}
 	}
-	return w
+}
+
+// uniqueKey records k as witness's, and refuses a key (or trust material)
+// that is already listed: one key in two witnesses would let one signature
+// count twice toward a threshold.
+func (p *parser) uniqueKey(witness string, k *Key, n *yaml.Node, path string) bool {
+	if p.fps == nil {
+		p.fps = map[string]string{}
+	}
+	other, dup := p.fps[k.Fingerprint]
+	switch {
+	case dup && other == witness:
+		p.errorf(n, path, "key %s is listed twice in this witness; keep one", k.Fingerprint)
+		return false
+	case dup:
+		p.errorf(n, path, "key %s is already a key of witness %q; a key may belong to one witness only", k.Fingerprint, other)
+		return false
+	}
+	p.fps[k.Fingerprint] = witness
+	return true
+}
+
+// signatureRepository reads a witness's optional signatureRepository: a
+// repository with its registry host and no tag or digest.
+func (p *parser) signatureRepository(m map[string]*yaml.Node, path string, spec *yaml.Node) string {
+	n, ok := m["signatureRepository"]
+	if !ok {
+		return ""
+	}
+	r := p.str(m, "signatureRepository", path, false, spec)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		return "" // str reported it
+	}
+	if err := check.Repository(r); err != nil {
+		p.errorf(n, join(path, "signatureRepository"), "%v", err)
+		return ""
+	}
+	if p.sigRepos == nil {
+		p.sigRepos = map[string]bool{}
+	}
+	if !p.sigRepos[r] && len(p.sigRepos) >= MaxSignatureRepositories {
+		// Nodes search every one for every image: keep that bounded.
+		p.errorf(n, join(path, "signatureRepository"), "the bundle already names %d signature repositories, the most nodes search; let witnesses share one", MaxSignatureRepositories)
+		return ""
+	}
+	p.sigRepos[r] = true
+	return r
 }
 
 func (p *parser) key(witness string, n *yaml.Node, path string) *Key {
@@ -489,6 +588,7 @@ func (p *parser) key(witness string, n *yaml.Node, path string) *Key {
 	}
 	k := &Key{
 		Witness:      witness,
+		Kind:         WitnessKeys,
 		PublicKeyPEM: p.str(m, "publicKey", path, true, n),
 		Provider:     p.str(m, "provider", path, false, n),
 		Ref:          p.str(m, "ref", path, false, n),
@@ -626,8 +726,8 @@ func (p *parser) revocation(name string, spec *yaml.Node, path string) *Revocati
 		p.errorf(spec, path, "give keys (fingerprints) or imageDigests to revoke")
 	}
 	for i, k := range r.Keys {
-		if !strings.HasPrefix(k, "sha256:") || !ValidDigest(k) {
-			p.errorf(kn[i], join(path, "keys"), "%q is not a key fingerprint; use sha256:<64 lowercase hex> as 'nri-csig witness show' prints it", k)
+		if !ValidKeyID(k) {
+			p.errorf(kn[i], join(path, "keys"), "%q is not a key fingerprint; use sha256:<64 lowercase hex> (or x509:sha256:… / sigstore:sha256:… for a certificate witness) as 'nri-csig witness show' prints it", k)
 		}
 	}
 	for i, d := range r.ImageDigests {

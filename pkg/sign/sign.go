@@ -60,8 +60,15 @@ func Digest(ctx context.Context, s Signer, image name.Digest, annotations map[st
 // is a no-op. Two signers attaching at the same moment can race (the tag is
 // read, extended and rewritten); signing again repairs a lost signature.
 func Attach(ctx context.Context, sig *Signature, opts ...remote.Option) error {
+	return AttachTo(ctx, sig, sig.Image.Context(), opts...)
+}
+
+// AttachTo is Attach into the tag sha256-<hex>.sig of repo instead of the
+// image's repository: where "cosign sign" puts it with COSIGN_REPOSITORY=repo.
+// The payload still names the image's own repository, as cosign's does.
+func AttachTo(ctx context.Context, sig *Signature, repo name.Repository, opts ...remote.Option) error {
 	opts = append(opts, remote.WithContext(ctx))
-	tag := sig.Image.Context().Tag(signature.SignatureTag(sig.Image.DigestStr()))
+	tag := SignatureTag(sig, repo)
 	b64 := base64.StdEncoding.EncodeToString(sig.Signature)
 
 	base, err := remote.Image(tag, opts...)
@@ -99,4 +106,9 @@ func Attach(ctx context.Context, sig *Signature, opts ...remote.Option) error {
 		return fmt.Errorf("writing signatures %s: %w", tag, err)
 	}
 	return nil
+}
+
+// SignatureTag is the tag AttachTo(ctx, sig, repo) writes.
+func SignatureTag(sig *Signature, repo name.Repository) name.Tag {
+	return repo.Tag(signature.SignatureTag(sig.Image.DigestStr()))
 }

@@ -73,3 +73,41 @@ func TestDigestAndAttach(t *testing.T) {
 		t.Fatalf("%s has %d layers; want 2 (one per distinct signature)", tag, len(m.Layers))
 	}
 }
+
+// AttachTo writes the tag sha256-<hex>.sig into the given repository (where
+// cosign puts it with COSIGN_REPOSITORY), not the image's; the payload still
+// names the image's repository.
+func TestAttachToAnotherRepository(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := name.NewDigest(host + "/app@sha256:" + strings.Repeat("cd", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := name.NewRepository(host + "/team/signatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sig, err := Digest(t.Context(), ecSigner{k}, img, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AttachTo(t.Context(), sig, sigs); err != nil {
+		t.Fatal(err)
+	}
+	want := host + "/team/signatures:sha256-" + strings.Repeat("cd", 32) + ".sig"
+	if got := SignatureTag(sig, sigs).String(); got != want {
+		t.Fatalf("SignatureTag = %s; want %s", got, want)
+	}
+	if _, err := remote.Image(SignatureTag(sig, sigs)); err != nil {
+		t.Fatalf("the signature is not in %s: %v", sigs, err)
+	}
+	if _, err := remote.Image(img.Context().Tag(signature.SignatureTag(img.DigestStr()))); err == nil {
+		t.Fatal("AttachTo also wrote the image's own repository")
+	}
+	if !strings.Contains(string(sig.Payload), `"docker-reference":"`+host+`/app"`) {
+		t.Fatalf("the payload does not name the image's repository: %s", sig.Payload)
+	}
+}

@@ -34,7 +34,11 @@ const (
 type SigstoreBundle struct {
 	MediaType string
 	// KeyHint is verificationMaterial.publicKey.hint, if any (informational).
-	KeyHint      string
+	KeyHint string
+	// Certificate: verificationMaterial carries a certificate or chain
+	// (keyless signing) rather than a key hint. Such a bundle is judged by
+	// a certificate witness, on its whole content.
+	Certificate  bool
 	DSSEEnvelope *Envelope
 }
 
@@ -86,6 +90,7 @@ func ParseSigstoreBundle(b []byte) (*SigstoreBundle, error) {
 	out := &SigstoreBundle{
 		MediaType:    pb.GetMediaType(),
 		KeyHint:      pb.GetVerificationMaterial().GetPublicKey().GetHint(),
+		Certificate:  pb.GetVerificationMaterial().GetCertificate() != nil || pb.GetVerificationMaterial().GetX509CertificateChain() != nil,
 		DSSEEnvelope: &Envelope{Payload: env.GetPayload(), PayloadType: env.GetPayloadType()},
 	}
 	for i, s := range sigs {

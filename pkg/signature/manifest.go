@@ -41,6 +41,9 @@ type OCIManifest struct {
 	Config        Descriptor   `json:"config"`
 	Layers        []Descriptor `json:"layers"`
 	Subject       *Descriptor  `json:"subject,omitempty"`
+	// Annotations: notation records its signing certificate's thumbprints
+	// here. Untrusted, like all of the manifest.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // OCIIndex is the part of an OCI image index read here.
@@ -120,9 +123,24 @@ func DigestOf(b []byte) string {
 }
 
 // MaxBlobSize returns the largest blob read for a layer of media type mt.
+// Envelopes that carry certificates (Sigstore bundles, notation JWS and
+// COSE) share MaxBundleSize.
 func MaxBlobSize(mt string) int64 {
-	if mt == BundleMediaType {
+	switch mt {
+	case BundleMediaType, JWSMediaType, COSEMediaType:
 		return MaxBundleSize
 	}
 	return MaxPayloadSize
+}
+
+// IsSignatureLayer reports whether a layer of media type mt is a signature
+// of one of the formats read: cosign simple signing, Sigstore bundle, or a
+// notation envelope. Other layers (SBOMs, attestations' other types) are
+// not signatures and are skipped.
+func IsSignatureLayer(mt string) bool {
+	switch mt {
+	case SimpleSigningMediaType, BundleMediaType, JWSMediaType, COSEMediaType:
+		return true
+	}
+	return false
 }

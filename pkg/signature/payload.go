@@ -9,6 +9,15 @@ import (
 	"github.com/nri-csig/nri-csig/internal/registry/check"
 )
 
+// Media types of Notary Project (notation) signatures: a referrer of
+// artifact type NotationArtifactType whose one layer is a JWS or COSE
+// envelope.
+const (
+	NotationArtifactType = "application/vnd.cncf.notary.signature"
+	JWSMediaType         = "application/jose+json"
+	COSEMediaType        = "application/cose"
+)
+
 // Media types, annotation keys and type strings of the cosign formats.
 const (
 	// SimpleSigningMediaType is the media type of a legacy cosign signature layer.

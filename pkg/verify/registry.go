@@ -152,7 +152,8 @@ type discovery struct {
 	gets  int   // blobs downloaded
 }
 
-// referrers reads the referrers of image that may carry Sigstore bundles.
+// referrers reads the referrers of image that may carry Sigstore bundles or
+// notation signatures.
 func (d *discovery) referrers(ctx context.Context, image name.Digest) {
 	src := "referrers of " + image.String()
 	raw, err := d.repo.Referrers(ctx, image.DigestStr(), signature.MaxManifestSize)
@@ -170,7 +171,7 @@ func (d *discovery) referrers(ctx context.Context, image name.Digest) {
 		// config media type, the OCI empty type, instead of the manifest's
 		// artifactType; such referrers are read and their layers filtered.
 		switch desc.ArtifactType {
-		case signature.BundleMediaType, "", "application/vnd.oci.empty.v1+json":
+		case signature.BundleMediaType, signature.NotationArtifactType, "", "application/vnd.oci.empty.v1+json":
 		default:
 			continue
 		}
@@ -203,7 +204,7 @@ func (d *discovery) manifest(ctx context.Context, src, identifier string) (signa
 	}
 	whole := true
 	for _, l := range pm.Layers {
-		if l.MediaType != signature.SimpleSigningMediaType && l.MediaType != signature.BundleMediaType {
+		if !signature.IsSignatureLayer(l.MediaType) {
 			continue
 		}
 		max := signature.MaxBlobSize(l.MediaType)

@@ -25,7 +25,14 @@ type SignatureFetcher interface {
 var (
 	_ SignatureFetcher = (*Registry)(nil)
 	_ SignatureFetcher = (*Dir)(nil)
+	_ byDigestOnly     = (*Dir)(nil)
 )
+
+// byDigestOnly marks a source that answers by the image digest alone,
+// whatever the repository (a signature directory): Prefetch asks it once per
+// discovery rather than once per repository searched, so that it is neither
+// read nor held several times over.
+type byDigestOnly interface{ answersByDigestOnly() }
 
 // Bounds of the store. Beyond MaxDigests, an arbitrary digest is dropped
 // (from memory and from the log): a later decision about it finds it
@@ -152,6 +159,9 @@ func contentOf(cs []*sigCheck) [sha256.Size]byte {
 		for _, sig := range c.sigs {
 			fmt.Fprintf(h, " %x", sig)
 		}
+		if c.cert != nil {
+			fmt.Fprintf(h, " cert %x", sha256.Sum256(c.cert.Blob))
+		}
 		if c.err != nil {
 			fmt.Fprintf(h, " err %q", c.err.Error())
 		}
@@ -177,7 +187,7 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 		}
 	}
 	for i, c := range fresh {
-		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) && sameCert(o.cert, c.cert) {
 			fresh[i] = o
 		}
 	}
@@ -185,6 +195,15 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// sameCert reports whether two checks carry the same certificate-bearing
+// signature (or both none): a certificate witness judges the whole blob.
+func sameCert(a, b *CertSignature) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Format == b.Format && a.MediaType == b.MediaType && bytesEqual(a.Blob, b.Blob)
+}
 
 type fetchError struct {
 	text string
@@ -485,7 +504,9 @@ func (s *Store) Close() error {
 // Prefetch discovers the signatures of an image digest in its repositories
 // (e.g. "registry.example/app") and in the other sources, verifies them and
 // keeps them. An unreachable source is an error and leaves what the store
-// already had; an image without signatures is not an error. A failure to
+// already had; when some repositories answered and others did not, what they
+// gave is kept and the others' failure is returned. An image without
+// signatures is not an error. A failure to
 // persist what was verified is returned wrapping ErrPersist, and what was
 // verified counts all the same.
 func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) error {
@@ -512,7 +533,11 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	var fresh []signature.Manifest
 	var errs []error
 	for _, src := range s.sources {
-		for _, ref := range refs {
+		targets := refs
+		if _, ok := src.(byDigestOnly); ok {
+			targets = refs[:1] // the same answer for every repository
+		}
+		for _, ref := range targets {
 			ms, err := src.Fetch(ctx, ref)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", ref.Context(), err))
@@ -583,15 +608,21 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		s.Forget(evict)
 	}
 
+	// Some repositories answered, others did not (a signature repository
+	// down): what was found is kept, and the failure is reported.
+	var partial error
+	if len(errs) > 0 {
+		partial = fmt.Errorf("%w (the signatures the other repositories gave were kept)", errors.Join(errs...))
+	}
 	if s.log == nil || len(all) == 0 || s.log.holds(digest, e.content) {
-		return nil // nothing new to write
+		return partial // nothing new to write
 	}
 	err := s.log.put(digest, e.content, all, e.verified)
 	s.notePersist(err)
 	if err != nil {
-		return fmt.Errorf("keeping signatures of %s on disk: %w", digest, err)
+		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))
 	}
-	return nil
+	return partial
 }
 
 // bound keeps a digest's signatures within MaxSignaturesPerDigest and

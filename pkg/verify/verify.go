@@ -31,7 +31,7 @@ var (
 	ErrNoSignatures = errors.New("no signatures found")
 )
 
-// Key is a trusted public key.
+// Key is a trusted public key, or a certificate witness's trust (Cert).
 type Key struct {
 	// Name identifies the key in reports (witness name or fingerprint).
 	Name string
@@ -40,12 +40,43 @@ type Key struct {
 	// Algorithm is the algorithm the signatures use; empty means by key
 	// type, RSA PKCS#1 v1.5 or ECDSA, which is what cosign signs with.
 	Algorithm keys.Algorithm
+	// Cert, when set, judges the signatures that carry their own
+	// certificates (notation, keyless Sigstore) instead of a public key;
+	// Public is then nil. It never sees key-based signatures.
+	Cert CertVerifier
+}
+
+// CertVerifier judges signatures that carry their own certificates (Notary
+// Project signatures, keyless Sigstore bundles) against one witness's trust
+// anchors. It is pure (no network), bounded, and safe for concurrent use.
+type CertVerifier interface {
+	// Verify reports nil when sig is a valid signature of image digest by
+	// the witness, and why not otherwise.
+	Verify(digest string, sig CertSignature) error
+}
+
+// CertSignature is one signature that carries its certificates, as
+// discovered: all of it untrusted.
+type CertSignature struct {
+	// Format is FormatNotation or FormatBundle.
+	Format string
+	// MediaType is the layer's: signature.JWSMediaType, COSEMediaType or
+	// BundleMediaType.
+	MediaType string
+	// Blob is the layer content (envelope or bundle), digest-checked and
+	// within signature.MaxBlobSize.
+	Blob []byte
+	// Annotations are the signature manifest's.
+	Annotations map[string]string
 }
 
 // Format names the signature formats.
 const (
 	FormatLegacy = "cosign-simplesigning" // sha256-<hex>.sig tag layer
 	FormatBundle = "sigstore-bundle"      // Sigstore bundle in an OCI referrer
+	// FormatNotation is a Notary Project signature (JWS or COSE envelope)
+	// in an OCI referrer.
+	FormatNotation = "notation"
 )
 
 // Match is one signature that verified.
@@ -156,6 +187,11 @@ type check struct {
 	// hint is the key fingerprint the signature names (a Sigstore bundle's
 	// publicKey hint), tried first; untrusted, so only an ordering.
 	hint string
+	// cert is the signature whole, for certificate witnesses: set for
+	// notation envelopes and for bundles that carry a certificate.
+	cert        *CertSignature
+	certificate bool   // a bundle carrying a certificate (keyless)
+	digest      string // the image digest judged, for certificate witnesses
 
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
@@ -184,14 +220,17 @@ func extract(digest string, manifests []signature.Manifest) []check {
 			continue
 		}
 		for i, l := range m.Layers {
-			if l.MediaType != signature.SimpleSigningMediaType && l.MediaType != signature.BundleMediaType {
+			if !signature.IsSignatureLayer(l.MediaType) {
 				// Other artifacts (SBOMs, attestations) can share a referrers
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			c := check{source: sm.Source, layer: i, format: FormatLegacy}
-			if l.MediaType == signature.BundleMediaType {
+			c := check{source: sm.Source, layer: i, format: FormatLegacy, digest: digest}
+			switch l.MediaType {
+			case signature.BundleMediaType:
 				c.format = FormatBundle
+			case signature.JWSMediaType, signature.COSEMediaType:
+				c.format = FormatNotation
 			}
 			blob, ok := sm.Blobs[l.Digest]
 			switch max := signature.MaxBlobSize(l.MediaType); {
@@ -201,8 +240,16 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				c.err = fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest)
 			case signature.DigestOf(blob) != l.Digest:
 				c.err = fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, signature.DigestOf(blob), l.Digest)
+			case c.format == FormatNotation:
+				// Only a certificate witness can read it; the digest it
+				// covers is the witness's verifier's to check.
+				c.cert = &CertSignature{Format: FormatNotation, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
+				c.sum = sha256.Sum256(blob) // identifies it in the store; no key signs it
 			case c.format == FormatBundle:
 				c.readBundle(digest, blob)
+				if c.err == nil && c.certificate {
+					c.cert = &CertSignature{Format: FormatBundle, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
+				}
 			default:
 				c.readLegacy(digest, l, blob)
 			}
@@ -249,7 +296,7 @@ func (c *check) readBundle(digest string, blob []byte) {
 	}
 	env := b.DSSEEnvelope
 	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), env.Signatures
-	c.hint = hintFingerprint(b.KeyHint)
+	c.hint, c.certificate = hintFingerprint(b.KeyHint), b.Certificate
 	st, err := signature.ParseStatement(env.Payload)
 	if err != nil {
 		c.after = err
@@ -288,8 +335,12 @@ func hintFingerprint(hint string) string {
 // public-key checks made.
 var verifyDigest = keys.VerifyDigest
 
-// verifies reports whether one of c's signatures is k's over c.sum.
+// verifies reports whether one of c's signatures is k's over c.sum, or, for
+// a certificate witness, whether k's verifier accepts c whole.
 func (c *check) verifies(k Key) bool {
+	if k.Cert != nil {
+		return c.cert != nil && k.Cert.Verify(c.digest, *c.cert) == nil
+	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
 			return true

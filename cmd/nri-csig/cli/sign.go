@@ -12,7 +12,6 @@ import (
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/sign"
-	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
 type signOptions struct {
@@ -21,6 +20,7 @@ type signOptions struct {
 	platform    string
 	registry    registryFlags
 	fromFile    fromFileOptions
+	sigRepo     signatureRepoFlag
 }
 
 func newSignCmd() *cobra.Command {
@@ -35,10 +35,11 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
 "cosign verify --key".
-` + fromFileHelp + keyFlagsHelp,
+` + signatureRepoHelp + fromFileHelp + keyFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
   nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1
-  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50`,
+  nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50
+  nri-csig sign --key witness.pem --signature-repository registry.example.com/team/signatures registry.example.com/app:v1`,
 		Args: signArgs(&o.fromFile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.fromFile.path != "" {
@@ -53,6 +54,7 @@ one platform manifest instead. Signatures made here verify with
 	_ = cmd.MarkFlagFilename("key")
 	o.registry.addFlags(cmd)
 	o.fromFile.addFlags(cmd)
+	o.sigRepo.addFlags(cmd, "store")
 	return cmd
 }
 
@@ -74,13 +76,18 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return err
 	}
+	target, override, err := o.sigRepo.repository(cmd)
+	if err != nil {
+		return err
+	}
 	signer, err := o.key.Open(ctx)
 	if err != nil {
 		return err
 	}
 	printKeyWarnings(cmd.ErrOrStderr(), signer)
 	// One handshake for the run: resolve, read the signatures there, write.
-	repo, err := o.registry.client().Repo(ctx, ref.Context(), true)
+	client := o.registry.client()
+	repo, err := client.Repo(ctx, ref.Context(), true)
 	if err != nil {
 		return err
 	}
@@ -108,7 +115,12 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if err := checkOwnSignature(ctx, signer, sig); err != nil {
 		return err
 	}
-	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
+	if !override {
+		target = digest.Context()
+	} else if repo, err = client.Repo(ctx, target, true); err != nil {
+		return err
+	}
+	if err := sign.AttachTo(ctx, sig, target, repo.RemoteOptions(ctx)...); err != nil {
 		return err
 	}
 	pub, err := signer.PublicKey(ctx)
@@ -127,7 +139,7 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	if info.KeyVersionID != "" {
 		fmt.Fprintf(out, "  version:   %s of %s\n", info.KeyVersionID, info.KeyID)
 	}
-	fmt.Fprintf(out, "  stored in: %s\n", digest.Context().Tag(signature.SignatureTag(digest.DigestStr())))
+	fmt.Fprintf(out, "  stored in: %s\n", sign.SignatureTag(sig, target))
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/sign"
-	"github.com/nri-csig/nri-csig/pkg/signature"
 )
 
 // DefaultKMSQPS paces "sign --from-file". Alibaba Cloud documents the shared
@@ -115,6 +114,13 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	target, override, err := o.sigRepo.repository(cmd)
+	if err != nil {
+		return err
+	}
+	if !override {
+		target = name.Repository{}
+	}
 	ctx := cmd.Context()
 	openCtx, cancel := o.registry.context(cmd)
 	signer, err := o.key.Open(openCtx)
@@ -135,7 +141,7 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 		if err := pace.wait(ctx); err != nil {
 			return fmt.Errorf("stopped after %d of %d digests: %w", i, len(digests), err)
 		}
-		err := o.signOne(cmd, client, signer, d, ann)
+		err := o.signOne(cmd, client, signer, d, target, ann)
 		if err != nil && isKeyFailure(err) {
 			return fmt.Errorf("[%d/%d] %s: %w; stopped: the key fails for every digest (%d signed before)", i+1, len(digests), d, err, i-len(failed))
 		}
@@ -154,8 +160,9 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 	return nil
 }
 
-// signOne signs and attaches one digest, within --timeout.
-func (o *signOptions) signOne(cmd *cobra.Command, client *registry.Client, signer keys.Signer, d name.Digest, ann map[string]string) error {
+// signOne signs and attaches one digest, within --timeout, into target
+// (the zero repository: the image's own).
+func (o *signOptions) signOne(cmd *cobra.Command, client *registry.Client, signer keys.Signer, d name.Digest, target name.Repository, ann map[string]string) error {
 	ctx, cancel := o.registry.context(cmd)
 	defer cancel()
 	repo, err := client.Repo(ctx, d.Context(), true)
@@ -172,8 +179,13 @@ func (o *signOptions) signOne(cmd *cobra.Command, client *registry.Client, signe
 	if err := checkOwnSignature(ctx, signer, sig); err != nil {
 		return fmt.Errorf("%w (%w)", err, keys.ErrInvalidSignature)
 	}
-	if err := sign.Attach(ctx, sig, repo.RemoteOptions(ctx)...); err != nil {
-		return fmt.Errorf("attaching to %s: %w", d.Context().Tag(signature.SignatureTag(d.DigestStr())), err)
+	if (target == name.Repository{}) {
+		target = d.Context()
+	} else if repo, err = client.Repo(ctx, target, true); err != nil {
+		return err
+	}
+	if err := sign.AttachTo(ctx, sig, target, repo.RemoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("attaching to %s: %w", sign.SignatureTag(sig, target), err)
 	}
 	return nil
 }

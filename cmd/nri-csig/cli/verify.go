@@ -34,6 +34,7 @@ type verifyOptions struct {
 	kms      keyOptions
 	kmsCmd   *cobra.Command
 	registry registryFlags
+	sigRepo  signatureRepoFlag
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -47,11 +48,16 @@ attached as OCI referrers) against the keys, offline: no transparency log, no
 certificates. For an index it also reports the signatures of each platform
 manifest; the verdict is for the digest IMAGE names.
 
+With --signature-repository REPO (or $COSIGN_REPOSITORY), the signatures are read
+from REPO only, as "cosign verify" reads them with COSIGN_REPOSITORY; a node looks
+in the image's repository and in each witness's signatureRepository.
+` + signatureRepoHelp + `
 Exit status: 0 verified, 1 not verified, 2 usage or operational error
 (registry unreachable, unreadable key).`,
 		Example: `  nri-csig verify --key witness.pub registry.example.com/app:v1
   nri-csig verify --key cosign.pub -o json registry.example.com/app@sha256:...
-  nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...`,
+  nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...
+  COSIGN_REPOSITORY=registry.example.com/team/signatures nri-csig verify --key cosign.pub registry.example.com/app:v1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 				return usageError(err)
@@ -78,6 +84,7 @@ Exit status: 0 verified, 1 not verified, 2 usage or operational error
 	_ = cmd.MarkFlagFilename("key")
 	_ = cmd.MarkFlagDirname("signature-dir")
 	o.registry.addFlags(cmd)
+	o.sigRepo.addFlags(cmd, "read")
 	// Borrow the KMS flags of the shared key options, without their single
 	// --key and --signature-algorithm.
 	o.kmsCmd = &cobra.Command{}
@@ -104,12 +111,14 @@ func (o *verifyOptions) openPublic(ctx context.Context, ref string, alg keys.Alg
 
 // verifyReport is the -o json document.
 type verifyReport struct {
-	Image    string           `json:"image"`
-	Digest   string           `json:"digest"`
-	Verified bool             `json:"verified"`
-	Keys     []verifyKey      `json:"keys"`
-	Result   verify.Result    `json:"result"`
-	Platform []platformReport `json:"platforms,omitempty"`
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+	// SignatureRepository is where signatures were looked up (empty with --signature-dir).
+	SignatureRepository string           `json:"signatureRepository,omitempty"`
+	Verified            bool             `json:"verified"`
+	Keys                []verifyKey      `json:"keys"`
+	Result              verify.Result    `json:"result"`
+	Platform            []platformReport `json:"platforms,omitempty"`
 }
 
 type verifyKey struct {
@@ -156,6 +165,21 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	if err != nil {
 		return usageError(err)
 	}
+	target, override, err := o.sigRepo.repository(cmd)
+	if err != nil {
+		return err
+	}
+	if override && o.dir != "" {
+		return usageError(errors.New("--signature-repository names a registry repository; it cannot be combined with --signature-dir"))
+	}
+	// where names the reference signatures are looked up by: the image's
+	// digest, in the signature repository when there is one.
+	where := func(d name.Digest) name.Digest {
+		if override {
+			return target.Digest(d.DigestStr())
+		}
+		return d
+	}
 	var (
 		digest   name.Digest
 		children []platformDigestRef
@@ -183,8 +207,12 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		}
 	}
 	rep.Digest = digest.DigestStr()
+	rep.SignatureRepository = where(digest).Context().String()
+	if o.dir != "" {
+		rep.SignatureRepository = ""
+	}
 
-	ms, err := store.Fetch(ctx, digest)
+	ms, err := store.Fetch(ctx, where(digest))
 	if err != nil {
 		return fmt.Errorf("fetching signatures of %s: %w", digest, err)
 	}
@@ -203,7 +231,7 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		return err
 	}
 	for _, c := range children {
-		ms, err := store.Fetch(ctx, c.digest)
+		ms, err := store.Fetch(ctx, where(c.digest))
 		if err != nil {
 			return fmt.Errorf("fetching signatures of %s: %w", c.digest, err)
 		}
@@ -271,6 +299,9 @@ func indexChildren(raw []byte, repo name.Repository) ([]platformDigestRef, error
 
 func printReport(w io.Writer, rep *verifyReport) {
 	fmt.Fprintf(w, "image %s\ndigest %s\n", rep.Image, rep.Digest)
+	if rep.SignatureRepository != "" {
+		fmt.Fprintf(w, "signatures looked up in %s\n", rep.SignatureRepository)
+	}
 	printResult(w, &rep.Result)
 	for _, p := range rep.Platform {
 		fmt.Fprintf(w, "platform %s %s\n", p.Platform, p.Result.Digest)

@@ -31,11 +31,11 @@ now stale signature file: run "nri-csig bundle sign" before publishing.`,
 
 func newWitnessCreateCmd(file *bundleFile) *cobra.Command {
 	var (
-		name, desc string
-		ko         keyOptions
+		name, desc, sigRepo string
+		ko                  keyOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --key REF [--description TEXT]",
+		Use:   "create --name NAME --key REF [--description TEXT] [--signature-repository REPO]",
 		Short: "Add a witness whose public key is read from a KMS key or a PEM file",
 		Long: `Add a witness to the bundle file (created if absent).
 
@@ -49,10 +49,17 @@ Only asymmetric SIGN/VERIFY keys are accepted (KMS: RSA_2048, RSA_3072 or EC_P25
 RSA of 2048 bits or more, or EC P-256); anything else is refused with a message naming
 the key to create. To rotate a key: "witness add-key" the new one, sign with it, then
 "witness remove-key" the old one (or revoke it, when it must stop counting at once).
+
+--signature-repository REPO (registry.example.com/team/signatures) says that this
+witness's signatures are stored in REPO instead of the image's own repository, as
+"cosign sign" stores them with COSIGN_REPOSITORY=REPO (same sha256-<hex>.sig tag and
+referrers, keyed by the image digest). Nodes look there too; it is a place to look,
+not a trust setting: signatures count only when the witness's keys verify them.
 ` + keyFlagsHelp,
 		Example: `  nri-csig witness create --name release --description "release pipeline" \
       --key alikms://cn-hangzhou/key-4a3b...?version=v1
-  nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml`,
+  nri-csig witness create --name dev --key ./dev.pub --bundle ./dev-bundle.yaml
+  nri-csig witness create --name ci --key ./ci.pub --signature-repository registry.example.com/team/signatures`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := witnessKey(cmd.Context(), &ko)
@@ -63,7 +70,7 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 			if err != nil {
 				return err
 			}
-			if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}}); err != nil {
+			if err := b.AddWitness(&policy.Witness{Name: name, Description: desc, Keys: []*policy.Key{k}, SignatureRepository: sigRepo}); err != nil {
 				return err
 			}
 			if err := file.save(cmd, b); err != nil {
@@ -75,6 +82,7 @@ the key to create. To rotate a key: "witness add-key" the new one, sign with it,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the witness (letters, digits, '.', '_', '-')")
 	cmd.Flags().StringVar(&desc, "description", "", "what this witness attests, for people")
+	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding this witness's signatures instead of the image's (cosign's COSIGN_REPOSITORY), e.g. registry.example.com/team/signatures")
 	ko.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagFilename("key")
@@ -220,6 +228,7 @@ func newWitnessShowCmd(file *bundleFile) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:         %s\nDescription:  %s\nUsed by:      %s\n", w.Name, orDash(w.Description), orDash(strings.Join(b.PoliciesUsing(w.Name), ", ")))
+			fmt.Fprintf(out, "Signatures:   %s\n", signatureLocation(w))
 			for i, k := range w.Keys {
 				fmt.Fprintf(out, "Key %d:\n  Fingerprint:  %s\n  Spec:         %s\n  Algorithm:    %s\n  Provider:     %s\n", i, k.Fingerprint, k.KeySpec, k.Algorithm, orDash(k.Provider))
 				if k.Ref != "" {
@@ -245,4 +254,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// signatureLocation says where nodes look for a witness's signatures.
+func signatureLocation(w *policy.Witness) string {
+	if w.SignatureRepository == "" {
+		return "in the image's own repository"
+	}
+	return "in " + w.SignatureRepository + " (signatureRepository), and in the image's own repository"
 }

@@ -49,3 +49,35 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestRepository(t *testing.T) {
+	for r, want := range map[string]string{
+		"registry.example.com/team/signatures": "",
+		"localhost:5000/sigs":                  "",
+		"127.0.0.1:38211/sigs":                 "",
+		"[::1]:5000/a/b":                       "",
+		"reg.example/a.b_c__d-e--f/g":          "",
+		"":                                     "empty",
+		"team/signatures":                      "registry host",
+		"signatures":                           "registry host",
+		"registry.example.com/sigs:v1":         "names a tag",
+		"registry.example.com/sigs@sha256:" + strings.Repeat("a", 64): "names a digest",
+		"registry.example.com/Team/sigs":                              "lower case; write registry.example.com/team/sigs",
+		"registry.example.com/team//sigs":                             `component ""`,
+		"registry.example.com/-sigs":                                  "not valid",
+		"registry.example.com/sigs/":                                  `component ""`,
+		"registry.example.com/a...b":                                  "not valid",
+		"registry.example.com:port/a":                                 "not a registry host",
+		"bad_host.example/a":                                          "not a registry host",
+		"[::1/a":                                                      "not a registry host",
+		"registry.example.com/" + strings.Repeat("a", 256):            "longer than 255",
+	} {
+		err := Repository(r)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("Repository(%q) = %v; want ok", r, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("Repository(%q) = %v; want an error containing %q", r, err, want)
+		}
+	}
+}
