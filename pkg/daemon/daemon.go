@@ -56,8 +56,9 @@ type Config struct {
 	// /debug/pprof/) on the metrics listener: for measuring the daemon's
 	// heap, never on by default.
 	DebugPprof bool
-	// GCPercent is the garbage collector's target (GOGC); 0: the GOGC
-	// environment variable if set, else DefaultGCPercent.
+	// GCPercent is the garbage collector's target (GOGC) once boot
+	// verification is done; 0: the GOGC environment variable if set, else
+	// DefaultGCPercent.
 	GCPercent int
 	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
 	// containerd clients), which NRI never sees, when their tasks start.
@@ -101,6 +102,9 @@ type daemon struct {
 	rejudge chan string
 	// gc asks gcLoop to forget the signatures of images that left the node.
 	gc chan struct{}
+	// bootDone is done once the first walk of the image index verified (or
+	// loaded) every image: the steady-state garbage collector is set then.
+	bootDone sync.Once
 
 	reloadMu  sync.Mutex // one reload at a time
 	deciderMu sync.Mutex // serializes refreshDecider
@@ -125,7 +129,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.node = node
-	setGCPercent(cfg.GCPercent, d.log)
 	for _, dg := range cfg.SandboxImageConfigs {
 		if _, err := digest.Parse(dg); err != nil {
 			err = fmt.Errorf("--sandbox-image-config %q: %v; give the sandbox image's config digest, the CRI image ID that \"crictl inspecti IMAGE\" shows as status.id", dg, err)
@@ -506,6 +509,9 @@ func (d *daemon) watchIndex(ns string) watch.ChainIndex {
 // prefetchAll loads or verifies the signatures of every image digest of the
 // node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
+	// Boot allocates most (index, log replay, every signature read) and
+	// keeps Go's default pace; the steady state collects sooner.
+	defer d.bootDone.Do(func() { setGCPercent(d.cfg.GCPercent, d.log) })
 	d.requestGC() // the index is complete: what it does not lead to can go
 	if d.bundles.Load() == nil {
 		return

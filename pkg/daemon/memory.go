@@ -6,12 +6,13 @@ import (
 	"runtime/debug"
 )
 
-// DefaultGCPercent is the daemon's GOGC unless --gc-percent or the GOGC
-// environment variable says otherwise. Go's default (100) lets the heap grow
-// to twice what is live before collecting; the daemon's live heap is mostly
-// the image index and the signature store, which change slowly, and its
-// decisions allocate little, so collecting at +50 % costs little CPU and
-// keeps resident memory close to what is live.
+// DefaultGCPercent is the daemon's GOGC once boot verification is done,
+// unless --gc-percent or the GOGC environment variable says otherwise. Go's
+// default (100, kept during boot, which allocates most) lets the heap grow
+// to twice what is live before collecting; afterwards the daemon's live heap
+// is mostly the image index and the signature store, which change slowly,
+// and its decisions allocate little, so collecting at +50 % costs little CPU
+// and keeps resident memory closer to what is live.
 const DefaultGCPercent = 50
 
 // setGCPercent applies percent (0: DefaultGCPercent unless GOGC is set in
@@ -30,5 +31,7 @@ func setGCPercent(percent int, log *slog.Logger) {
 // releaseMemory collects and returns freed memory to the system at once,
 // after a burst whose garbage would otherwise stay resident until the
 // runtime's background scavenger returns it, a few MiB a second: boot
-// verification of every image, and forgetting many deleted images.
+// verification of every image, and forgetting many deleted images. It stops
+// the daemon for one collection of the live heap (milliseconds at 10,000
+// images), so it runs only after such bursts.
 func releaseMemory() { debug.FreeOSMemory() }

@@ -450,25 +450,44 @@ func count(cs []counted, v string, by int) []counted {
 	return cs
 }
 
-// compact rebuilds the maps for what they hold now, once most records left
-// (Go maps keep their largest size); x.mu is held.
+// compact rebuilds the index from copies of the records left, once most
+// records left; x.mu is held. Go maps keep their largest size, and the
+// survivors' objects and strings are scattered over memory spans that the
+// deleted records half-emptied: the runtime can return a span only when
+// nothing in it lives, so the copies are what lets the memory go.
 func (x *Index) compact() {
-	x.records = copyMap(x.records)
-	x.configs = copyMap(x.configs)
-	x.digests = copyMap(x.digests)
-	x.byChain = copyMap(x.byChain)
-	x.problems = copyMap(x.problems)
-	x.peak = len(x.records)
-}
-
-// copyMap copies m into a map sized for what it holds (maps.Clone keeps the
-// original's size).
-func copyMap[V any](m map[string]V) map[string]V {
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
+	chains := make(map[string]string, len(x.configs))
+	for c, ci := range x.configs {
+		chains[c] = ci.chain
 	}
-	return out
+	old, problems := x.records, x.problems
+	x.reset()
+	strs := map[string]string{} // one copy of each string the records shared
+	clone := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		if c, ok := strs[v]; ok {
+			return c
+		}
+		c := strings.Clone(v)
+		strs[c] = c
+		return c
+	}
+	fresh := make(map[string]string, len(chains))
+	for c, ch := range chains {
+		fresh[clone(c)] = clone(ch)
+	}
+	for _, r := range old {
+		n := &record{name: clone(r.name), repo: clone(r.repo), id: clone(r.id), leads: make([]lead, len(r.leads)), problems: slices.Clone(r.problems)}
+		for i, l := range r.leads {
+			n.leads[i] = lead{config: clone(l.config), digests: make([]string, len(l.digests))}
+			for j, d := range l.digests {
+				n.leads[i].digests[j] = clone(d)
+			}
+		}
+		x.add(n, fresh, problems)
+	}
 }
 
 // ImageDigests returns the manifest and index digests in the node's stores
