@@ -215,7 +215,7 @@ See integration/scale for what each line measures.
 
 - commit: %s
 - date: %s
-- machine: %s, %d CPUs (%s), Linux %s, %s
+- machine: %s, %d CPUs (%s), Linux %s, %s; load average when written: %s
 
 %s
 How each line is measured (integration/scale):
@@ -247,7 +247,7 @@ How each line is measured (integration/scale):
   (every command but run and check-config, without containerd, NRI, gRPC and Prometheus);
   nri-csig is the full binary the node package runs as the daemon. Requests are those the
   registry answered during one run of each.
-`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), loadAverage(), tableText)
 }
 
 // commitNow names the checkout being measured: HEAD, whether the work tree
@@ -266,6 +266,16 @@ func commitNow() string {
 func output(name string, args ...string) string {
 	out, _ := exec.Command(name, args...).Output()
 	return string(out)
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: on a shared
+// machine, the timings depend on them.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func cpuModel() string {
