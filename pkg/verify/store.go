@@ -94,6 +94,20 @@ type keyring struct {
 	pos  map[uint32]int // ID -> index in keys
 }
 
+// sameAs reports whether r holds the same keys as o, in the same order and
+// under the same names: verdicts under one are verdicts under the other.
+func (r *keyring) sameAs(o *keyring) bool {
+	if len(r.ids) != len(o.ids) {
+		return false
+	}
+	for i := range r.ids {
+		if r.ids[i] != o.ids[i] || r.keys[i].Name != o.keys[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
 // sigCheck is a check with what keys said of it, shared by the entries
 // (old and new) that hold the same signature.
 type sigCheck struct {
@@ -311,6 +325,15 @@ func (s *Store) SetKeys(ks []Key) {
 		}
 		r.pos[id] = len(r.keys)
 		r.keys, r.ids, r.fps = append(r.keys, k), append(r.ids, id), append(r.fps, fp)
+	}
+
+	s.mu.RLock()
+	same := r.sameAs(s.ring)
+	s.mu.RUnlock()
+	if same {
+		// A reload with the keys in force: every verdict stands, and
+		// re-judging 10,000 digests would only make garbage.
+		return
 	}
 
 	s.mu.RLock()
