@@ -51,7 +51,8 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS := ./pkg/nodeconfig:FuzzParse ./pkg/policy:FuzzParseBundle ./pkg/policy:FuzzVerifyBundle ./pkg/bundleoci:FuzzOCIManifest \
 	./pkg/signature:FuzzParsePayload ./pkg/signature:FuzzParseManifest ./pkg/signature:FuzzParseIndex ./pkg/signature:FuzzParseSigstoreBundle \
 	./pkg/signature:FuzzDecodeBase64 ./pkg/keys:FuzzParsePublicKeyPEM ./pkg/keys/alikms:FuzzDecodeResponses ./pkg/keys/alikms:FuzzKMSResponse \
-	./pkg/verify:FuzzVerify ./pkg/verify:FuzzReplayLog ./cmd/nri-csig/cli:FuzzIndexChildren
+	./pkg/verify:FuzzVerify ./pkg/verify:FuzzReplayLog ./cmd/nri-csig/cli:FuzzIndexChildren \
+	./pkg/credprovider:FuzzMatches ./pkg/credprovider:FuzzDecode
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "== $$fn ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; done

@@ -36,6 +36,14 @@ var allowed = map[string][]string{
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
 	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},
+	// kubelet's credential provider plugins: the upstream API types, no cloud SDK.
+	"pkg/credprovider": {"github.com/google/go-containerregistry/pkg/authn", "go.yaml.in/yaml/v3", "golang.org/x/sync/singleflight",
+		"k8s.io/apimachinery/pkg/apis/meta/v1", "k8s.io/kubelet/config/v1", "k8s.io/kubelet/pkg/apis/credentialprovider/v1"},
+	// The ACR credential provider (a CLI subcommand): the ACR API SDK and
+	// the credentials chain; only the CLI imports it (TestACRProviderOnlyInCLI).
+	"pkg/acrcred": {"github.com/alibabacloud-go/cr-20181201/v2/client", "github.com/alibabacloud-go/darabonba-openapi/v2/client",
+		"github.com/alibabacloud-go/tea/", "github.com/aliyun/credentials-go/credentials", "k8s.io/apimachinery/pkg/apis/meta/v1",
+		"k8s.io/kubelet/pkg/apis/credentialprovider/v1", module + "internal/registry/check"},
 	"pkg/bundlestore": {"github.com/google/go-containerregistry/pkg/name", module + "internal/atomicfile", module + "internal/registry",
 		module + "pkg/bundleoci", module + "pkg/keys", module + "pkg/policy"},
 }
@@ -90,7 +98,7 @@ func TestForbiddenCatchesBadImports(t *testing.T) {
 // indirectly (only pkg/keyref, used by the signing CLI, opens KMS keys), and
 // the model links no registry client.
 func TestNodeLinksNoKMS(t *testing.T) {
-	for _, pkg := range []string{"pkg/daemon", "pkg/plugin", "pkg/verify", "pkg/policy", "pkg/decision", "pkg/keys", "pkg/bundlestore"} {
+	for _, pkg := range []string{"pkg/daemon", "pkg/plugin", "pkg/verify", "pkg/policy", "pkg/decision", "pkg/keys", "pkg/bundlestore", "pkg/credprovider"} {
 		deps, err := exec.Command("go", "list", "-deps", module+pkg).Output()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v", pkg, err)
@@ -104,6 +112,27 @@ func TestNodeLinksNoKMS(t *testing.T) {
 			}
 			if (pkg == "pkg/policy" || pkg == "pkg/decision") && strings.HasPrefix(dep, "github.com/google/go-containerregistry/") {
 				t.Errorf("%s links %s; the model moves no bytes (OCI is pkg/bundleoci's)", pkg, dep)
+			}
+		}
+	}
+}
+
+// TestACRProviderOnlyInCLI: the ACR SDK enters the binary through the
+// acr-credential-provider subcommand only; the daemon runs it as a plugin
+// process and never links it.
+func TestACRProviderOnlyInCLI(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		for _, imp := range fields[1:] {
+			if imp == module+"pkg/acrcred" && fields[0] != module+"cmd/nri-csig/cli" {
+				t.Errorf("%s imports pkg/acrcred; only cmd/nri-csig/cli may (the daemon executes the plugin instead)", fields[0])
+			}
+			if strings.HasPrefix(imp, "github.com/alibabacloud-go/cr-") && fields[0] != module+"pkg/acrcred" {
+				t.Errorf("%s imports the ACR SDK %s; only pkg/acrcred may", fields[0], imp)
 			}
 		}
 	}

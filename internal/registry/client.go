@@ -70,6 +70,13 @@ type Options struct {
 	// Transport replaces the Client's own HTTP transport (tests, proxies).
 	// The Client still applies its scheme rules and CallTimeout on top.
 	Transport http.RoundTripper
+	// ConfigPath is containerd's registry config_path, the hosts.toml tree
+	// (e.g. /etc/containerd/certs.d): the mirrors, CA files, client
+	// certificates, skip_verify and headers of each registry, read with
+	// containerd's own parser, so that signatures are read the way the node
+	// pulls. Empty: every registry is reached directly with the settings
+	// above, and so is a registry the tree has no directory for.
+	ConfigPath string
 	// DialTimeout, ResponseTimeout and CallTimeout override the defaults
 	// above (DefaultDialTimeout ...) when positive.
 	DialTimeout, ResponseTimeout, CallTimeout time.Duration
@@ -92,13 +99,28 @@ type Client struct {
 	// asking for credentials: then every repository there is read with no
 	// handshake of its own (one ping per registry, not per repository).
 	open map[string]*scope
+	// hosts holds, per registry, its endpoints read from ConfigPath;
+	// byHost, per endpoint host, the endpoint requests to it go through.
+	hosts  map[string]*hostsEntry
+	byHost map[string]*Endpoint
 }
 
 type scope struct {
-	lock chan struct{}     // one handshake at a time; waiting respects the caller's context
-	rt   http.RoundTripper // nil until the handshake succeeded
-	at   time.Time
+	lock   chan struct{}     // one handshake at a time; waiting respects the caller's context
+	rt     http.RoundTripper // nil until the handshake succeeded
+	at     time.Time
+	source string // where the credentials came from
 }
+
+type hostsEntry struct {
+	eps []Endpoint
+	err error
+	at  time.Time
+}
+
+// hostsTTL is how long a registry's hosts.toml is used before it is read
+// again (containerd reads it at every pull; here a minute is the delay).
+const hostsTTL = time.Minute
 
 // New returns a Client.
 func New(o Options) *Client {
@@ -114,7 +136,8 @@ func New(o Options) *Client {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
-	c := &Client{opts: o, http: o.Transport, now: time.Now, schemes: map[string]string{}, scopes: map[string]*scope{}, open: map[string]*scope{}}
+	c := &Client{opts: o, http: o.Transport, now: time.Now, schemes: map[string]string{}, scopes: map[string]*scope{}, open: map[string]*scope{},
+		hosts: map[string]*hostsEntry{}, byHost: map[string]*Endpoint{}}
 	if c.http == nil {
 		c.http = newTransport(o)
 	}
@@ -142,8 +165,60 @@ func newTransport(o Options) *http.Transport {
 }
 
 // HTTPAllowed reports whether plain HTTP may be used to host (host[:port]).
+// A host hosts.toml names with "http://" may: the node pulls from it so.
 func (c *Client) HTTPAllowed(host string) bool {
-	return c.opts.AllowHTTP || check.LoopbackHostPort(host) || slices.Contains(c.opts.HTTPHosts, host)
+	if c.opts.AllowHTTP || check.LoopbackHostPort(host) || slices.Contains(c.opts.HTTPHosts, host) {
+		return true
+	}
+	ep := c.endpoint(host)
+	return ep != nil && ep.Scheme == "http"
+}
+
+// endpoint returns the hosts.toml endpoint requests to host go through,
+// or nil.
+func (c *Client) endpoint(host string) *Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byHost[host]
+}
+
+// endpoints returns the endpoints of registry from ConfigPath (nil: reach
+// it directly), read at most once a minute.
+func (c *Client) endpoints(ctx context.Context, registry string) ([]Endpoint, error) {
+	if c.opts.ConfigPath == "" {
+		return nil, nil
+	}
+	c.mu.Lock()
+	e, ok := c.hosts[registry]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < hostsTTL {
+		return e.eps, e.err
+	}
+	eps, err := hostsFor(ctx, c.opts.ConfigPath, registry, c.opts.tuneTransport)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.hosts) >= maxScopes {
+		clear(c.hosts)
+	}
+	c.hosts[registry] = &hostsEntry{eps: eps, err: err, at: c.now()}
+	if len(c.byHost) >= maxScopes {
+		clear(c.byHost)
+	}
+	seen := map[string]bool{}
+	for i := range eps {
+		// A host listed twice (a host entry and the server) is reached
+		// with its first entry's settings.
+		ep := &eps[i]
+		if seen[ep.Host] {
+			continue
+		}
+		seen[ep.Host] = true
+		c.byHost[ep.Host] = ep
+		if ep.Scheme == "http" && c.schemes[ep.Host] == "" {
+			c.schemes[ep.Host] = "http"
+		}
+	}
+	return eps, err
 }
 
 func (c *Client) scheme(host string) string {
@@ -176,6 +251,19 @@ type exchange struct{ c *Client }
 func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := x.c
 	host := req.URL.Host
+	ep := c.endpoint(host)
+	if ep != nil {
+		req = ep.rewrite(req)
+	}
+	resp, err := x.roundTrip(req, host, ep)
+	if err != nil {
+		return nil, c.tlsError(host, ep, err)
+	}
+	return resp, nil
+}
+
+func (x exchange) roundTrip(req *http.Request, host string, ep *Endpoint) (*http.Response, error) {
+	c := x.c
 	switch req.URL.Scheme {
 	case "http":
 		if !c.HTTPAllowed(host) {
@@ -190,7 +278,7 @@ func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	learned := c.scheme(host) != ""
-	resp, err := c.send(req)
+	resp, err := c.send(req, ep)
 	if err == nil {
 		// Only an HTTPS answer, or the fallback below, teaches the scheme: a
 		// plain HTTP request that got an answer (go-containerregistry's ping
@@ -209,7 +297,7 @@ func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		if resp, herr := c.send(h); herr == nil {
+		if resp, herr := c.send(h, ep); herr == nil {
 			c.learn(host, "http")
 			return resp, nil
 		}
@@ -220,9 +308,13 @@ func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, err
 }
 
-func (c *Client) send(req *http.Request) (*http.Response, error) {
+func (c *Client) send(req *http.Request, ep *Endpoint) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.CallTimeout)
-	resp, err := c.http.RoundTrip(req.WithContext(ctx))
+	rt := c.http
+	if ep != nil && ep.rt != nil {
+		rt = ep.rt // the host's CA, client certificates, skip_verify
+	}
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -258,13 +350,8 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// Repo returns access to one repository: the authentication handshake for
-// its pull scope (push and pull when write) is done now, once per Client and
-// scope (and again after 10 minutes), and reused by every call on the result.
-// Reading from a registry that answers its ping without asking for
-// credentials, with no credentials for it in the keychain, needs no handshake
-// per repository: the registry is pinged once.
-func (c *Client) Repo(ctx context.Context, repo name.Repository, write bool) (*Repo, error) {
+// openHost returns repo at its host after its handshake (see Repo).
+func (c *Client) openHost(ctx context.Context, repo name.Repository, write bool) (*hostRepo, error) {
 	if !write {
 		r, err := c.openRepo(ctx, repo)
 		if err != nil {
@@ -281,7 +368,7 @@ func (c *Client) Repo(ctx context.Context, repo name.Repository, write bool) (*R
 
 // handshake returns repo after go-containerregistry's handshake for its
 // scope, cached.
-func (c *Client) handshake(ctx context.Context, repo name.Repository, write bool) (*Repo, error) {
+func (c *Client) handshake(ctx context.Context, repo name.Repository, write bool) (*hostRepo, error) {
 	sc := repo.Scope(transport.PullScope)
 	if write {
 		sc = repo.Scope(transport.PushScope)
@@ -308,25 +395,25 @@ func (c *Client) handshake(ctx context.Context, repo name.Repository, write bool
 		return nil, fmt.Errorf("contacting registry %s: %w", repo.RegistryStr(), ctx.Err())
 	}
 	if s.rt == nil || c.now().Sub(s.at) > scopeTTL {
-		auth, err := authn.Resolve(ctx, c.opts.Keychain, repo)
+		auth, source, err := sourceOf(ctx, c.opts.Keychain, repo)
 		if err != nil {
 			return nil, fmt.Errorf("credentials for %s: %w", repo, err)
 		}
 		rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.rt, []string{sc})
 		if err != nil {
-			return nil, fmt.Errorf("contacting registry %s: %w", repo.RegistryStr(), err)
+			return nil, fmt.Errorf("contacting registry %s: %w", repo.RegistryStr(), c.accessError(repo.RegistryStr(), source, err))
 		}
-		s.rt, s.at = rt, c.now()
+		s.rt, s.at, s.source = rt, c.now(), source
 	}
-	return &Repo{c: c, repo: repo, rt: s.rt, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
+	return &hostRepo{c: c, repo: repo, rt: s.rt, source: s.source, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
 }
 
 // openRepo returns repo for reading without a handshake of its own when its
 // registry asks no credentials and the keychain has none for it, and nil
 // otherwise. The error is the ping's when the registry could not be reached
 // (an HTTP error answer is not one: the handshake then says what it means).
-func (c *Client) openRepo(ctx context.Context, repo name.Repository) (*Repo, error) {
-	auth, err := authn.Resolve(ctx, c.opts.Keychain, repo)
+func (c *Client) openRepo(ctx context.Context, repo name.Repository) (*hostRepo, error) {
+	auth, source, err := sourceOf(ctx, c.opts.Keychain, repo)
 	if err != nil || auth != authn.Anonymous {
 		return nil, nil
 	}
@@ -364,7 +451,7 @@ func (c *Client) openRepo(ctx context.Context, repo name.Repository) (*Repo, err
 	if s.rt == nil {
 		return nil, nil
 	}
-	return &Repo{c: c, repo: repo, rt: s.rt, open: true, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
+	return &hostRepo{c: c, repo: repo, rt: s.rt, open: true, source: source, client: &http.Client{Transport: s.rt, CheckRedirect: checkRedirect}}, nil
 }
 
 // closeHost records that host asked for credentials after all: its

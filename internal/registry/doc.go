@@ -21,6 +21,15 @@
 // is bounded while it is read (Content-Length checked first, then a limited
 // reader), never after: see Repo.Manifest, Repo.Referrers and Repo.Blob.
 //
+// With Options.ConfigPath (containerd's registry config_path), a registry
+// is reached as the node's pulls reach it: its hosts.toml is read with
+// containerd's own parser (hosts.go), each host keeps its CA files, client
+// certificates and skip_verify, and a Repo sends each read to the mirrors in
+// the file's order, then to the registry itself (mirrors.go). Credentials
+// come from a Chain of named sources (keychain.go) so that a refusal says
+// which registry refused and which source's credentials it was given
+// (AccessError); a certificate failure names the CA files used (TLSError).
+//
 // Writes (pushing a signature or a bundle) use go-containerregistry's remote
 // package through Repo.RemoteOptions, with the same transport and handshake.
 //

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -43,19 +42,17 @@ var ImageMediaTypes = []types.MediaType{types.OCIManifestSchema1, types.OCIImage
 // emptyIndex is the referrers answer of a digest nothing refers to.
 var emptyIndex = []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
 
-// Repo is one repository reached through a Client, after its handshake.
-type Repo struct {
+// hostRepo is one repository at one host (the registry, or a mirror of
+// it), after its handshake.
+type hostRepo struct {
 	c      *Client
-	repo   name.Repository
+	repo   name.Repository // at the host: the mirror's host for a mirror
+	ns     string          // the registry a mirror stands for: ?ns=, as containerd
 	rt     http.RoundTripper
 	open   bool // no handshake: the registry asked no credentials at its ping
 	client *http.Client
-}
-
-// RemoteOptions returns go-containerregistry remote options that reuse this
-// repository's transport and handshake (no new ping), for writes.
-func (r *Repo) RemoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{remote.WithTransport(r.rt), remote.WithContext(ctx)}
+	// source names where the credentials came from, for refusals.
+	source string
 }
 
 // Manifest is a manifest or index as a registry served it.
@@ -74,7 +71,7 @@ type Manifest struct {
 // says, or turns out to be, longer is refused with ErrTooLarge without
 // being read further. A missing manifest is a *transport.Error with
 // StatusCode 404 (see IsNotFound).
-func (r *Repo) Manifest(ctx context.Context, identifier string, accept []types.MediaType, max int64) (*Manifest, error) {
+func (r *hostRepo) Manifest(ctx context.Context, identifier string, accept []types.MediaType, max int64) (*Manifest, error) {
 	byDigest := strings.Contains(identifier, ":")
 	if byDigest {
 		if err := check.Digest(identifier); err != nil {
@@ -86,7 +83,7 @@ func (r *Repo) Manifest(ctx context.Context, identifier string, accept []types.M
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if err := r.check(resp, http.StatusOK); err != nil {
 		return nil, err
 	}
 	what := r.repo.String() + ":" + identifier
@@ -114,7 +111,7 @@ func (r *Repo) Manifest(ctx context.Context, identifier string, accept []types.M
 // the index under the sha256-<hex> fallback tag (an empty index when that
 // tag does not exist). Oversized answers are refused with ErrTooLarge
 // without being read further.
-func (r *Repo) Referrers(ctx context.Context, digest string, max int64) ([]byte, error) {
+func (r *hostRepo) Referrers(ctx context.Context, digest string, max int64) ([]byte, error) {
 	if err := check.Digest(digest); err != nil {
 		return nil, err
 	}
@@ -123,7 +120,7 @@ func (r *Repo) Referrers(ctx context.Context, digest string, max int64) ([]byte,
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK, http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable); err != nil {
+	if err := r.check(resp, http.StatusOK, http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable); err != nil {
 		return nil, err
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode == http.StatusOK && mt == string(types.OCIImageIndex) {
@@ -144,7 +141,7 @@ func (r *Repo) Referrers(ctx context.Context, digest string, max int64) ([]byte,
 // Blob reads the blob digest names, at most max bytes, and checks that its
 // content has that digest. Oversized blobs are refused with ErrTooLarge
 // without being read further; a missing blob is a 404 *transport.Error.
-func (r *Repo) Blob(ctx context.Context, digest string, max int64) ([]byte, error) {
+func (r *hostRepo) Blob(ctx context.Context, digest string, max int64) ([]byte, error) {
 	if err := check.Digest(digest); err != nil {
 		return nil, err
 	}
@@ -153,7 +150,7 @@ func (r *Repo) Blob(ctx context.Context, digest string, max int64) ([]byte, erro
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if err := r.check(resp, http.StatusOK); err != nil {
 		return nil, err
 	}
 	what := "blob " + r.repo.String() + "@" + digest
@@ -168,13 +165,16 @@ func (r *Repo) Blob(ctx context.Context, digest string, max int64) ([]byte, erro
 	return b, nil
 }
 
-func (r *Repo) get(ctx context.Context, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
+func (r *hostRepo) get(ctx context.Context, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
 	return r.do(ctx, http.MethodGet, kind, identifier, accept)
 }
 
-func (r *Repo) do(ctx context.Context, method, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
+func (r *hostRepo) do(ctx context.Context, method, kind, identifier string, accept []types.MediaType) (*http.Response, error) {
 	// https here; the Client turns it into http for a registry that speaks it.
 	u := url.URL{Scheme: "https", Host: r.repo.RegistryStr(), Path: "/v2/" + r.repo.RepositoryStr() + "/" + kind + "/" + identifier}
+	if r.ns != "" {
+		u.RawQuery = url.Values{"ns": {r.ns}}.Encode()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -190,6 +190,7 @@ func (r *Repo) do(ctx context.Context, method, kind, identifier string, accept [
 		if err != nil {
 			return nil, err
 		}
+		hr.ns = r.ns
 		return hr.do(ctx, method, kind, identifier, accept)
 	}
 	return resp, err
@@ -240,13 +241,13 @@ func ParseReference(s string) (name.Reference, error) {
 // request (no body is read), for polling whether a tag moved. It is an
 // ErrNoDigest when the registry does not say (no Docker-Content-Digest
 // header); read the manifest then.
-func (r *Repo) Head(ctx context.Context, identifier string, accept []types.MediaType) (string, error) {
+func (r *hostRepo) Head(ctx context.Context, identifier string, accept []types.MediaType) (string, error) {
 	resp, err := r.do(ctx, http.MethodHead, "manifests", identifier, accept)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if err := r.check(resp, http.StatusOK); err != nil {
 		return "", err
 	}
 	d := resp.Header.Get("Docker-Content-Digest")
@@ -265,4 +266,11 @@ func setAccept(req *http.Request, accept []types.MediaType) {
 		s[i] = string(mt)
 	}
 	req.Header.Set("Accept", strings.Join(s, ","))
+}
+
+// check is transport.CheckError, with a refusal of access (401, 403) said
+// as one: which registry, and with which credentials.
+func (r *hostRepo) check(resp *http.Response, codes ...int) error {
+	err := transport.CheckError(resp, codes...)
+	return r.c.accessError(r.repo.RegistryStr(), r.source, err)
 }

@@ -167,6 +167,9 @@ func TestNeedsRestart(t *testing.T) {
 		"registry off":       {edit: func(c *nodeconfig.Config) { c.Signatures.Registry = false }, want: "needs a restart: signatures.registry"},
 		"signatures dir":     {edit: func(c *nodeconfig.Config) { c.Signatures.Dir = "/sigs" }, want: "needs a restart: signatures.dir"},
 		"insecure registrys": {edit: func(c *nodeconfig.Config) { c.Signatures.InsecureRegistries = []string{"r:5000"} }, want: "needs a restart: signatures.insecureRegistries"},
+		"credential providers": {edit: func(c *nodeconfig.Config) {
+			c.Registries.CredentialProviders = nodeconfig.CredentialProviders{Config: "/etc/cp.yaml", BinDir: "/bin"}
+		}, want: "needs a restart: registries.credentialProviders"},
 	} {
 		next := *base
 		tc.edit(&next)

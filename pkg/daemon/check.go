@@ -48,6 +48,9 @@ func checkNode(node *nodeconfig.Config) error {
 			return fmt.Errorf("%s: %q is a relative path; give an absolute one (the daemon's working directory is not yours)", p.field, p.path)
 		}
 	}
+	if _, err := CredentialSources(node, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
 	if node.Bundle.Configured() {
 		// Builds the store the daemon would run (no I/O), so that a bad
 		// reference or key is refused here exactly as at start.
@@ -104,6 +107,12 @@ func needsRestart(cur, next *nodeconfig.Config) error {
 		field = "signatures.dir"
 	case !slices.Equal(cur.Signatures.InsecureRegistries, next.Signatures.InsecureRegistries):
 		field = "signatures.insecureRegistries"
+	case cur.Registries.ConfigPath != next.Registries.ConfigPath:
+		field = "registries.configPath"
+	case cur.Registries.DockerConfig != next.Registries.DockerConfig:
+		field = "registries.dockerConfig"
+	case cur.Registries.CredentialProviders != next.Registries.CredentialProviders:
+		field = "registries.credentialProviders"
 	default:
 		return nil
 	}

@@ -149,7 +149,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// One registry client for the daemon's life: signature discovery and
 	// bundle polling share its connections, timeouts and handshakes.
-	d.registry = registry.New(registry.Options{HTTPHosts: node.Signatures.InsecureRegistries})
+	reg, err := newRegistryClient(node, d.log)
+	if err != nil {
+		d.log.Error("refusing to start", "error", err)
+		return err
+	}
+	d.registry = reg
 	d.sigs = newSignatureStore(node, verify.WithClient(d.registry), verify.WithPartialHook(d.onPartialDiscovery))
 	d.fetch = newPrefetcher(d.sigs)
 	defer d.sigs.Close()

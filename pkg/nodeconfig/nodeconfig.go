@@ -44,6 +44,8 @@ type Config struct {
 	Signatures Signatures
 	// Guard is the node-integrity guard's section (guard.go).
 	Guard Guard
+	// Registries is how registries are reached (registries.go).
+	Registries Registries
 }
 
 // Bundle is the policy bundle's source.
@@ -102,7 +104,7 @@ signatures:
   registry: true                       # look for signatures in the image's repository
   # dir: /var/lib/nri-csig/imported-signatures   # air-gapped nodes
   # insecureRegistries: [registry.local:5000]    # plain HTTP (loopback always may)
-`
+` + RegistriesExample
 
 // MaxSize bounds a node config file: real ones are a few kilobytes, even
 // with long allow lists.
@@ -136,6 +138,7 @@ type file struct {
 	StateDir   string          `yaml:"stateDir"`
 	Signatures *signaturesFile `yaml:"signatures"`
 	Guard      *guardFile      `yaml:"guard"`
+	Registries *registriesFile `yaml:"registries"`
 }
 
 type bundleFile struct {
@@ -274,6 +277,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 	}
 	if err := parseGuard(name, f.Guard, c); err != nil {
+		return nil, err
+	}
+	if err := parseRegistries(name, f.Registries, c); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -267,5 +267,5 @@ func unavailable(what string, err error) error {
 	if registry.IsNotFound(err) {
 		return err
 	}
-	return fmt.Errorf("%w: reading %s: %w; check that the registry is reachable and the credentials in the docker config", ErrUnavailable, what, err)
+	return fmt.Errorf("%w: reading %s: %w; check that the registry is reachable (the node config's registries.configPath gives the node's mirrors and CAs) and the node's credentials for it (registries.dockerConfig)", ErrUnavailable, what, err)
 }

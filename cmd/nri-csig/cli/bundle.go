@@ -308,9 +308,9 @@ func newBundlePushCmd(file *bundleFile) *cobra.Command {
 		Short: "Push the bundle file and its signature to an OCI registry",
 		Long: `Push the bundle file, and FILE.sig when present, as one OCI artifact
 (config media type ` + string(bundleoci.BundleConfigMediaType) + `). Nodes configured with
-the reference poll it and load newer serials. Credentials come from the Docker config
-(docker login). Plain HTTP is used only for loopback registries unless
---allow-http-registry is given.`,
+the reference poll it and load newer serials. Plain HTTP is used only for loopback
+registries unless --allow-http-registry is given.
+` + registryFlagsHelp,
 		Example: `  nri-csig bundle push registry.example/security/csig-bundle:prod`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -324,9 +324,13 @@ the reference poll it and load newer serials. Credentials come from the Docker c
 			} else if err != nil {
 				return fmt.Errorf("read signature: %w", err)
 			}
+			client, err := reg.client()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := reg.context(cmd)
 			defer cancel()
-			digest, err := bundleoci.PushBundle(ctx, args[0], data, sig, bundleoci.WithRegistryClient(reg.client()))
+			digest, err := bundleoci.PushBundle(ctx, args[0], data, sig, bundleoci.WithRegistryClient(client))
 			if err != nil {
 				return err
 			}
@@ -349,13 +353,17 @@ func newBundlePullCmd(file *bundleFile) *cobra.Command {
 		Long: `Pull the bundle artifact at REF into the bundle file (and FILE.sig), e.g. to
 review or edit what the fleet enforces. With --key the signature is checked before
 anything is written.
-` + keyFlagsHelp,
+` + keyFlagsHelp + registryFlagsHelp,
 		Example: `  nri-csig bundle pull registry.example/security/csig-bundle:prod --key ./bundle-signing.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := reg.client()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := reg.context(cmd)
 			defer cancel()
-			data, sig, digest, err := bundleoci.PullBundle(ctx, args[0], bundleoci.WithRegistryClient(reg.client()))
+			data, sig, digest, err := bundleoci.PullBundle(ctx, args[0], bundleoci.WithRegistryClient(client))
 			if err != nil {
 				return err
 			}

@@ -74,10 +74,14 @@ refused.`,
 				return err
 			}
 			if len(images) > 0 {
+				client, err := reg.client()
+				if err != nil {
+					return err
+				}
 				ctx, cancel := reg.context(cmd)
 				defer cancel()
 				for _, ref := range images {
-					digest, configs, err := resolveContent(ctx, reg.client(), ref)
+					digest, configs, err := resolveContent(ctx, client, ref)
 					if err != nil {
 						return err
 					}

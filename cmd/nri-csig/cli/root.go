@@ -57,6 +57,7 @@ also when the container never went through the Kubernetes API server.`,
 		newPublicKeyCmd(),
 		newGenerateKeyCmd(),
 		newImportCmd(),
+		newACRCredentialProviderCmd(),
 	)
 	return root
 }

@@ -35,7 +35,7 @@ sha256-<hex>.sig in the image's repository, keeping the signatures already there
 A tag that names a multi-platform index signs the index; --platform signs the
 one platform manifest instead. Signatures made here verify with
 "cosign verify --key".
-` + signatureRepoHelp + fromFileHelp + keyFlagsHelp,
+` + signatureRepoHelp + fromFileHelp + keyFlagsHelp + registryFlagsHelp,
 		Example: `  nri-csig sign --key witness.pem registry.example.com/app:v1
   nri-csig sign --key alikms://cn-hangzhou/key-abc --annotation ci=build-42 registry.example.com/app:v1
   nri-csig sign --key alikms://cn-hangzhou/key-abc?version=v1 --from-file running-digests.txt --kms-qps 50
@@ -86,7 +86,10 @@ func (o *signOptions) run(cmd *cobra.Command, image string) error {
 	}
 	printKeyWarnings(cmd.ErrOrStderr(), signer)
 	// One handshake for the run: resolve, read the signatures there, write.
-	client := o.registry.client()
+	client, err := o.registry.client()
+	if err != nil {
+		return err
+	}
 	repo, err := client.Repo(ctx, ref.Context(), true)
 	if err != nil {
 		return err

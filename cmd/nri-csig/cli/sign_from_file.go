@@ -133,7 +133,10 @@ func (o *signOptions) runFromFile(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "Signing %d digests with %s%s (%s), at most %g a second\n", len(digests), info.Ref, versionSuffix(info), info.Algorithm, o.fromFile.qps)
 
-	client := o.registry.client() // one handshake per repository for the run
+	client, err := o.registry.client() // one handshake per repository for the run
+	if err != nil {
+		return err
+	}
 	pace := newPacer(o.fromFile.qps)
 	start := time.Now()
 	var failed []string

@@ -53,11 +53,14 @@ from REPO only, as "cosign verify" reads them with COSIGN_REPOSITORY; a node loo
 in the image's repository and in each witness's signatureRepository.
 ` + signatureRepoHelp + `
 Exit status: 0 verified, 1 not verified, 2 usage or operational error
-(registry unreachable, unreadable key).`,
+(registry unreachable or refusing access, unreadable key).
+` + registryFlagsHelp,
 		Example: `  nri-csig verify --key witness.pub registry.example.com/app:v1
   nri-csig verify --key cosign.pub -o json registry.example.com/app@sha256:...
   nri-csig verify --key witness.pub --signature-dir /var/lib/nri-csig/signatures app@sha256:...
-  COSIGN_REPOSITORY=registry.example.com/team/signatures nri-csig verify --key cosign.pub registry.example.com/app:v1`,
+  COSIGN_REPOSITORY=registry.example.com/team/signatures nri-csig verify --key cosign.pub registry.example.com/app:v1
+  nri-csig verify --key witness.pub --node-config /etc/nri-csig/config.yaml registry.example.com/app:v1   # as the node reads it
+  nri-csig verify --key witness.pub --registry-config-path /etc/containerd/certs.d --docker-config ./config.json registry.invalid/app:1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 				return usageError(err)
@@ -160,7 +163,11 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 		rep.Keys = append(rep.Keys, verifyKey{Name: ref, Fingerprint: fp})
 	}
 
-	reg := verify.NewRegistry(verify.WithClient(o.registry.client()))
+	client, err := o.registry.client()
+	if err != nil {
+		return err
+	}
+	reg := verify.NewRegistry(verify.WithClient(client))
 	ref, err := registry.ParseReference(image)
 	if err != nil {
 		return usageError(err)

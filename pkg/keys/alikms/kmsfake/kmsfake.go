@@ -18,13 +18,11 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -33,12 +31,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nri-csig/nri-csig/internal/acsfake"
 )
 
 // Test credentials accepted by the fake. Obviously fake; never real.
@@ -92,10 +91,11 @@ type Server struct {
 	dedicated bool        // a dedicated gateway: no management operations
 	actions   sync.Map    // action name -> *atomic.Int64
 
+	auth *acsfake.Checker // request signatures
+
 	mu      sync.Mutex
 	keys    map[string]*key
 	aliases map[string]string
-	nonces  map[string]bool
 	now     func() time.Time
 	signed  []time.Time // when each AsymmetricSign was answered
 }
@@ -118,7 +118,8 @@ func (s *Server) CertPEM() []byte {
 }
 
 func start(useTLS, dedicated bool) (*Server, error) {
-	s := &Server{keys: map[string]*key{}, aliases: map[string]string{}, nonces: map[string]bool{}, now: time.Now, dedicated: dedicated}
+	s := &Server{keys: map[string]*key{}, aliases: map[string]string{}, now: time.Now, dedicated: dedicated}
+	s.auth = acsfake.NewChecker(acsfake.Credential{AccessKeyID: AccessKeyID, AccessKeySecret: AccessKeySecret, SecurityToken: SecurityToken}, func() time.Time { return s.now() })
 	add := func(id, spec, usage, state string, versions ...string) error {
 		k := &key{id: id, spec: spec, usage: usage, state: state}
 		for i, v := range versions {
@@ -231,11 +232,7 @@ func material(name, spec string) (crypto.Signer, error) {
 }
 
 // kmsError is the KMS error JSON.
-type kmsError struct {
-	status  int
-	code    string
-	message string
-}
+type kmsError = acsfake.Error
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
@@ -246,22 +243,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	reqID := newRequestID()
+	reqID := acsfake.RequestID()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		writeError(w, reqID, &kmsError{400, "InvalidParameter", "cannot read body"})
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, &kmsError{Status: 400, Code: "InvalidParameter", Message: "cannot read body"})
 		return
 	}
-	if kerr := s.authenticate(r, body); kerr != nil {
-		writeError(w, reqID, kerr)
+	if kerr := s.auth.Check(r, body); kerr != nil {
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, kerr)
 		return
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		writeError(w, reqID, &kmsError{403, "UnsupportedHTTPMethod", "This http method is not supported."})
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, &kmsError{Status: 403, Code: "UnsupportedHTTPMethod", Message: "This http method is not supported."})
 		return
 	}
 	if v := r.Header.Get("x-acs-version"); v != "2016-01-20" {
-		writeError(w, reqID, &kmsError{400, "InvalidVersion", fmt.Sprintf("Specified parameter Version %q is not valid.", v)})
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, &kmsError{Status: 400, Code: "InvalidVersion", Message: fmt.Sprintf("Specified parameter Version %q is not valid.", v)})
 		return
 	}
 	params := r.URL.Query()
@@ -281,10 +278,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.dedicated && action != "GetPublicKey" && action != "AsymmetricSign" && action != "AsymmetricVerify":
 		// Management goes through the shared gateway only.
-		kerr = &kmsError{400, ManagementOnDedicatedGateway, "This operation is not supported by the dedicated gateway."}
+		kerr = &kmsError{Status: 400, Code: ManagementOnDedicatedGateway, Message: "This operation is not supported by the dedicated gateway."}
 	}
 	if kerr != nil {
-		writeError(w, reqID, kerr)
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, kerr)
 		return
 	}
 	switch action {
@@ -297,10 +294,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "AsymmetricSign":
 		out, kerr = s.asymmetricSign(params)
 	default:
-		kerr = &kmsError{404, "InvalidAction.NotFound", fmt.Sprintf("Specified api %q is not found, please check your url and method.", action)}
+		kerr = &kmsError{Status: 404, Code: "InvalidAction.NotFound", Message: fmt.Sprintf("Specified api %q is not found, please check your url and method.", action)}
 	}
 	if kerr != nil {
-		writeError(w, reqID, kerr)
+		acsfake.WriteError(w, "kms.cn-hangzhou.aliyuncs.com", "Kms", reqID, kerr)
 		return
 	}
 	out["RequestId"] = reqID
@@ -308,130 +305,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// authenticate checks the ACS3-HMAC-SHA256 signature as the POP gateway does.
-func (s *Server) authenticate(r *http.Request, body []byte) *kmsError {
-	auth := r.Header.Get("Authorization")
-	const alg = "ACS3-HMAC-SHA256 "
-	if !strings.HasPrefix(auth, alg) {
-		return &kmsError{400, "IncompleteSignature", "The request signature does not conform to Alibaba Cloud standards."}
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(strings.TrimPrefix(auth, alg), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
-	}
-	ak, signedHeaders, sig := fields["Credential"], fields["SignedHeaders"], fields["Signature"]
-	if ak == "" || signedHeaders == "" || sig == "" {
-		return &kmsError{400, "IncompleteSignature", "The request signature does not conform to Alibaba Cloud standards."}
-	}
-	if ak != AccessKeyID {
-		return &kmsError{404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
-	}
-	names := strings.Split(signedHeaders, ";")
-	for _, need := range []string{"host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"} {
-		if !contains(names, need) {
-			return &kmsError{400, "IncompleteSignature", fmt.Sprintf("The request signature does not conform to Alibaba Cloud standards: header %s is not signed.", need)}
-		}
-	}
-	sum := sha256.Sum256(body)
-	if r.Header.Get("x-acs-content-sha256") != hex.EncodeToString(sum[:]) {
-		return &kmsError{400, "SignatureDoesNotMatch", "The payload hash does not match x-acs-content-sha256."}
-	}
-	date, err := time.Parse("2006-01-02T15:04:05Z", r.Header.Get("x-acs-date"))
-	if err != nil {
-		return &kmsError{400, "IllegalTimestamp", "The input parameter \"Timestamp\" that is required for processing this request is not supplied."}
-	}
-	if skew := s.now().Sub(date); skew > 15*time.Minute || skew < -15*time.Minute {
-		return &kmsError{400, "IllegalTimestamp", "Specified time stamp or date value is expired."}
-	}
-
-	// Canonical request, as darabonba-openapi's GetAuthorization builds it.
-	query := r.URL.Query()
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var cq []string
-	for _, k := range keys {
-		cq = append(cq, k+"="+pct(query.Get(k)))
-	}
-	var ch strings.Builder
-	for _, name := range names {
-		val := r.Header.Get(name)
-		if name == "host" {
-			val = r.Host
-		}
-		ch.WriteString(name + ":" + strings.TrimSpace(val) + "\n")
-	}
-	canonical := r.Method + "\n/\n" + strings.Join(cq, "&") + "\n" + ch.String() + "\n" + signedHeaders + "\n" + hex.EncodeToString(sum[:])
-	hc := sha256.Sum256([]byte(canonical))
-	mac := hmac.New(sha256.New, []byte(AccessKeySecret))
-	mac.Write([]byte("ACS3-HMAC-SHA256\n" + hex.EncodeToString(hc[:])))
-	if !hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(sig)) {
-		return &kmsError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
-	}
-	if tok := r.Header.Get("x-acs-security-token"); tok != "" || contains(names, "x-acs-security-token") {
-		if !contains(names, "x-acs-security-token") {
-			return &kmsError{400, "IncompleteSignature", "The request signature does not conform to Alibaba Cloud standards: header x-acs-security-token is not signed."}
-		}
-		if tok != SecurityToken {
-			return &kmsError{400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey."}
-		}
-	}
-	nonce := r.Header.Get("x-acs-signature-nonce")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.nonces[nonce] {
-		return &kmsError{400, "SignatureNonceUsed", "Specified signature nonce was used already."}
-	}
-	s.nonces[nonce] = true
-	return nil
-}
-
 // lookup resolves a key id or alias. Callers hold s.mu.
 func (s *Server) lookup(id string) (*key, *kmsError) {
 	if id == "" {
-		return nil, &kmsError{400, "MissingParameter", "The parameter \"KeyId\" is needed but not provided."}
+		return nil, &kmsError{Status: 400, Code: "MissingParameter", Message: "The parameter \"KeyId\" is needed but not provided."}
 	}
 	if strings.HasPrefix(id, "alias/") {
 		real, ok := s.aliases[id]
 		if !ok {
-			return nil, &kmsError{404, "Forbidden.AliasNotFound", "The specified Alias is not found."}
+			return nil, &kmsError{Status: 404, Code: "Forbidden.AliasNotFound", Message: "The specified Alias is not found."}
 		}
 		id = real
 	}
 	k, ok := s.keys[id]
 	if !ok {
-		return nil, &kmsError{404, "Forbidden.KeyNotFound", "The specified Key is not found."}
+		return nil, &kmsError{Status: 404, Code: "Forbidden.KeyNotFound", Message: "The specified Key is not found."}
 	}
 	return k, nil
 }
 
 func (k *key) version(id string) (*version, *kmsError) {
 	if id == "" {
-		return nil, &kmsError{400, "MissingParameter", "The parameter \"KeyVersionId\" is needed but not provided."}
+		return nil, &kmsError{Status: 400, Code: "MissingParameter", Message: "The parameter \"KeyVersionId\" is needed but not provided."}
 	}
 	for _, v := range k.versions {
 		if v.id == id {
 			return v, nil
 		}
 	}
-	return nil, &kmsError{404, "Forbidden.KeyVersionNotFound", "The specified KeyVersion is not found."}
+	return nil, &kmsError{Status: 404, Code: "Forbidden.KeyVersionNotFound", Message: "The specified KeyVersion is not found."}
 }
 
 func (k *key) usable(asymmetric bool) *kmsError {
 	switch k.state {
 	case "Enabled":
 	case "Disabled":
-		return &kmsError{409, "Rejected.Disabled", "The request was rejected because the key state is Disabled."}
+		return &kmsError{Status: 409, Code: "Rejected.Disabled", Message: "The request was rejected because the key state is Disabled."}
 	case "PendingDeletion":
-		return &kmsError{409, "Rejetced.PendingDeletion", "The request was rejected because the key state is PendingDeletion."}
+		return &kmsError{Status: 409, Code: "Rejetced.PendingDeletion", Message: "The request was rejected because the key state is PendingDeletion."}
 	default:
-		return &kmsError{409, "Rejected.StateModifiedFailed", "Keystate is " + k.state + "."}
+		return &kmsError{Status: 409, Code: "Rejected.StateModifiedFailed", Message: "Keystate is " + k.state + "."}
 	}
 	if asymmetric && k.usage != "SIGN/VERIFY" {
-		return &kmsError{400, "Rejected.UnsupportedOperation", "Unsupported operation."}
+		return &kmsError{Status: 400, Code: "Rejected.UnsupportedOperation", Message: "Unsupported operation."}
 	}
 	return nil
 }
@@ -465,7 +381,7 @@ func (s *Server) listKeyVersions(p url.Values) (map[string]any, *kmsError) {
 	}
 	page, size := atoiOr(p.Get("PageNumber"), 1), atoiOr(p.Get("PageSize"), 10)
 	if page < 1 || size < 1 || size > 100 {
-		return nil, &kmsError{400, "InvalidParameter", "The specified parameter \"PageSize\" is not valid."}
+		return nil, &kmsError{Status: 400, Code: "InvalidParameter", Message: "The specified parameter \"PageSize\" is not valid."}
 	}
 	list := []map[string]any{}
 	for i, v := range k.versions {
@@ -492,7 +408,7 @@ func (s *Server) getPublicKey(p url.Values) (map[string]any, *kmsError) {
 	}
 	der, err := x509.MarshalPKIXPublicKey(v.signer.Public())
 	if err != nil {
-		return nil, &kmsError{500, "InternalFailure", "Internal Failure."}
+		return nil, &kmsError{Status: 500, Code: "InternalFailure", Message: "Internal Failure."}
 	}
 	return map[string]any{"KeyId": k.id, "KeyVersionId": v.id, "PublicKey": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}, nil
 }
@@ -513,7 +429,7 @@ func (s *Server) asymmetricSign(p url.Values) (map[string]any, *kmsError) {
 	}
 	digest, err := base64.StdEncoding.DecodeString(p.Get("Digest"))
 	if err != nil || len(digest) != sha256.Size {
-		return nil, &kmsError{400, "InvalidParameter", "The specified parameter \"Digest\" is not valid."}
+		return nil, &kmsError{Status: 400, Code: "InvalidParameter", Message: "The specified parameter \"Digest\" is not valid."}
 	}
 	var sig []byte
 	switch alg := p.Get("Algorithm"); {
@@ -525,50 +441,16 @@ func (s *Server) asymmetricSign(p url.Values) (map[string]any, *kmsError) {
 	case alg == "ECDSA_SHA_256" && k.spec == "EC_P256":
 		sig, err = ecdsa.SignASN1(rand.Reader, v.signer.(*ecdsa.PrivateKey), digest)
 	default:
-		return nil, &kmsError{400, "InvalidParameter", fmt.Sprintf("The specified parameter \"Algorithm\" %q is not valid for %s.", alg, k.spec)}
+		return nil, &kmsError{Status: 400, Code: "InvalidParameter", Message: fmt.Sprintf("The specified parameter \"Algorithm\" %q is not valid for %s.", alg, k.spec)}
 	}
 	if err != nil {
-		return nil, &kmsError{500, "InternalFailure", "Internal Failure."}
+		return nil, &kmsError{Status: 500, Code: "InternalFailure", Message: "Internal Failure."}
 	}
 	if s.corrupt.Load() {
 		sig[len(sig)/2] ^= 0x01
 	}
 	s.signed = append(s.signed, s.now())
 	return map[string]any{"KeyId": k.id, "KeyVersionId": v.id, "Value": base64.StdEncoding.EncodeToString(sig)}, nil
-}
-
-func writeError(w http.ResponseWriter, reqID string, e *kmsError) {
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"RequestId": reqID, "HttpStatus": e.status, "HostId": "kms.cn-hangzhou.aliyuncs.com",
-		"Code": e.code, "Message": e.message,
-		"Recommend": "https://api.aliyun.com/troubleshoot?q=" + e.code + "&product=Kms&requestId=" + reqID,
-	})
-}
-
-// pct is RFC 3986 percent-encoding as the SDK's canonical query uses it.
-func pct(s string) string {
-	s = url.QueryEscape(s)
-	s = strings.ReplaceAll(s, "+", "%20")
-	s = strings.ReplaceAll(s, "*", "%2A")
-	return strings.ReplaceAll(s, "%7E", "~")
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return strings.ToUpper(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func atoiOr(s string, def int) int {
