@@ -66,7 +66,7 @@ func TestNFPMSourcesExist(t *testing.T) {
 	var dsts []string
 	for _, c := range recipe.Contents {
 		dsts = append(dsts, c.Dst)
-		if c.Src == "" || c.Src == "bin/nri-csig" { // built by make build
+		if c.Src == "" || c.Src == "bin/nri-csig" || c.Src == "bin/nri-csig-cli" { // built by make build
 			continue
 		}
 		if _, err := os.Stat(filepath.Join("..", c.Src)); err != nil {
@@ -78,7 +78,7 @@ func TestNFPMSourcesExist(t *testing.T) {
 			t.Errorf("nfpm.yaml script %s: %v", name, err)
 		}
 	}
-	for _, want := range []string{"/usr/bin/nri-csig", "/usr/lib/systemd/system/nri-csig.service", "/etc/nri-csig/config.yaml", "/etc/containerd/conf.d/50-nri-csig.toml"} {
+	for _, want := range []string{"/usr/bin/nri-csig", "/usr/bin/nri-csig-cli", "/usr/lib/systemd/system/nri-csig.service", "/etc/nri-csig/config.yaml", "/etc/containerd/conf.d/50-nri-csig.toml"} {
 		if !slices.Contains(dsts, want) {
 			t.Errorf("nfpm.yaml does not install %s", want)
 		}

@@ -6,17 +6,29 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/nri-csig/nri-csig/internal/testbed"
 	"github.com/nri-csig/nri-csig/internal/toolcache"
+	"github.com/nri-csig/nri-csig/pkg/keyref"
+	"github.com/nri-csig/nri-csig/pkg/sign"
 )
 
 // cosignVersion is the cosign release compared against (the one
@@ -26,11 +38,24 @@ const cosignVersion = "v3.1.3"
 // gnuTime measures a command's peak memory ("Maximum resident set size").
 const gnuTime = "/usr/bin/time"
 
-// BenchmarkVerifyVsCosign runs "nri-csig verify --key" and "cosign verify
-// --key" alternately on the same image signed by cosign, in the legacy .sig
-// format and in the Sigstore bundle format, in one loopback registry, each a
-// fresh process under GNU time (BENCH_VERIFY_RUNS times, 10 by default), and
-// reports the median wall time and peak RSS of each and their ratios.
+// verifyCase is one image whose verification is compared.
+type verifyCase struct {
+	format string // legacy (.sig tag) or bundle (Sigstore bundle as an OCI 1.1 referrer)
+	sigs   int    // signatures attached (each over its own payload)
+}
+
+// BenchmarkVerifyVsCosign is the one comparison of "nri-csig verify --key"
+// with "cosign verify --key": on the same image in one loopback registry
+// (go-containerregistry's, with the referrers API), signed by cosign in the
+// legacy format and in the bundle format, and with 100 legacy signatures
+// (pkg/sign, each over its own payload). Each command is a fresh process
+// under GNU time, run alternately BENCH_VERIFY_RUNS times (10): nri-csig
+// verify from the full binary (with the daemon), from nri-csig-cli (every
+// command but the daemon's), and cosign; the medians of wall time and peak
+// RSS go to the table, with the registry requests each made. The floor is
+// "version" of each binary: the process starting and doing nothing.
+//
+//	NRI_CSIG_CACHE=/work/main/.cache go test -tags integration -run '^$' -bench VerifyVsCosign -benchtime 1x ./integration/scale
 func BenchmarkVerifyVsCosign(b *testing.B) {
 	if _, err := os.Stat(gnuTime); err != nil {
 		b.Fatalf("%s is missing: apt-get install time (make bench installs it)", gnuTime)
@@ -40,6 +65,10 @@ func BenchmarkVerifyVsCosign(b *testing.B) {
 		b.Fatal(err)
 	}
 	cosign := filepath.Join(bin, "cosign")
+	lite, err := tools.BuildCLI()
+	if err != nil {
+		b.Fatal(err)
+	}
 	home := filepath.Join(work, "cosign-home")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		b.Fatal(err)
@@ -52,60 +81,160 @@ func BenchmarkVerifyVsCosign(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reg, err := testbed.StartRegistry()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reg.Close()
+	reg := startCountingRegistry(b)
 	runs := envInt(b, "BENCH_VERIFY_RUNS", 10)
-	for _, format := range []string{"legacy", "bundle"} {
-		b.Run(format, func(b *testing.B) {
-			img, err := testbed.BusyboxImage(tools.Busybox, "verify-"+format)
+
+	// The floor: each binary starting and doing nothing.
+	var floorFull, floorLite []measured
+	for range runs {
+		for _, x := range []struct {
+			bin string
+			out *[]measured
+		}{{tools.NRICsig, &floorFull}, {lite, &floorLite}} {
+			m, err := timed(nil, x.bin, "version")
 			if err != nil {
 				b.Fatal(err)
 			}
-			digest, err := reg.Push("verify/"+format+":v1", img)
+			*x.out = append(*x.out, m)
+		}
+	}
+	f := floorResult{runs: runs}
+	f.fullWall, f.fullPeak = medians(floorFull)
+	f.liteWall, f.litePeak = medians(floorLite)
+	table.setFloor(f)
+
+	for _, tc := range []verifyCase{{"legacy", 1}, {"legacy", 100}, {"bundle", 1}} {
+		b.Run(fmt.Sprintf("%s/%dsig", tc.format, tc.sigs), func(b *testing.B) {
+			img, err := testbed.BusyboxImage(tools.Busybox, fmt.Sprintf("verify-%s-%d", tc.format, tc.sigs))
 			if err != nil {
 				b.Fatal(err)
 			}
-			tag := reg.Ref("verify/" + format + ":v1")
-			signArgs := []string{"sign", "--use-signing-config=false", "--tlog-upload=false", "--allow-http-registry", "--yes", "--key", prefix + ".key"}
-			if format == "legacy" {
-				signArgs = append(signArgs, "--new-bundle-format=false")
+			repo := fmt.Sprintf("verify/%s-%d", tc.format, tc.sigs)
+			digest, err := reg.push(repo+":v1", img)
+			if err != nil {
+				b.Fatal(err)
 			}
-			if _, err := timed(env, cosign, append(signArgs, reg.Ref("verify/"+format)+"@"+digest)...); err != nil {
+			tag := reg.host + "/" + repo + ":v1"
+			pub := prefix + ".pub"
+			if tc.sigs == 1 {
+				signArgs := []string{"sign", "--use-signing-config=false", "--tlog-upload=false", "--allow-http-registry", "--yes", "--key", prefix + ".key"}
+				if tc.format == "legacy" {
+					signArgs = append(signArgs, "--new-bundle-format=false")
+				}
+				if _, err := timed(env, cosign, append(signArgs, reg.host+"/"+repo+"@"+digest)...); err != nil {
+					b.Fatal(err)
+				}
+			} else if pub, err = signManyLegacy(reg.host+"/"+repo+"@"+digest, tc.sigs); err != nil {
 				b.Fatal(err)
 			}
 			for range b.N {
-				var ours, theirs []measured
+				var full, ours, theirs []measured
 				for range runs {
-					m, err := timed(nil, tools.NRICsig, "verify", "--key", prefix+".pub", tag)
-					if err != nil {
-						b.Fatal(err)
+					for _, x := range []struct {
+						env  []string
+						bin  string
+						args []string
+						out  *[]measured
+					}{
+						{nil, tools.NRICsig, []string{"verify", "--key", pub, tag}, &full},
+						{nil, lite, []string{"verify", "--key", pub, tag}, &ours},
+						{env, cosign, []string{"verify", "--insecure-ignore-tlog=true", "--allow-http-registry", "--key", pub, tag}, &theirs},
+					} {
+						mark := reg.mark()
+						m, err := timed(x.env, x.bin, x.args...)
+						if err != nil {
+							b.Fatal(err)
+						}
+						m.requests = reg.mark() - mark
+						*x.out = append(*x.out, m)
 					}
-					ours = append(ours, m)
-					m, err = timed(env, cosign, "verify", "--insecure-ignore-tlog=true", "--allow-http-registry", "--key", prefix+".pub", tag)
-					if err != nil {
-						b.Fatal(err)
-					}
-					theirs = append(theirs, m)
 				}
-				v := verifyResult{format: format, runs: runs}
+				v := verifyResult{format: tc.format, sigs: tc.sigs, runs: runs}
+				v.fullWall, v.fullPeak = medians(full)
 				v.oursWall, v.oursPeak = medians(ours)
 				v.cosWall, v.cosPeak = medians(theirs)
+				v.fullReqs, v.oursReqs, v.cosReqs = full[0].requests, ours[0].requests, theirs[0].requests
 				table.addVerify(v)
-				progress("verify %s: nri-csig %s %s MiB, cosign %s %s MiB", format, v.oursWall.Round(time.Millisecond), testbed.MiB(v.oursPeak), v.cosWall.Round(time.Millisecond), testbed.MiB(v.cosPeak))
-				b.ReportMetric(float64(v.oursWall)/float64(v.cosWall), "wall-nri-csig/cosign")
-				b.ReportMetric(float64(v.oursPeak)/float64(v.cosPeak), "peak-rss-nri-csig/cosign")
+				progress("verify %s/%d: nri-csig %s %s MiB, nri-csig-cli %s %s MiB, cosign %s %s MiB", tc.format, tc.sigs,
+					v.fullWall.Round(time.Millisecond), testbed.MiB(v.fullPeak), v.oursWall.Round(time.Millisecond), testbed.MiB(v.oursPeak),
+					v.cosWall.Round(time.Millisecond), testbed.MiB(v.cosPeak))
+				b.ReportMetric(float64(v.oursWall)/float64(v.cosWall), "wall-nri-csig-cli/cosign")
+				b.ReportMetric(float64(v.oursPeak)/float64(v.cosPeak), "peak-rss-nri-csig-cli/cosign")
+				b.ReportMetric(float64(v.fullWall)/float64(v.cosWall), "wall-nri-csig/cosign")
+				b.ReportMetric(float64(v.fullPeak)/float64(v.cosPeak), "peak-rss-nri-csig/cosign")
 			}
 		})
 	}
 }
 
+// countingRegistry serves go-containerregistry's registry (referrers API
+// on) on loopback and counts the requests it answers.
+type countingRegistry struct {
+	host string
+	n    atomic.Int64
+}
+
+func startCountingRegistry(b *testing.B) *countingRegistry {
+	c := &countingRegistry{}
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.n.Add(1)
+		reg.ServeHTTP(w, r)
+	}))
+	b.Cleanup(srv.Close)
+	c.host = strings.TrimPrefix(srv.URL, "http://")
+	return c
+}
+
+func (c *countingRegistry) mark() int { return int(c.n.Load()) }
+
+func (c *countingRegistry) push(repoTag string, img v1.Image) (string, error) {
+	ref, err := name.ParseReference(c.host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(ref, img); err != nil {
+		return "", err
+	}
+	d, err := img.Digest()
+	return d.String(), err
+}
+
+// signManyLegacy attaches n legacy signatures to digestRef with one new key
+// (pkg/sign, each over its own payload: annotation n=i) and returns the
+// public key file.
+func signManyLegacy(digestRef string, n int) (string, error) {
+	priv, pub := filepath.Join(work, "many.key"), filepath.Join(work, "many.pub")
+	if _, err := os.Stat(priv); err != nil {
+		if _, err := cli("generate-key", "--output-key-prefix", filepath.Join(work, "many")); err != nil {
+			return "", err
+		}
+	}
+	signer, err := keyref.Open(context.Background(), priv, keyref.Options{})
+	if err != nil {
+		return "", err
+	}
+	d, err := name.NewDigest(digestRef, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	for i := range n {
+		sig, err := sign.Digest(context.Background(), signer, d, map[string]string{"n": strconv.Itoa(i)})
+		if err != nil {
+			return "", err
+		}
+		if err := sign.Attach(context.Background(), sig); err != nil {
+			return "", err
+		}
+	}
+	return pub, nil
+}
+
 // measured is one command run.
 type measured struct {
-	wall time.Duration
-	peak int64 // bytes
+	wall     time.Duration
+	peak     int64 // bytes
+	requests int   // to the registry, when counted
 }
 
 // timed runs bin under GNU time -v and returns its wall time and peak RSS.

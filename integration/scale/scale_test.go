@@ -36,7 +36,9 @@ const (
 // containerd and registry per size. Settings: BENCH_CREATES containers per
 // latency sample (50), BENCH_BOOT_TIMEOUT seconds to wait for all images to
 // be verified or loaded (600), BENCH_EVICT_WAIT seconds to wait for the daemon
-// to forget deleted images (20).
+// to forget deleted images (20), BENCH_PPROF_DIR a folder for the daemon's
+// heap profiles (run with --debug-pprof; taken when all are verified, loaded,
+// and after the deletions: heap-<n>-<moment>.pb.gz; none when unset).
 //
 //	BENCH_SIZES="100 1000" go test -tags integration -run '^$' -bench NodeScale -benchtime 1x -timeout 60m ./integration/scale
 func BenchmarkNodeScale(b *testing.B) {
@@ -64,6 +66,7 @@ func BenchmarkNodeScale(b *testing.B) {
 		creates:     envInt(b, "BENCH_CREATES", 50),
 		bootTimeout: time.Duration(envInt(b, "BENCH_BOOT_TIMEOUT", 600)) * time.Second,
 		evictWait:   time.Duration(envInt(b, "BENCH_EVICT_WAIT", 20)) * time.Second,
+		pprofDir:    os.Getenv("BENCH_PPROF_DIR"),
 		bundle:      bundle, bundlePub: bundlePub, signer: signer,
 	}
 	for _, n := range sizes(b) {
@@ -88,6 +91,7 @@ type settings struct {
 	creates     int
 	bootTimeout time.Duration
 	evictWait   time.Duration
+	pprofDir    string
 	bundle      string
 	bundlePub   string
 	signer      keys.Signer
@@ -184,7 +188,8 @@ func measureNode(b *testing.B, s settings, n int) *row {
 
 	// (b) Cold boot: a fresh state dir, every signature in the registry.
 	progress("images=%d: cold boot (fresh state dir)", n)
-	d, boot := bootDaemon(b, ctrd, nodeConfig, expect, s.bootTimeout)
+	d, boot := bootDaemon(b, ctrd, nodeConfig, expect, s)
+	s.heapProfile(d, n, "cold")
 	r.cold = boot
 	progress("images=%d: cold boot registered %s, %s", n, boot.registered.Round(time.Millisecond), boot.verifiedText())
 	defer func() { d.Stop() }()
@@ -202,6 +207,9 @@ func measureNode(b *testing.B, s settings, n int) *row {
 	r.reload = createMany(b, ctrd, d, pod, imgs, "reload-", s.creates, s.creates, func() { d.Signal(syscall.SIGHUP) })
 	r.reloads = d.Count(`"msg":"configuration reloaded"`) - reloadsBefore
 	progress("images=%d: during %d reloads: decisions p50 %.3f ms p99 %.3f ms", n, r.reloads, r.reload.p50, r.reload.p99)
+	if r.afterCreates, err = d.Memory(); err != nil {
+		b.Fatal(err)
+	}
 
 	// A resolution miss: a container from an image imported a moment ago.
 	r.miss = resolutionMiss(b, ctrd, d, pod, reg, dir, s)
@@ -217,7 +225,8 @@ func measureNode(b *testing.B, s settings, n int) *row {
 
 	// (a) Warm boot: the same state dir, every image verified on disk.
 	progress("images=%d: warm boot (state dir from the cold boot)", n)
-	d, boot = bootDaemon(b, ctrd, nodeConfig, expect, s.bootTimeout)
+	d, boot = bootDaemon(b, ctrd, nodeConfig, expect, s)
+	s.heapProfile(d, n, "warm")
 	r.warm = boot
 	progress("images=%d: warm boot registered %s, %s", n, boot.registered.Round(time.Millisecond), boot.verifiedText())
 
@@ -227,7 +236,7 @@ func measureNode(b *testing.B, s settings, n int) *row {
 		b.Fatal(err)
 	}
 	progress("images=%d: restart, creating containers as soon as it registers", n)
-	d, _ = launchRegistered(b, ctrd, nodeConfig, s.bootTimeout)
+	d, _ = launchRegistered(b, ctrd, nodeConfig, s)
 	r.restart = createMany(b, ctrd, d, pod, imgs, "restart-", 3*s.creates, s.creates, nil)
 	progress("images=%d: right after the restart: decisions p50 %.3f ms p99 %.3f ms, %d refused", n, r.restart.p50, r.restart.p99, len(r.restart.refused))
 	if _, _, err := waitHeld(d, expect, s.bootTimeout); err != nil {
@@ -256,11 +265,57 @@ func measureNode(b *testing.B, s settings, n int) *row {
 		return nil
 	})
 	r.evicted = err == nil
-	if r.afterDelete, err = d.Memory(); err != nil {
+	// The daemon forgets in the background (image events one by one, then
+	// the store's garbage collection): read the memory once it stopped
+	// falling for 2 s (at most BENCH_EVICT_WAIT more).
+	r.afterDelete = settledMemory(b, d, s.evictWait)
+	progress("images=%d: after deleting %d images: RSS %s MiB, %g signature entries", n, del, testbed.MiB(r.afterDelete.RSS), r.entriesAfterDelete)
+	s.heapProfile(d, n, "deleted")
+	return r
+}
+
+// settledMemory reads the daemon's memory every 500 ms until VmRSS has not
+// fallen for 2 s, or wait passed, and returns the last reading.
+func settledMemory(b *testing.B, d *testbed.Daemon, wait time.Duration) testbed.Memory {
+	m, err := d.Memory()
+	if err != nil {
 		b.Fatal(err)
 	}
-	progress("images=%d: after deleting %d images: RSS %s MiB, %g signature entries", n, del, testbed.MiB(r.afterDelete.RSS), r.entriesAfterDelete)
-	return r
+	low, since := m.RSS, time.Now()
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline) && time.Since(since) < 2*time.Second; {
+		time.Sleep(500 * time.Millisecond)
+		if m, err = d.Memory(); err != nil {
+			b.Fatal(err)
+		}
+		if m.RSS < low {
+			low, since = m.RSS, time.Now()
+		}
+	}
+	return m
+}
+
+// heapProfile saves the daemon's heap profile under BENCH_PPROF_DIR, if set,
+// as heap-<images>-<moment>.pb.gz (read it with go tool pprof).
+func (s settings) heapProfile(d *testbed.Daemon, n int, moment string) {
+	if s.pprofDir == "" {
+		return
+	}
+	path := filepath.Join(s.pprofDir, fmt.Sprintf("heap-%d-%s.pb.gz", n, moment))
+	if err := d.HeapProfile(path); err != nil {
+		progress("images=%d: no heap profile: %v", n, err)
+		return
+	}
+	progress("images=%d: heap profile in %s", n, path)
+	var stats []string
+	for _, m := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+		"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_next_gc_bytes", "go_goroutines"} {
+		if v, err := d.Metric(m); err == nil {
+			stats = append(stats, fmt.Sprintf("%s=%.1f", strings.TrimPrefix(m, "go_memstats_"), v/(1<<20)))
+		}
+	}
+	mem, _ := d.Memory()
+	progress("images=%d: %s: VmRSS %s MiB (anon %s, file %s); Go memory in MiB (goroutines /2^20): %s", n, moment,
+		testbed.MiB(mem.RSS), testbed.MiB(mem.Anon), testbed.MiB(mem.File), strings.Join(stats, " "))
 }
 
 // bootResult is one daemon start.
@@ -271,6 +326,7 @@ type bootResult struct {
 	failed     int           // failed signature discoveries by then
 	want       int
 	mem        testbed.Memory // at verified (or at the timeout)
+	heap       float64        // go_memstats_heap_alloc_bytes then
 }
 
 func (b bootResult) verifiedText() string {
@@ -285,8 +341,9 @@ func (b bootResult) verifiedText() string {
 
 // bootDaemon starts the daemon and waits until it has registered with NRI
 // and until it holds want image digests (or timeout).
-func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want int, timeout time.Duration) (*testbed.Daemon, bootResult) {
-	d, launched := launchRegistered(b, ctrd, nodeConfig, timeout)
+func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want int, s settings) (*testbed.Daemon, bootResult) {
+	timeout := s.bootTimeout
+	d, launched := launchRegistered(b, ctrd, nodeConfig, s)
 	res := bootResult{want: want}
 	if at, err := d.LogTime("synchronized with runtime"); err == nil {
 		res.registered = at.Sub(launched)
@@ -301,18 +358,23 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 	if res.mem, err = d.Memory(); err != nil {
 		b.Fatal(err)
 	}
+	res.heap, _ = d.Metric("go_memstats_heap_alloc_bytes")
 	return d, res
 }
 
 // launchRegistered starts the daemon and waits until it has registered
 // with NRI; it returns when it was launched.
-func launchRegistered(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, timeout time.Duration) (*testbed.Daemon, time.Time) {
+func launchRegistered(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, s settings) (*testbed.Daemon, time.Time) {
+	var extra []string
+	if s.pprofDir != "" {
+		extra = append(extra, "--debug-pprof")
+	}
 	launched := time.Now()
-	d, err := ctrd.LaunchDaemon(nodeConfig)
+	d, err := ctrd.LaunchDaemon(nodeConfig, extra...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.WaitRegistered(1, timeout); err != nil {
+	if err := d.WaitRegistered(1, s.bootTimeout); err != nil {
 		d.Kill()
 		b.Fatal(err)
 	}

@@ -34,15 +34,27 @@ type row struct {
 	entriesAfterDelete float64
 	evicted            bool
 	afterDelete        testbed.Memory
+	// afterCreates is the cold-booted daemon's memory after the decision
+	// and reload samples: steady state, not the moment boot ended.
+	afterCreates testbed.Memory
 }
 
-// verifyResult is "nri-csig verify" against "cosign verify --key" on one
-// image in one signature format.
+// verifyResult is "nri-csig verify" (full binary and nri-csig-cli) against
+// "cosign verify --key" on one image in one signature format.
 type verifyResult struct {
-	format            string
-	runs              int
-	oursWall, cosWall time.Duration // medians
-	oursPeak, cosPeak int64         // max RSS (bytes), medians
+	format                      string
+	sigs                        int
+	runs                        int
+	fullWall, oursWall, cosWall time.Duration // medians
+	fullPeak, oursPeak, cosPeak int64         // max RSS (bytes), medians
+	fullReqs, oursReqs, cosReqs int           // registry requests of one run
+}
+
+// floorResult is "version" of each binary: starting and doing nothing.
+type floorResult struct {
+	runs               int
+	fullWall, liteWall time.Duration
+	fullPeak, litePeak int64
 }
 
 type results struct {
@@ -50,7 +62,10 @@ type results struct {
 	mu     sync.Mutex
 	rows   []*row
 	verify []verifyResult
+	floor  *floorResult
 }
+
+func (r *results) setFloor(f floorResult) { r.mu.Lock(); r.floor = &f; r.mu.Unlock() }
 
 func (r *results) add(x *row) { r.mu.Lock(); r.rows = append(r.rows, x); r.mu.Unlock() }
 
@@ -66,6 +81,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 func mem(m testbed.Memory) string {
 	return fmt.Sprintf("%s / %s MiB", testbed.MiB(m.RSS), testbed.MiB(m.HWM))
+}
+
+// split is VmRSS as anonymous + file-backed pages, and the Go heap.
+func split(m testbed.Memory, heap float64) string {
+	return fmt.Sprintf("%s + %s MiB; Go heap %.1f MiB", testbed.MiB(m.Anon), testbed.MiB(m.File), heap/(1<<20))
 }
 
 func verified(b bootResult) string {
@@ -125,10 +145,15 @@ func (r *results) markdown() string {
 		line("cold boot (fresh state dir, signatures in the loopback registry): start → registered with NRI", func(x *row) string { return secs(x.cold.registered) })
 		line("cold boot: start → every image verified (or its discovery failed)", func(x *row) string { return verified(x.cold) })
 		line("cold boot: daemon VmRSS / VmHWM when all verified", func(x *row) string { return mem(x.cold.mem) })
+		line("cold boot: VmRSS as RssAnon + RssFile; Go heap in use (go_memstats_heap_alloc_bytes)", func(x *row) string { return split(x.cold.mem, x.cold.heap) })
 		line("warm boot (state dir kept, all verified on disk): start → registered with NRI", func(x *row) string { return secs(x.warm.registered) })
 		line("warm boot: start → every image loaded (or its discovery failed)", func(x *row) string { return verified(x.warm) })
 		line("warm boot: daemon VmRSS / VmHWM when all loaded", func(x *row) string { return mem(x.warm.mem) })
+		line("warm boot: VmRSS as RssAnon + RssFile; Go heap in use", func(x *row) string { return split(x.warm.mem, x.warm.heap) })
 		line("decision p50 / p99 (audit duration_ms, verified images)", func(x *row) string { return pct(x.steady) })
+		line("cold-booted daemon after the decision and reload samples: VmRSS / VmHWM (RssAnon + RssFile)", func(x *row) string {
+			return fmt.Sprintf("%s (%s + %s MiB)", mem(x.afterCreates), testbed.MiB(x.afterCreates.Anon), testbed.MiB(x.afterCreates.File))
+		})
 		line("decision p50 / p99 during reloads (SIGHUP every 200 ms)", func(x *row) string {
 			return pct(x.reload) + fmt.Sprintf(", %d reloads", x.reloads)
 		})
@@ -146,15 +171,24 @@ func (r *results) markdown() string {
 			return s
 		})
 	}
-	for _, v := range r.verify {
-		cells := fmt.Sprintf("%s vs %s = %.2f×; peak %s vs %s MiB = %.2f× (median of %d)",
-			ms(v.oursWall), ms(v.cosWall), float64(v.oursWall)/float64(max(v.cosWall, 1)),
-			testbed.MiB(v.oursPeak), testbed.MiB(v.cosPeak), float64(v.oursPeak)/float64(max(v.cosPeak, 1)), v.runs)
-		fmt.Fprintf(&b, "| nri-csig verify vs cosign verify --key, %s format (one image; wall, peak RSS) | %s |", v.format, cells)
+	oneCell := func(name, cells string) {
+		fmt.Fprintf(&b, "| %s | %s |", name, cells)
 		for range max(len(r.rows)-1, 0) {
 			b.WriteString(" |")
 		}
 		b.WriteString("\n")
+	}
+	ratio := func(a, c int64) float64 { return float64(a) / float64(max(c, 1)) }
+	for _, v := range r.verify {
+		oneCell(fmt.Sprintf("verify, %s format, %d signature(s): nri-csig-cli / nri-csig / cosign verify --key (median of %d)", v.format, v.sigs, v.runs),
+			fmt.Sprintf("wall %s / %s / %s = %.2f× / %.2f×; peak RSS %s / %s / %s MiB = %.2f× / %.2f×; requests %d / %d / %d",
+				ms(v.oursWall), ms(v.fullWall), ms(v.cosWall), ratio(int64(v.oursWall), int64(v.cosWall)), ratio(int64(v.fullWall), int64(v.cosWall)),
+				testbed.MiB(v.oursPeak), testbed.MiB(v.fullPeak), testbed.MiB(v.cosPeak), ratio(v.oursPeak, v.cosPeak), ratio(v.fullPeak, v.cosPeak),
+				v.oursReqs, v.fullReqs, v.cosReqs))
+	}
+	if f := r.floor; f != nil {
+		oneCell(fmt.Sprintf("floor: nri-csig-cli / nri-csig version, the binary starting and doing nothing (median of %d)", f.runs),
+			fmt.Sprintf("wall %s / %s; peak RSS %s / %s MiB", ms(f.liteWall), ms(f.fullWall), testbed.MiB(f.litePeak), testbed.MiB(f.fullPeak)))
 	}
 	return b.String()
 }
@@ -181,7 +215,7 @@ See integration/scale for what each line measures.
 
 - commit: %s
 - date: %s
-- machine: %s, %d CPUs (%s), Linux %s, %s
+- machine: %s, %d CPUs (%s), Linux %s, %s; load average when written: %s
 
 %s
 How each line is measured (integration/scale):
@@ -195,7 +229,9 @@ How each line is measured (integration/scale):
 - Boot times are from the daemon's launch: "registered" is its "synchronized with runtime"
   log line; "all verified/loaded" is `+"`nri_csig_signature_cache_entries`"+` plus
   `+"`nri_csig_signature_fetch_errors_total`"+` on /metrics reaching the image count (polled, so ±200 ms); "timeout (k of n)" means it did not within
-  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment.
+  BENCH_BOOT_TIMEOUT. Memory is VmRSS / VmHWM from /proc/<pid>/status at that moment,
+  and VmRSS split into RssAnon (what the process allocated: heap, stacks) and RssFile
+  (pages of the binary it touched); the Go heap is go_memstats_heap_alloc_bytes on /metrics.
 - Decisions are the audit records' duration_ms of BENCH_CREATES `+"`crictl create`"+` calls on
   distinct verified images (one uncounted warm-up create first); "refused" counts creates
   that failed, "for time" those refused with "the decision did not finish within 1s".
@@ -205,8 +241,13 @@ How each line is measured (integration/scale):
 - After deleting 90 %% of the images (`+"`ctr images rm`"+`), the benchmark waits up to
   BENCH_EVICT_WAIT for the signature entries to fall by as many; "still n" means they did not.
 - Verify: each command is a fresh process under GNU time, alternately, on an image signed
-  by cosign; medians of BENCH_VERIFY_RUNS.
-`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), tableText)
+  by cosign (the 100-signature image by pkg/sign, each signature over its own payload) in
+  a go-containerregistry loopback registry with the referrers API; medians of
+  BENCH_VERIFY_RUNS. nri-csig-cli is the same ./cmd/nri-csig built with -tags nodaemon
+  (every command but run and check-config, without containerd, NRI, gRPC and Prometheus);
+  nri-csig is the full binary the node package runs as the daemon. Requests are those the
+  registry answered during one run of each.
+`, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), loadAverage(), tableText)
 }
 
 // commitNow names the checkout being measured: HEAD, whether the work tree
@@ -225,6 +266,16 @@ func commitNow() string {
 func output(name string, args ...string) string {
 	out, _ := exec.Command(name, args...).Output()
 	return string(out)
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: on a shared
+// machine, the timings depend on them.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func cpuModel() string {

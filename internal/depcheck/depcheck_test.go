@@ -6,6 +6,7 @@ package depcheck
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,8 @@ var allowed = map[string][]string{
 	"pkg/acrcred": {"github.com/alibabacloud-go/cr-20181201/v2/client", "github.com/alibabacloud-go/darabonba-openapi/v2/client",
 		"github.com/alibabacloud-go/tea/", "github.com/aliyun/credentials-go/credentials", "k8s.io/apimachinery/pkg/apis/meta/v1",
 		"k8s.io/kubelet/pkg/apis/credentialprovider/v1", module + "internal/registry/check"},
+	// The node's registry credential sources, shared by the daemon and the CLI.
+	"pkg/regcreds": {module + "internal/registry", module + "pkg/credprovider", module + "pkg/nodeconfig"},
 	"pkg/bundlestore": {"github.com/google/go-containerregistry/pkg/name", module + "internal/atomicfile", module + "internal/registry",
 		module + "pkg/bundleoci", module + "pkg/keys", module + "pkg/policy"},
 }
@@ -144,6 +147,27 @@ func TestACRProviderOnlyInCLI(t *testing.T) {
 			if strings.HasPrefix(imp, "github.com/alibabacloud-go/cr-") && fields[0] != module+"pkg/acrcred" {
 				t.Errorf("%s imports the ACR SDK %s; only pkg/acrcred may", fields[0], imp)
 			}
+		}
+	}
+}
+
+// nri-csig-cli (./cmd/nri-csig built with -tags nodaemon) links none of the
+// daemon's machinery: that binary exists for the memory its package
+// initialization saves on every run (BENCHMARKS.md's verify lines).
+func TestCLIWithoutDaemonLinksNoDaemon(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", "nodaemon", "-deps", module+"cmd/nri-csig").Output()
+	if err != nil {
+		t.Fatalf("go list -tags nodaemon -deps ./cmd/nri-csig: %v", err)
+	}
+	exact := []string{module + "pkg/daemon", module + "pkg/plugin", module + "pkg/watch", "github.com/containerd/containerd/v2/client", "google.golang.org/grpc"}
+	prefixes := []string{"github.com/containerd/nri/", "github.com/prometheus/client_golang/"}
+	for _, dep := range strings.Fields(string(out)) {
+		bad := slices.Contains(exact, dep)
+		for _, p := range prefixes {
+			bad = bad || strings.HasPrefix(dep, p)
+		}
+		if bad {
+			t.Errorf("nri-csig-cli links %s: keep the daemon's packages out of the commands that are not the daemon's", dep)
 		}
 	}
 }

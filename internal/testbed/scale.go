@@ -269,8 +269,10 @@ func (c *Containerd) RemoveImages(refs []string) error {
 	return nil
 }
 
-// Memory is a process's resident memory now (VmRSS) and at its peak (VmHWM).
-type Memory struct{ RSS, HWM int64 }
+// Memory is a process's resident memory now (VmRSS) and at its peak
+// (VmHWM); RSS is Anon (heap, stacks: what the process allocated) plus File
+// (pages of its binary and the files it maps).
+type Memory struct{ RSS, HWM, Anon, File int64 }
 
 // MiB formats bytes in MiB.
 func MiB(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
@@ -293,6 +295,10 @@ func (d *Daemon) Memory() (Memory, error) {
 			m.RSS = kb * 1024
 		case "VmHWM:":
 			m.HWM = kb * 1024
+		case "RssAnon:":
+			m.Anon = kb * 1024
+		case "RssFile:":
+			m.File = kb * 1024
 		}
 	}
 	if m.RSS == 0 {
@@ -337,4 +343,27 @@ func (d *Daemon) LogTime(msg string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("the daemon has not logged %q", msg)
+}
+
+// HeapProfile writes the daemon's heap profile (after a GC) to path; the
+// daemon must run with --debug-pprof (LaunchDaemon's extra arguments).
+func (d *Daemon) HeapProfile(path string) error {
+	base, err := d.MetricsURL()
+	if err != nil {
+		return err
+	}
+	client := http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(base + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s (is the daemon running with --debug-pprof?)", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
 }

@@ -84,13 +84,25 @@ func EnsureTools() (*Tools, error) {
 	return t, nil
 }
 
-func goBuild(out, pkg string) error {
+func goBuild(out, pkg string) error { return goBuildTags(out, pkg, "") }
+
+// BuildCLI builds nri-csig-cli (./cmd/nri-csig tagged nodaemon: every
+// command but the daemon's) next to NRICsig and returns its path.
+func (t *Tools) BuildCLI() (string, error) {
+	out := filepath.Join(filepath.Dir(t.NRICsig), "nri-csig-cli")
+	return out, goBuildTags(out, "./cmd/nri-csig", "nodaemon")
+}
+
+func goBuildTags(out, pkg, tags string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
 	args, env := []string{"build", "-o", out}, "CGO_ENABLED=0"
-	if os.Getenv("NRI_CSIG_RACE") != "" && pkg == "./cmd/nri-csig" {
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	if os.Getenv("NRI_CSIG_RACE") != "" && pkg == "./cmd/nri-csig" && tags == "" {
 		// NRI_CSIG_RACE=1 make integration: the daemon under the race detector
 		// (reports land in its .stderr file next to its log).
 		args, env = append(args, "-race"), "CGO_ENABLED=1"

@@ -52,6 +52,14 @@ type Config struct {
 	DecisionTimeout     time.Duration
 	// MetricsAddress serves /metrics, /readyz and /healthz; empty: off.
 	MetricsAddress string
+	// DebugPprof also serves Go's runtime profiles (net/http/pprof, under
+	// /debug/pprof/) on the metrics listener: for measuring the daemon's
+	// heap, never on by default.
+	DebugPprof bool
+	// GCPercent is the garbage collector's target (GOGC) once boot
+	// verification is done; 0: the GOGC environment variable if set, else
+	// DefaultGCPercent.
+	GCPercent int
 	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
 	// containerd clients), which NRI never sees, when their tasks start.
 	WatchContainerd bool
@@ -94,6 +102,9 @@ type daemon struct {
 	rejudge chan string
 	// gc asks gcLoop to forget the signatures of images that left the node.
 	gc chan struct{}
+	// bootDone is done once the first walk of the image index verified (or
+	// loaded) every image: the steady-state garbage collector is set then.
+	bootDone sync.Once
 
 	reloadMu  sync.Mutex // one reload at a time
 	deciderMu sync.Mutex // serializes refreshDecider
@@ -202,7 +213,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go d.watchFreshness(ctx)
 
 	if cfg.MetricsAddress != "" {
-		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, d.plugin.Ready, d.readyDetail, func(err error) {
+		srv, addr, err := d.metrics.serve(cfg.MetricsAddress, cfg.DebugPprof, d.plugin.Ready, d.readyDetail, func(err error) {
 			d.log.Error("the metrics server stopped; /metrics and /readyz are no longer served", "address", cfg.MetricsAddress, "error", err)
 		})
 		if err != nil {
@@ -476,9 +487,17 @@ func (d *daemon) gcLoop(ctx context.Context) {
 		for i, c := range cands {
 			live[i] = c.Digest
 		}
+		before := d.sigs.Len()
 		d.sigs.Retain(live)
+		if after := d.sigs.Len(); before-after > releaseAfterForgetting {
+			releaseMemory()
+		}
 	}
 }
+
+// releaseAfterForgetting is how many digests one garbage collection of the
+// signature store must forget for the daemon to return the memory at once.
+const releaseAfterForgetting = 1000
 
 // prefetchWorkers bounds the signature look-ups boot verification runs at once.
 const prefetchWorkers = 8
@@ -495,6 +514,9 @@ func (d *daemon) watchIndex(ns string) watch.ChainIndex {
 // prefetchAll loads or verifies the signatures of every image digest of the
 // node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
+	// Boot allocates most (index, log replay, every signature read) and
+	// keeps Go's default pace; the steady state collects sooner.
+	defer d.bootDone.Do(func() { setGCPercent(d.cfg.GCPercent, d.log) })
 	d.requestGC() // the index is complete: what it does not lead to can go
 	if d.bundles.Load() == nil {
 		return
@@ -528,6 +550,7 @@ func (d *daemon) prefetchAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	releaseMemory() // boot's garbage: manifests, signatures, answers read
 }
 
 // fetchable reports whether a source could hold the signatures of c: an

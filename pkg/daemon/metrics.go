@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,9 +102,10 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 }
 
 // serve exposes /metrics and /readyz (200 only while registered with NRI;
-// detail adds a line on the bundle in force). onError hears why the server
+// detail adds a line on the bundle in force), and with debugPprof Go's
+// runtime profiles under /debug/pprof/. onError hears why the server
 // stopped, unless it was closed.
-func (m *metrics) serve(addr string, ready func() bool, detail func() string, onError func(error)) (*http.Server, net.Addr, error) {
+func (m *metrics) serve(addr string, debugPprof bool, ready func() bool, detail func() string, onError func(error)) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -115,6 +117,10 @@ func (m *metrics) serve(addr string, ready func() bool, detail func() string, on
 		m.connected.Set(0)
 		http.Error(w, "not registered with NRI\n"+detail(), http.StatusServiceUnavailable)
 	})
+	if debugPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/regcreds"
 )
 
 // newRegistryClient returns the daemon's one registry client: the node's
@@ -28,26 +29,8 @@ func newRegistryClient(node *nodeconfig.Config, log *slog.Logger) (*registry.Cli
 	}), nil
 }
 
-// CredentialSources are the node's credential sources (the daemon's, and
-// the CLI's with --node-config), asked in this order
-// (the first with credentials for a registry gives them): the Docker config
-// file of registries.dockerConfig, the kubelet credential providers, then
-// the default keychain.
-//
-// Loading the credential provider config can fail (a missing plugin, a
-// malformed file): then there are no sources, and the daemon refuses to
-// start rather than read registries with fewer credentials than the node's.
+// CredentialSources are the node's credential sources in the order they
+// are asked (regcreds.Sources, which the CLI uses too).
 func CredentialSources(node *nodeconfig.Config, log *slog.Logger) ([]registry.NamedKeychain, error) {
-	var sources []registry.NamedKeychain
-	if p := node.Registries.DockerConfig; p != "" {
-		sources = append(sources, registry.DockerConfig(p))
-	}
-	kc, err := credentialProviders(node, log)
-	if err != nil {
-		return nil, err
-	}
-	if kc != nil {
-		sources = append(sources, registry.NamedKeychain{Name: kc.String(), Keychain: kc})
-	}
-	return append(sources, registry.DefaultSource), nil
+	return regcreds.Sources(node, log)
 }

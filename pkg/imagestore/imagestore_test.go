@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -503,5 +504,73 @@ func BenchmarkBuild(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkIndexHeapPerImage is the heap the built index holds per image at
+// 10,000 single-manifest images (three CRI records each), after a GC. The
+// record names belong to the fake's List and are not counted.
+func BenchmarkIndexHeapPerImage(b *testing.B) {
+	n := newNode(b)
+	fill(b, n, 10_000)
+	ctx := context.Background()
+	var per float64
+	for range b.N {
+		before := liveHeap()
+		x := New(n, n.cs, "k8s.io")
+		if err := x.Build(ctx); err != nil {
+			b.Fatal(err)
+		}
+		per = float64(liveHeap()-before) / 10_000
+		runtime.KeepAlive(x)
+	}
+	b.ReportMetric(per, "bytes/image")
+}
+
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// Deleting most images rebuilds the index's maps (Go maps keep their largest
+// size); what stays resolves as before, with its repositories, and what left
+// resolves to nothing.
+func TestMostImagesDeleted(t *testing.T) {
+	n := newNode(t)
+	configs := fill(t, n, 40)
+	x, _ := newIndex(t, n)
+	ctx := context.Background()
+	for name := range n.recs {
+		if !strings.HasPrefix(name, "reg.example/app1") && !strings.Contains(name, configs[1].Digest.Encoded()) {
+			n.drop(name)
+			if err := x.Update(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if x.peak >= 4*x.Len() && x.Len() > 0 {
+		t.Errorf("peak %d with %d records: the maps were not rebuilt", x.peak, x.Len())
+	}
+	for i, c := range configs {
+		ds, repos, err := x.Resolve(ctx, c.Digest.String())
+		kept := i == 1 || (i >= 10 && i < 20) // app1, app10..app19
+		if err != nil || (len(ds) == 1) != kept {
+			t.Errorf("image %d: Resolve = %v %v, kept %v", i, ds, err, kept)
+			continue
+		}
+		if kept {
+			want := []string{fmt.Sprintf("reg.example/app%d", i)}
+			if !reflect.DeepEqual(repos[ds[0]], want) {
+				t.Errorf("image %d: repositories %v, want %v", i, repos[ds[0]], want)
+			}
+			if cs := x.ConfigsOf(ds[0]); !reflect.DeepEqual(cs, []string{c.Digest.String()}) {
+				t.Errorf("image %d: ConfigsOf = %v", i, cs)
+			}
+		}
+	}
+	if got := len(x.digests); got != 11 {
+		t.Errorf("%d image digests indexed, want 11", got)
 	}
 }

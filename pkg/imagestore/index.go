@@ -51,14 +51,46 @@ type Index struct {
 	firstBuild chan struct{}
 	firstOnce  sync.Once
 
-	mu        sync.RWMutex
-	records   map[string]*record            // by record name
-	byConfig  map[string]map[string]*record // config digest -> the records leading to it, by name
-	configsOf map[string]map[string]int     // image digest -> config digests it names -> records saying so
-	reposOf   map[string]map[string]int     // image digest -> repositories -> records saying so
-	chains    map[string]string             // config digest -> rootfs chain ID ("" when unreadable)
-	byChain   map[string][]string           // chain ID -> config digests
-	problems  map[string]int                // skipped record or descriptor -> records that have it
+	// The maps hold slices, not inner maps: nearly every image has one or
+	// two of each, and a small Go map costs hundreds of bytes (10,000 images
+	// took 2.9 KB of heap each with inner maps). Their values hold the one
+	// copy of each digest that records share.
+	mu       sync.RWMutex
+	records  map[string]*record       // by record name
+	configs  map[string]*configInfo   // config digest -> the records leading to it, its chain ID
+	digests  map[string]*digestInfo   // image digest -> its config digests and repositories
+	byChain  map[string]*chainConfigs // chain ID -> config digests
+	problems map[string]int           // skipped record or descriptor -> records that have it
+	// peak is len(records) at its highest since the maps were last rebuilt:
+	// Go maps never give back their buckets, so remove rebuilds them once
+	// most records left.
+	peak int
+}
+
+// configInfo is one config digest of the node.
+type configInfo struct {
+	config  string
+	chain   string // rootfs chain ID ("" when unreadable)
+	records []*record
+}
+
+// digestInfo is one image digest (manifest or index) of the node.
+type digestInfo struct {
+	digest  string
+	configs []counted // config digests it names, with the records saying so
+	repos   []counted // repositories, with the records saying so
+}
+
+// chainConfigs are the config digests of one rootfs chain ID.
+type chainConfigs struct {
+	chain   string
+	configs []string
+}
+
+// counted is a value with the number of records that say it.
+type counted struct {
+	v string
+	n int
 }
 
 // record is what one image record leads to.
@@ -68,10 +100,24 @@ type record struct {
 	// id is the config digest the record is named by: the CRI also names each
 	// image's record by its image ID ("sha256:<config>").
 	id string
-	// leads are, per config digest, the image digests of this record with that
-	// config: a manifest and the indexes above it.
-	leads    map[string][]string
+	// leads are, per config digest (sorted by it), the image digests of this
+	// record with that config: a manifest and the indexes above it.
+	leads    []lead
 	problems []problem // what could not be read below this record
+}
+
+// lead is one config digest of a record and the image digests leading to it.
+type lead struct {
+	config  string
+	digests []string
+}
+
+// lead returns the image digests of r whose config is c.
+func (r *record) lead(c string) []string {
+	if i, ok := slices.BinarySearchFunc(r.leads, c, func(l lead, c string) int { return strings.Compare(l.config, c) }); ok {
+		return r.leads[i].digests
+	}
+	return nil
 }
 
 // problem is one record or descriptor that was skipped.
@@ -109,12 +155,11 @@ func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option
 
 func (x *Index) reset() {
 	x.records = map[string]*record{}
-	x.byConfig = map[string]map[string]*record{}
-	x.configsOf = map[string]map[string]int{}
-	x.reposOf = map[string]map[string]int{}
-	x.chains = map[string]string{}
-	x.byChain = map[string][]string{}
+	x.configs = map[string]*configInfo{}
+	x.digests = map[string]*digestInfo{}
+	x.byChain = map[string]*chainConfigs{}
 	x.problems = map[string]int{}
+	x.peak = 0
 }
 
 func (x *Index) lock(ctx context.Context) error {
@@ -210,9 +255,9 @@ func (x *Index) Update(ctx context.Context, recordName string) error {
 	r := newWalker(ctx, x.content).record(img)
 	x.mu.RLock()
 	known := map[string]string{}
-	for c := range r.leads {
-		if ch, ok := x.chains[c]; ok {
-			known[c] = ch
+	for _, l := range r.leads {
+		if ci, ok := x.configs[l.config]; ok {
+			known[l.config] = ci.chain
 		}
 	}
 	x.mu.RUnlock()
@@ -252,7 +297,8 @@ func (x *Index) get(ctx context.Context, recordName string) (images.Image, error
 // has no chain ID.
 func (x *Index) readChains(ctx context.Context, recs []*record, known map[string]string) map[string]string {
 	for _, r := range recs {
-		for c := range r.leads {
+		for _, l := range r.leads {
+			c := l.config
 			if _, ok := known[c]; ok {
 				continue
 			}
@@ -274,22 +320,28 @@ func (x *Index) add(r *record, chains map[string]string, reported map[string]int
 		reported = x.problems
 	}
 	x.records[r.name] = r
+	x.peak = max(x.peak, len(x.records))
 	if r.id != "" {
-		addRecord(x.byConfig, r.id, r)
+		ci := x.config(r.id, chains)
+		ci.records = append(ci.records, r)
 	}
-	for c, ds := range r.leads {
-		addRecord(x.byConfig, c, r)
-		if _, ok := x.chains[c]; !ok {
-			ch := chains[c]
-			x.chains[c] = ch
-			if ch != "" {
-				x.byChain[ch] = append(x.byChain[ch], c)
-			}
+	for i := range r.leads {
+		l := &r.leads[i]
+		ci := x.config(l.config, chains)
+		l.config = ci.config
+		if l.config != r.id {
+			ci.records = append(ci.records, r)
 		}
-		for _, d := range ds {
-			count(x.configsOf, d, c, 1)
+		for j, d := range l.digests {
+			di := x.digests[d]
+			if di == nil {
+				di = &digestInfo{digest: d}
+				x.digests[d] = di
+			}
+			l.digests[j] = di.digest
+			di.configs = count(di.configs, l.config, 1)
 			if r.repo != "" {
-				count(x.reposOf, d, r.repo, 1)
+				di.repos = count(di.repos, r.repo, 1)
 			}
 		}
 	}
@@ -304,6 +356,27 @@ func (x *Index) add(r *record, chains map[string]string, reported map[string]int
 	}
 }
 
+// config returns what the index holds of config digest c, adding it if
+// new, with its chain ID from chains when it has none yet (a record named by
+// the config's ID alone reads no chain); x.mu is held.
+func (x *Index) config(c string, chains map[string]string) *configInfo {
+	ci, ok := x.configs[c]
+	if !ok {
+		ci = &configInfo{config: c}
+		x.configs[c] = ci
+	}
+	if ch := chains[c]; ci.chain == "" && ch != "" {
+		cc := x.byChain[ch]
+		if cc == nil {
+			cc = &chainConfigs{chain: ch}
+			x.byChain[ch] = cc
+		}
+		ci.chain = cc.chain
+		cc.configs = append(cc.configs, ci.config)
+	}
+	return ci
+}
+
 // remove takes the record named n out of the index; x.mu is held.
 func (x *Index) remove(n string) {
 	r, ok := x.records[n]
@@ -312,14 +385,23 @@ func (x *Index) remove(n string) {
 	}
 	delete(x.records, n)
 	if r.id != "" {
-		x.dropName(r.id, n)
+		x.dropRecord(r.id, r)
 	}
-	for c, ds := range r.leads {
-		x.dropName(c, n)
-		for _, d := range ds {
-			count(x.configsOf, d, c, -1)
+	for _, l := range r.leads {
+		if l.config != r.id {
+			x.dropRecord(l.config, r)
+		}
+		for _, d := range l.digests {
+			di := x.digests[d]
+			if di == nil {
+				continue
+			}
+			di.configs = count(di.configs, l.config, -1)
 			if r.repo != "" {
-				count(x.reposOf, d, r.repo, -1)
+				di.repos = count(di.repos, r.repo, -1)
+			}
+			if len(di.configs) == 0 && len(di.repos) == 0 {
+				delete(x.digests, d)
 			}
 		}
 	}
@@ -329,42 +411,82 @@ func (x *Index) remove(n string) {
 			delete(x.problems, k)
 		}
 	}
+	if len(x.records) < x.peak/4 {
+		x.compact()
+	}
 }
 
-// dropName removes record n from config c's records, and forgets the config
-// when no record leads to it any more.
-func (x *Index) dropName(c, n string) {
-	set := x.byConfig[c]
-	delete(set, n)
-	if len(set) > 0 {
+// dropRecord removes record r from config c's records, and forgets the
+// config when no record leads to it any more.
+func (x *Index) dropRecord(c string, r *record) {
+	ci := x.configs[c]
+	if ci == nil {
 		return
 	}
-	delete(x.byConfig, c)
-	if ch := x.chains[c]; ch != "" {
-		x.byChain[ch] = slices.DeleteFunc(x.byChain[ch], func(s string) bool { return s == c })
-		if len(x.byChain[ch]) == 0 {
-			delete(x.byChain, ch)
+	if ci.records = slices.DeleteFunc(ci.records, func(o *record) bool { return o == r }); len(ci.records) > 0 {
+		return
+	}
+	delete(x.configs, c)
+	if cc := x.byChain[ci.chain]; cc != nil {
+		if cc.configs = slices.DeleteFunc(cc.configs, func(s string) bool { return s == c }); len(cc.configs) == 0 {
+			delete(x.byChain, ci.chain)
 		}
 	}
-	delete(x.chains, c)
 }
 
-func addRecord(m map[string]map[string]*record, k string, r *record) {
-	if m[k] == nil {
-		m[k] = map[string]*record{}
-	}
-	m[k][r.name] = r
-}
-
-func count(m map[string]map[string]int, k, v string, by int) {
-	if m[k] == nil {
-		m[k] = map[string]int{}
-	}
-	if m[k][v] += by; m[k][v] <= 0 {
-		delete(m[k], v)
-		if len(m[k]) == 0 {
-			delete(m, k)
+// count adds by to the records saying v in cs (dropping v at zero).
+func count(cs []counted, v string, by int) []counted {
+	for i := range cs {
+		if cs[i].v == v {
+			if cs[i].n += by; cs[i].n <= 0 {
+				return slices.Delete(cs, i, i+1)
+			}
+			return cs
 		}
+	}
+	if by > 0 {
+		cs = append(cs, counted{v, by})
+	}
+	return cs
+}
+
+// compact rebuilds the index from copies of the records left, once most
+// records left; x.mu is held. Go maps keep their largest size, and the
+// survivors' objects and strings are scattered over memory spans that the
+// deleted records half-emptied: the runtime can return a span only when
+// nothing in it lives, so the copies are what lets the memory go.
+func (x *Index) compact() {
+	chains := make(map[string]string, len(x.configs))
+	for c, ci := range x.configs {
+		chains[c] = ci.chain
+	}
+	old, problems := x.records, x.problems
+	x.reset()
+	strs := map[string]string{} // one copy of each string the records shared
+	clone := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		if c, ok := strs[v]; ok {
+			return c
+		}
+		c := strings.Clone(v)
+		strs[c] = c
+		return c
+	}
+	fresh := make(map[string]string, len(chains))
+	for c, ch := range chains {
+		fresh[clone(c)] = clone(ch)
+	}
+	for _, r := range old {
+		n := &record{name: clone(r.name), repo: clone(r.repo), id: clone(r.id), leads: make([]lead, len(r.leads)), problems: slices.Clone(r.problems)}
+		for i, l := range r.leads {
+			n.leads[i] = lead{config: clone(l.config), digests: make([]string, len(l.digests))}
+			for j, d := range l.digests {
+				n.leads[i].digests[j] = clone(d)
+			}
+		}
+		x.add(n, fresh, problems)
 	}
 }
 
@@ -391,8 +513,12 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	defer x.mu.RUnlock()
 	var found, bad []string
 	repos := map[string][]string{}
-	for _, r := range x.byConfig[configDigest] {
-		ds := r.leads[configDigest]
+	var records []*record
+	if ci := x.configs[configDigest]; ci != nil {
+		records = ci.records
+	}
+	for _, r := range records {
+		ds := r.lead(configDigest)
 		found = append(found, ds...)
 		for _, d := range ds {
 			if r.repo != "" && !slices.Contains(repos[d], r.repo) {
@@ -433,8 +559,8 @@ func (x *Index) Candidates(ctx context.Context) ([]Candidate, error) {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]Candidate, 0, len(x.configsOf))
-	for d := range x.configsOf {
+	out := make([]Candidate, 0, len(x.digests))
+	for d := range x.digests {
 		out = append(out, x.candidate(d))
 	}
 	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Digest, b.Digest) })
@@ -452,7 +578,7 @@ func (x *Index) RecordCandidates(recordName string) []Candidate {
 	}
 	var ds []string
 	for _, l := range r.leads {
-		ds = append(ds, l...)
+		ds = append(ds, l.digests...)
 	}
 	slices.Sort(ds)
 	ds = slices.Compact(ds)
@@ -465,8 +591,11 @@ func (x *Index) RecordCandidates(recordName string) []Candidate {
 
 func (x *Index) candidate(d string) Candidate {
 	c := Candidate{Digest: d}
-	for repo := range x.reposOf[d] {
-		c.Repositories = append(c.Repositories, repo)
+	if di := x.digests[d]; di != nil {
+		c.Digest = di.digest
+		for _, repo := range di.repos {
+			c.Repositories = append(c.Repositories, repo.v)
+		}
 	}
 	slices.Sort(c.Repositories)
 	return c
@@ -479,8 +608,10 @@ func (x *Index) ConfigsOf(imageDigest string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var cs []string
-	for c := range x.configsOf[imageDigest] {
-		cs = append(cs, c)
+	if di := x.digests[imageDigest]; di != nil {
+		for _, c := range di.configs {
+			cs = append(cs, c.v)
+		}
 	}
 	slices.Sort(cs)
 	return cs
@@ -502,7 +633,10 @@ func (x *Index) ConfigOf(imageDigest string) (configDigest string, ok bool) {
 func (x *Index) ConfigsForChainID(chainID string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	cs := slices.Clone(x.byChain[chainID])
+	var cs []string
+	if cc := x.byChain[chainID]; cc != nil {
+		cs = slices.Clone(cc.configs)
+	}
 	slices.Sort(cs)
 	return cs
 }
@@ -511,8 +645,11 @@ func (x *Index) ConfigsForChainID(chainID string) []string {
 func (x *Index) ChainID(configDigest string) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	ch := x.chains[configDigest]
-	return ch, ch != ""
+	ci := x.configs[configDigest]
+	if ci == nil {
+		return "", false
+	}
+	return ci.chain, ci.chain != ""
 }
 
 // Len returns the number of image records indexed.
@@ -567,12 +704,23 @@ func newWalker(ctx context.Context, cs content.Provider) *walker {
 }
 
 func (w *walker) record(img images.Image) *record {
-	r := &record{name: img.Name, repo: Repository(img.Name), id: idOf(img.Name), leads: map[string][]string{}}
+	r := &record{name: img.Name, repo: Repository(img.Name), id: idOf(img.Name)}
 	w.walk(r, img.Target, 0, nil)
-	for c, ds := range r.leads {
-		slices.Sort(ds)
-		r.leads[c] = slices.Compact(ds)
+	slices.SortStableFunc(r.leads, func(a, b lead) int { return strings.Compare(a.config, b.config) })
+	// One lead per config, its digests sorted once each.
+	out := r.leads[:0]
+	for _, l := range r.leads {
+		if n := len(out); n > 0 && out[n-1].config == l.config {
+			out[n-1].digests = append(out[n-1].digests, l.digests...)
+			continue
+		}
+		out = append(out, l)
 	}
+	for i := range out {
+		slices.Sort(out[i].digests)
+		out[i].digests = slices.Clip(slices.Compact(out[i].digests))
+	}
+	r.leads = slices.Clip(out)
 	return r
 }
 
@@ -599,8 +747,8 @@ func (w *walker) walk(r *record, desc ocispec.Descriptor, depth int, above []str
 		return
 	}
 	if !b.isIndex {
-		r.leads[b.config] = append(r.leads[b.config], desc.Digest.String())
-		r.leads[b.config] = append(r.leads[b.config], above...)
+		ds := append(make([]string, 0, 1+len(above)), desc.Digest.String())
+		r.leads = append(r.leads, lead{config: b.config, digests: append(ds, above...)})
 		return
 	}
 	below := append(slices.Clip(above), desc.Digest.String())

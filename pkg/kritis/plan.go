@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -45,7 +46,11 @@ type Line struct {
 	Text   string
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$`)
+// nameRE is compiled when first used: its bounded repetition makes a
+// program of about 200 KB that the CLI would otherwise build at every start.
+var nameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$`)
+})
 
 // Map turns kritis objects into a plan.
 func Map(objs *Objects, opts Options) (*Plan, error) {
@@ -102,7 +107,7 @@ func Map(objs *Objects, opts Options) (*Plan, error) {
 			add(false, obj, "not mapped: AttestationAuthority %s is not among the imported ones: import it too, or namespace %s stays unprotected (%s)",
 				strings.Join(missing, ", "), gap.Namespace, gap.Source)
 			continue
-		case !nameRE.MatchString(name):
+		case !nameRE().MatchString(name):
 			add(false, obj, "not mapped: %q is not a valid policy name (%s)", name, gap.Source)
 			continue
 		}
@@ -126,7 +131,7 @@ func Map(objs *Objects, opts Options) (*Plan, error) {
 }
 
 func witness(aa AttestationAuthority, region string) (*policy.Witness, error) {
-	if !nameRE.MatchString(aa.Name) {
+	if !nameRE().MatchString(aa.Name) {
 		return nil, fmt.Errorf("%q is not a valid witness name", aa.Name)
 	}
 	if aa.KeyErr != nil {
@@ -221,7 +226,7 @@ func exemptionName(ns, digest string) string {
 		h = h[:12]
 	}
 	name := "kritis-" + ns + "-" + h
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		sum := sha256.Sum256([]byte(ns + digest))
 		name = "kritis-" + hex.EncodeToString(sum[:8])
 	}

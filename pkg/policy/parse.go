@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -326,16 +327,23 @@ func (p *parser) time(m map[string]*yaml.Node, key, path string, parent *yaml.No
 	return t.UTC()
 }
 
+// The name patterns are compiled when first used: their bounded repetitions
+// make programs of about half a MiB, which every process importing the
+// package would otherwise build at start (nri-csig verify reads no policy).
 var (
 	// Names of witnesses, policies, exemptions and revocations.
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$`)
+	nameRE = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$`)
 	// Kubernetes namespace names (RFC 1123 labels).
-	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	namespaceRE = lazyRegexp(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	// Cluster names: an identifier the operator chose; kept printable.
-	clusterRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,251}[A-Za-z0-9])?$`)
+	clusterRE = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,251}[A-Za-z0-9])?$`)
 	// Pod names (RFC 1123 subdomains).
-	podRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	podRE = lazyRegexp(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // ValidDigest reports whether d is a sha256 or sha512 digest in the
 // "algorithm:lowercase-hex" form (the shared check of internal/registry/check).
@@ -362,7 +370,7 @@ func trustID(kind WitnessKind, canonical []byte) string {
 }
 
 func (p *parser) checkName(n *yaml.Node, field, name string) {
-	if name != "" && !nameRE.MatchString(name) {
+	if name != "" && !nameRE().MatchString(name) {
 		p.errorf(n, field, "%q is not a valid name: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit", name)
 	}
 }
@@ -639,12 +647,12 @@ func (p *parser) policy(name string, spec *yaml.Node, path string) *SecurityPoli
 		p.refs = append(p.refs, witnessRef{policy: name, witness: w, node: wnodes[i]})
 	}
 	for i, c := range sp.Clusters {
-		if c != Wildcard && !clusterRE.MatchString(c) {
+		if c != Wildcard && !clusterRE().MatchString(c) {
 			p.errorf(cnodes[i], join(path, "clusters"), "%q is not a valid cluster name (letters, digits, '.', '_', ':', '-') nor %q", c, Wildcard)
 		}
 	}
 	for i, ns := range sp.Namespaces {
-		if ns != Wildcard && !namespaceRE.MatchString(ns) {
+		if ns != Wildcard && !namespaceRE().MatchString(ns) {
 			p.errorf(nnodes[i], join(path, "namespaces"), "%q is not a Kubernetes namespace name (lowercase RFC 1123 label) nor %q", ns, Wildcard)
 		}
 	}
@@ -687,7 +695,7 @@ func (p *parser) exemption(name string, spec *yaml.Node, path string) *Exemption
 		Reason:      p.str(m, "reason", path, true, spec),
 	}
 	e.Expires = p.time(m, "expires", path, spec)
-	if e.Namespace != "" && !namespaceRE.MatchString(e.Namespace) {
+	if e.Namespace != "" && !namespaceRE().MatchString(e.Namespace) {
 		p.errorf(m["namespace"], join(path, "namespace"), "%q is not a Kubernetes namespace name; an exemption names one namespace", e.Namespace)
 	}
 	switch {
@@ -697,7 +705,7 @@ func (p *parser) exemption(name string, spec *yaml.Node, path string) *Exemption
 		p.errorf(m["pod"], path, "give imageDigest or pod, not both; write two exemptions")
 	case e.ImageDigest != "" && !ValidDigest(e.ImageDigest):
 		p.errorf(m["imageDigest"], join(path, "imageDigest"), "%q is not a digest; use sha256:<64 lowercase hex>", e.ImageDigest)
-	case e.Pod != "" && !podRE.MatchString(e.Pod):
+	case e.Pod != "" && !podRE().MatchString(e.Pod):
 		p.errorf(m["pod"], join(path, "pod"), "%q is not a Kubernetes pod name", e.Pod)
 	}
 	return e

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -337,7 +338,7 @@ func (l *sigLog) maybeCompactLocked() error {
 		if _, err := io.Copy(w, io.NewSectionReader(l.f, s.off, s.size)); err != nil {
 			return fail(err)
 		}
-		spans[d] = span{off, s.size, s.content}
+		spans[strings.Clone(d)] = span{off, s.size, s.content} // fresh memory: see Store.Forget
 		off += s.size
 	}
 	if err := w.Flush(); err != nil {

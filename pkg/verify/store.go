@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -91,6 +92,20 @@ type keyring struct {
 	ids  []uint32
 	fps  []string       // fingerprints, for hints
 	pos  map[uint32]int // ID -> index in keys
+}
+
+// sameAs reports whether r holds the same keys as o, in the same order and
+// under the same names: verdicts under one are verdicts under the other.
+func (r *keyring) sameAs(o *keyring) bool {
+	if len(r.ids) != len(o.ids) {
+		return false
+	}
+	for i := range r.ids {
+		if r.ids[i] != o.ids[i] || r.keys[i].Name != o.keys[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 // sigCheck is a check with what keys said of it, shared by the entries
@@ -367,6 +382,15 @@ func (s *Store) SetKeys(ks []Key) {
 	}
 
 	s.mu.RLock()
+	same := r.sameAs(s.ring)
+	s.mu.RUnlock()
+	if same {
+		// A reload with the keys in force: every verdict stands, and
+		// re-judging 10,000 digests would only make garbage.
+		return
+	}
+
+	s.mu.RLock()
 	digests := make([]string, 0, len(s.entries))
 	old := make([]*storeEntry, 0, len(s.entries))
 	for d, e := range s.entries {
@@ -512,11 +536,20 @@ func (s *Store) Forget(digests ...string) {
 		delete(s.entries, d)
 		delete(s.errs, d)
 	}
-	// Go maps never give back their buckets: rebuild once most entries left.
+	// Go maps never give back their buckets, and the entries left are
+	// scattered over memory spans the forgotten ones half-emptied (the
+	// runtime returns a span only when nothing in it lives): once most
+	// entries left, rebuild the maps from copies of what stays.
 	if len(s.entries) < s.peak/4 {
-		s.entries = copyMap(s.entries)
-		s.errs = copyMap(s.errs)
-		s.peak = len(s.entries)
+		entries := make(map[string]*storeEntry, len(s.entries))
+		for d, e := range s.entries {
+			entries[strings.Clone(d)] = e.copy()
+		}
+		errs := make(map[string]fetchError, len(s.errs))
+		for d, fe := range s.errs {
+			errs[strings.Clone(d)] = fetchError{text: strings.Clone(fe.text), at: fe.at}
+		}
+		s.entries, s.errs, s.peak = entries, errs, len(entries)
 	}
 	s.mu.Unlock()
 	if s.log != nil {
@@ -524,14 +557,26 @@ func (s *Store) Forget(digests ...string) {
 	}
 }
 
-// copyMap copies m into a map sized for what it holds (maps.Clone keeps the
-// original's size).
-func copyMap[V any](m map[string]V) map[string]V {
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
+// copy returns e in fresh memory: its checks, their signatures and sources.
+// A check being verified meanwhile (SetKeys, outside the store's lock) is
+// copied with what keys said of it so far; what it learns later is learnt
+// again at most once.
+func (e *storeEntry) copy() *storeEntry {
+	n := *e
+	n.checks = make([]*sigCheck, len(e.checks))
+	for i, c := range e.checks {
+		c.mu.Lock()
+		nc := &sigCheck{check: c.check, by: c.by, tried: slices.Clone(c.tried)}
+		c.mu.Unlock()
+		nc.source, nc.hint, nc.covers = strings.Clone(c.source), strings.Clone(c.hint), strings.Clone(c.covers)
+		nc.sigs = make([][]byte, len(c.sigs))
+		for j, sig := range c.sigs {
+			nc.sigs[j] = bytes.Clone(sig)
+		}
+		n.checks[i] = nc
 	}
-	return out
+	n.verified = slices.Clone(e.verified)
+	return &n
 }
 
 // Retain forgets every digest not in live (the node's images, e.g. at boot).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -506,5 +507,67 @@ func TestDirRereadsAChangedIndex(t *testing.T) {
 	}
 	if ms, _ := dir.Fetch(context.Background(), a); len(ms) != 1 {
 		t.Fatalf("Fetch(a) after the index changed = %d manifests", len(ms))
+	}
+}
+
+// Forgetting most digests rebuilds the store from copies of what stays: the
+// verdicts, the failures and what each key said of each signature survive,
+// so a reload with the same keys checks nothing again.
+func TestStoreForgetMostKeepsVerdicts(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 2)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
+	var ds []string
+	for i := range 40 {
+		d := testDigest(i)
+		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[i%2], d)}
+		ds = append(ds, d)
+	}
+	st := NewStore(NewDir(t.TempDir()), f)
+	st.SetKeys(ks[:1]) // the odd digests are signed by a key not in force
+	prefetchAll(t, st, ds)
+	st.Forget(ds[4:]...)
+	if st.Len() != 4 || st.peak != 4 {
+		t.Fatalf("Len %d, peak %d after forgetting 36 of 40: want 4 and 4 (the maps rebuilt)", st.Len(), st.peak)
+	}
+	fp := ks[0].Name
+	for i, d := range ds[:4] {
+		if got := st.Verified(d, fp); got != (i%2 == 0) {
+			t.Errorf("digest %d: Verified = %v after the rebuild", i, got)
+		}
+	}
+	if s := st.Status(ds[1]); !strings.Contains(s, ErrBadSignature.Error()) {
+		t.Errorf("digest 1: Status = %q, want the bad signature", s)
+	}
+	n := countChecks(t)
+	st.SetKeys(ks[:1])
+	if got := n.Load(); got != 0 {
+		t.Errorf("a reload with the same key made %d checks after the rebuild; want 0", got)
+	}
+	st.SetKeys(ks)
+	if got := n.Load(); got != 2 {
+		t.Errorf("the new key made %d checks on the 2 signatures no key in force made; want 2", got)
+	}
+	if !st.Verified(ds[1], ks[1].Name) {
+		t.Error("digest 1 is not verified by its key once it is in force")
+	}
+}
+
+// A reload with the keys in force changes nothing: no entry is re-judged
+// (at 10,000 digests that was megabytes of garbage per SIGHUP).
+func TestSetKeysSameKeysKeepsEntries(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 2)
+	ms, ds := signedFixture(t, ss, 10)
+	st := storeOf(t, ks, ms, ds)
+	before := st.entries[ds[0]]
+	st.SetKeys(slices.Clone(ks))
+	if st.entries[ds[0]] != before {
+		t.Error("SetKeys with the same keys replaced the entries")
+	}
+	st.SetKeys(ks[:1])
+	if st.entries[ds[0]] == before {
+		t.Error("SetKeys with other keys kept the entries")
+	}
+	if st.Verified(ds[1], ks[1].Name) {
+		t.Error("a digest signed by a key no longer in force is still verified")
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
-	"github.com/nri-csig/nri-csig/pkg/daemon"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/regcreds"
 )
 
 // registryFlags are the registry options sign, verify and bundle push|pull
@@ -82,7 +82,7 @@ func (f *registryFlags) client() (*registry.Client, error) {
 		return nil, usageError(fmt.Errorf("registry config path %s is not a directory; give containerd's config_path, e.g. /etc/containerd/certs.d", p))
 	}
 	o.ConfigPath = node.Registries.ConfigPath
-	sources, err := daemon.CredentialSources(node, slog.New(slog.DiscardHandler))
+	sources, err := regcreds.Sources(node, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--node-config: %w", err))
 	}

@@ -3,17 +3,26 @@ package cli
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/spf13/cobra"
+)
 
-	"github.com/nri-csig/nri-csig/pkg/plugin"
+// The node daemon's commands (run, check-config) and what tells a
+// pre-installed plugin apart are in daemon_commands.go, left out of builds
+// tagged nodaemon (nri-csig-cli): they link containerd, NRI, gRPC and
+// Prometheus, whose package initialization the other commands would pay in
+// memory at every start.
+var (
+	daemonCommands []func() *cobra.Command
+	preInstalled   = func() bool { return false }
 )
 
 // Args returns the command line to execute. containerd launches a
 // pre-installed plugin (a file named like 50-nri-csig in its plugin_path)
 // without arguments: that means "run".
 func Args(argv []string) []string {
-	if len(argv) == 0 && plugin.PreInstalled() {
+	if len(argv) == 0 && preInstalled() {
 		return []string{"run"}
 	}
 	return argv
@@ -33,10 +42,11 @@ also when the container never went through the Kubernetes API server.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newVersionCmd())
+	for _, c := range daemonCommands {
+		root.AddCommand(c())
+	}
 	root.AddCommand(
-		newVersionCmd(),
-		newRunCmd(),
-		newCheckConfigCmd(),
 		newSignCmd(),
 		newVerifyCmd(),
 		newWitnessCmd(),
@@ -69,4 +79,8 @@ func ExitCode(err error) int {
 		return ee.code
 	}
 	return 1
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }

@@ -1,3 +1,5 @@
+//go:build !nodaemon
+
 package cli
 
 import (
@@ -5,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -83,6 +84,8 @@ Node config file (--config):
 	f.StringVar(&o.cfg.ContainerdNamespace, "containerd-namespace", "k8s.io", "containerd namespace the CRI uses")
 	f.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", time.Second, "longest one decision may take before the container is refused; also capped at 3/4 of NRI's request timeout")
 	f.StringVar(&o.cfg.MetricsAddress, "metrics-address", "127.0.0.1:9464", "serve Prometheus /metrics and /readyz (200 only while registered with NRI) here; empty turns it off")
+	f.BoolVar(&o.cfg.DebugPprof, "debug-pprof", false, "also serve Go's runtime profiles (heap, goroutines, CPU) under /debug/pprof/ on the metrics address, for measuring the daemon; keep the metrics address on loopback when it is on")
+	f.IntVar(&o.cfg.GCPercent, "gc-percent", 0, fmt.Sprintf("Go garbage collector target (GOGC: collect when the heap grew by this %% since the last collection); 0: GOGC from the environment if set, else %d", daemon.DefaultGCPercent))
 	f.BoolVar(&o.cfg.StopUntrusted, "stop-untrusted", false, "stop running containers found untrusted when judged again (after a reconnection or a policy change); default: report them only")
 	f.BoolVar(&o.cfg.WatchContainerd, "watch-containerd", true, "also judge containers created outside the CRI (ctr, nerdctl, containerd clients), which NRI never sees, when their tasks start; they have no Kubernetes namespace, so only policies covering namespace \"*\" apply to them")
 	f.StringSliceVar(&o.cfg.SandboxImageConfigs, "sandbox-image-config", nil, "config digest (sha256:...) of the CRI's sandbox (pause) image, whose pod sandboxes the containerd watcher leaves alone (repeatable); default: the images the CRI pinned (label io.cri-containerd.pinned=pinned), which a sandbox image imported with ctr lacks")
@@ -125,8 +128,4 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
-}
-
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }
