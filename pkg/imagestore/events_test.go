@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,48 @@ func TestFollowAppliesImageEvents(t *testing.T) {
 	}
 	if n.lists != 2 {
 		t.Errorf("%d Lists, want one per (re)subscription", n.lists)
+	}
+}
+
+// A create right after a pull can reach the plugin before the pull's image
+// event reaches the index: Resolve waits (up to MissWait) for it instead of
+// answering "no such image", and a config that never comes costs MissWait.
+func TestResolveWaitsForTheEventInFlight(t *testing.T) {
+	n := newNode(t)
+	x := New(n, n.cs, "k8s.io")
+	sub := fakeEvents{envs: make(chan *events.Envelope), errs: make(chan error)}
+	built := make(chan struct{}, 1)
+	go x.Follow(t.Context(), sub, func(context.Context) { built <- struct{}{} }, nil)
+	wait(t, built)
+
+	m, cfg := n.image("reg.example/late:1", "late")
+	type answer struct {
+		digests []string
+		err     error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		ds, _, err := x.Resolve(t.Context(), cfg.Digest.String())
+		got <- answer{ds, err}
+	}()
+	// Send the event only once the resolution is waiting for it.
+	for deadline := time.Now().Add(10 * time.Second); x.waiting.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Resolve of a config the index does not hold yet did not wait")
+		}
+	}
+	sub.send(t, "k8s.io", &apievents.ImageCreate{Name: "reg.example/late:1"})
+	if a := wait(t, got); a.err != nil || !reflect.DeepEqual(a.digests, strs(m)) {
+		t.Fatalf("Resolve while the create event was in flight = %v, %v; want %v", a.digests, a.err, strs(m))
+	}
+
+	// A config that never comes: the answer is "none" once MissWait is over.
+	if ds, _, err := x.Resolve(t.Context(), "sha256:"+strings.Repeat("0", 64)); err != nil || len(ds) != 0 {
+		t.Fatalf("Resolve(unknown) = %v, %v", ds, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ds, _, err := x.Resolve(ctx, "sha256:"+strings.Repeat("1", 64)); err != nil || len(ds) != 0 {
+		t.Fatalf("Resolve(unknown, cancelled) = %v, %v", ds, err)
 	}
 }

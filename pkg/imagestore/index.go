@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"time"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ type Index struct {
 	digests  map[string]*digestInfo   // image digest -> its config digests and repositories
 	byChain  map[string]*chainConfigs // chain ID -> config digests
 	problems map[string]int           // skipped record or descriptor -> records that have it
+	// changed is closed (and replaced) each time records are added, so that a
+	// resolution that found nothing can wait for an image event in flight.
+	changed chan struct{}
+	waiting atomic.Int32 // resolutions waiting in awaitConfig (tests watch it)
 	// peak is len(records) at its highest since the maps were last rebuilt:
 	// Go maps never give back their buckets, so remove rebuilds them once
 	// most records left.
@@ -145,7 +150,7 @@ func WithLogger(l *slog.Logger) Option {
 // or the first lookup.
 func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option) *Index {
 	x := &Index{images: imgs, content: cs, namespace: namespace, log: slog.New(slog.DiscardHandler),
-		sem: make(chan struct{}, 1), firstBuild: make(chan struct{})}
+		sem: make(chan struct{}, 1), firstBuild: make(chan struct{}), changed: make(chan struct{})}
 	x.reset()
 	for _, o := range opts {
 		o(x)
@@ -202,6 +207,7 @@ func (x *Index) build(ctx context.Context) error {
 	for _, r := range walked {
 		x.add(r, chains, old)
 	}
+	x.notifyLocked()
 	x.mu.Unlock()
 	x.built.Store(true)
 	x.firstOnce.Do(func() { close(x.firstBuild) })
@@ -265,8 +271,50 @@ func (x *Index) Update(ctx context.Context, recordName string) error {
 	x.mu.Lock()
 	x.remove(recordName)
 	x.add(r, chains, nil)
+	x.notifyLocked()
 	x.mu.Unlock()
 	return nil
+}
+
+// notifyLocked wakes the resolutions waiting for records (x.mu held).
+func (x *Index) notifyLocked() {
+	close(x.changed)
+	x.changed = make(chan struct{})
+}
+
+// MissWait bounds how long Resolve waits, for a config digest the index does
+// not hold, for the image event that may be on its way: the CRI creates a
+// container right after its pull, and the pull's events reach the index
+// asynchronously. It is paid only on a miss, and never beyond ctx.
+const MissWait = 200 * time.Millisecond
+
+// awaitConfig waits, up to MissWait, until the index holds configDigest.
+// It returns at once when the index does not follow image events (then
+// nothing would change it).
+func (x *Index) awaitConfig(ctx context.Context, configDigest string) {
+	if !x.following.Load() {
+		return
+	}
+	x.waiting.Add(1)
+	defer x.waiting.Add(-1)
+	timer := time.NewTimer(MissWait)
+	defer timer.Stop()
+	for {
+		x.mu.RLock()
+		_, ok := x.configs[configDigest]
+		changed := x.changed
+		x.mu.RUnlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Delete drops an image record from the index.
@@ -501,7 +549,8 @@ func (x *Index) ImageDigests(ctx context.Context, configDigest string) ([]string
 // Resolve is ImageDigests plus, for each digest, the repositories whose image
 // records lead to it (e.g. "registry.example/app"): where its signatures live.
 //
-// It reads only the records that lead to configDigest. It fails only when
+// It reads only the records that lead to configDigest; when there are none
+// yet, it waits up to MissWait for an image event to bring them. It fails only when
 // the image itself is unusable: no manifest with that config was found, and
 // a record of it (the one the CRI names by image ID) could not be read; the
 // error names the record and what is wrong.
@@ -509,6 +558,7 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	if err := x.ensure(ctx); err != nil {
 		return nil, nil, err
 	}
+	x.awaitConfig(ctx, configDigest)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var found, bad []string
