@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"time"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
