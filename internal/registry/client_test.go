@@ -112,24 +112,34 @@ type countingListener struct {
 	tls atomic.Int32
 }
 
+// Accept does not read: a peek here would hold up the accept loop behind
+// a connection the client dialed but has not written on yet (the HTTP
+// transport dials ahead and may leave such a connection idle), and the
+// next connections would time out. The first byte is looked at on the
+// connection's first read instead.
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReader(c)
-	if b, err := br.Peek(1); err == nil && b[0] == 0x16 {
-		l.tls.Add(1)
-	}
-	return &peekedConn{Conn: c, r: br}, nil
+	return &peekedConn{Conn: c, r: bufio.NewReader(c), l: l}, nil
 }
 
 type peekedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r    *bufio.Reader
+	l    *countingListener
+	once sync.Once
 }
 
-func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c *peekedConn) Read(b []byte) (int, error) {
+	c.once.Do(func() {
+		if p, err := c.r.Peek(1); err == nil && p[0] == 0x16 { // a TLS ClientHello
+			c.l.tls.Add(1)
+		}
+	})
+	return c.r.Read(b)
+}
 
 // plainRegistry serves go-containerregistry's registry over plain HTTP on
 // loopback, counting TLS attempts and pings (GET /v2/).
