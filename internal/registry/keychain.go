@@ -151,11 +151,12 @@ const MaxDockerConfigSize = 1 << 20
 // missing file has no credentials (the node may not have any yet), a
 // malformed one is an error that names it.
 func DockerConfig(path string) NamedKeychain {
-	return NamedKeychain{Name: "docker config " + path, Keychain: &dockerConfig{path: path}}
+	return NamedKeychain{Name: "docker config " + path, Keychain: &dockerConfig{path: path, now: time.Now}}
 }
 
 type dockerConfig struct {
 	path string
+	now  func() time.Time // time.Now; a test's clock
 
 	mu      sync.Mutex
 	checked time.Time
@@ -192,7 +193,7 @@ func (d *dockerConfig) Resolve(r authn.Resource) (authn.Authenticator, error) {
 func (d *dockerConfig) load() (*configfile.ConfigFile, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := time.Now()
+	now := d.now()
 	if !d.checked.IsZero() && now.Sub(d.checked) < time.Second {
 		return d.cf, d.err
 	}

@@ -130,8 +130,15 @@ func signLegacy(t testing.TB, s sign.Signer, image name.Digest) {
 // in-toto statement with predicate type https://sigstore.dev/cosign/sign/v1.
 func makeBundle(t testing.TB, s sign.Signer, subjectDigest string) []byte {
 	t.Helper()
+	return makeBundleOf(t, s, subjectDigest, signature.CosignSignPredicateType)
+}
+
+// makeBundleOf is makeBundle with the statement's predicate type given: an
+// attestation's (SLSA provenance, SBOM) instead of cosign's signature one.
+func makeBundleOf(t testing.TB, s sign.Signer, subjectDigest, predicateType string) []byte {
+	t.Helper()
 	stmt := `{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"` + strings.TrimPrefix(subjectDigest, "sha256:") +
-		`"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}`
+		`"}}],"predicateType":"` + predicateType + `","predicate":{}}`
 	sum := sha256.Sum256(signature.PAE(signature.InTotoPayloadType, []byte(stmt)))
 	sig, err := s.SignDigest(context.Background(), sum[:])
 	if err != nil {
