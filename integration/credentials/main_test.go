@@ -207,7 +207,7 @@ func newImage(t *testing.T, reg *testbed.Registry, repoTag, marker string, signe
 func mustRun(t *testing.T, pod *testbed.Pod, name string, img testbed.Image) {
 	t.Helper()
 	if _, err := pod.Run(testbed.ContainerSpec{Name: name, Image: img.Ref}); err != nil {
-		t.Fatalf("container %q from %s was refused: %v\n%s", name, img.Ref, err, tail(daemon.Log(), 20))
+		t.Fatalf("container %q from %s was refused: %v\n%s", name, img.Ref, err, testbed.LastLines(daemon.Log(), 20))
 	}
 }
 
@@ -248,12 +248,4 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

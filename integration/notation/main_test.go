@@ -126,7 +126,7 @@ stateDir: %s
 	code := m.Run()
 	daemon.Stop()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "daemon log tail:\n%s\ncontainerd log tail:\n%s\n", tail(daemon.Log(), 30), ctrd.LogTail(20))
+		fmt.Fprintf(os.Stderr, "daemon log tail:\n%s\ncontainerd log tail:\n%s\n", testbed.LastLines(daemon.Log(), 30), ctrd.LogTail(20))
 	}
 	return code, nil
 }
@@ -202,12 +202,4 @@ func command(env []string, bin string, args ...string) (string, error) {
 		return out.String(), fmt.Errorf("%s %s: %v", filepath.Base(bin), strings.Join(args, " "), err)
 	}
 	return out.String(), nil
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

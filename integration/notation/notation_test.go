@@ -109,7 +109,7 @@ func mustRun(t *testing.T, img image) {
 	t.Helper()
 	pod := ctrd.NewPod(t, namespace)
 	if _, err := pod.Run(testbed.ContainerSpec{Name: "app", Image: img.tag}); err != nil {
-		t.Fatalf("container from %s was refused: %v\n%s", img.tag, err, tail(daemon.Log(), 10))
+		t.Fatalf("container from %s was refused: %v\n%s", img.tag, err, testbed.LastLines(daemon.Log(), 10))
 	}
 }
 
@@ -283,7 +283,7 @@ func setTrust(t *testing.T, caFile string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tail(daemon.Log(), 10))
+		t.Fatalf("%v\n%s", err, testbed.LastLines(daemon.Log(), 10))
 	}
 }
 

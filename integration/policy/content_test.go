@@ -148,7 +148,7 @@ func TestSignedNameOverUnsignedSnapshotStopped(t *testing.T) {
 		case err := <-errs:
 			t.Fatalf("event stream: %v", err)
 		case <-ctx.Done():
-			t.Fatalf("the container's task did not exit: %v\n%s", ctx.Err(), tailString(daemon.Log(), 10))
+			t.Fatalf("the container's task did not exit: %v\n%s", ctx.Err(), testbed.LastLines(daemon.Log(), 10))
 		case env := <-evs:
 			ev, err := typeurl.UnmarshalAny(env.Event)
 			if err != nil {

@@ -78,7 +78,7 @@ func (n *node) start(t *testing.T, deadline time.Duration) {
 	t.Cleanup(func() {
 		d.Stop()
 		if t.Failed() {
-			t.Logf("daemon under test, log tail:\n%s", tailString(d.Log(), 25))
+			t.Logf("daemon under test, log tail:\n%s", testbed.LastLines(d.Log(), 25))
 		}
 	})
 	if err := d.WaitRegistered(1, deadline); err != nil {
@@ -100,7 +100,7 @@ func (n *node) waitRecords(t *testing.T, deadline time.Duration, before int, mat
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\nlog tail:\n%s", err, tailString(n.Log(), 15))
+		t.Fatalf("%v\nlog tail:\n%s", err, testbed.LastLines(n.Log(), 15))
 	}
 	return rec
 }

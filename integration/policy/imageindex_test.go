@@ -111,7 +111,7 @@ func allowConfigs(t *testing.T, namespace string, digests ...string) {
 			}
 			return nil
 		}); err != nil {
-			t.Fatalf("%v\n%s", err, tailString(daemon.Log(), 10))
+			t.Fatalf("%v\n%s", err, testbed.LastLines(daemon.Log(), 10))
 		}
 	}
 	list := "allowlists:\n  - namespace: " + namespace + "\n    digests:\n"

@@ -156,11 +156,3 @@ func fingerprint(t *testing.T, pubFile string) string {
 	}
 	return fp
 }
-
-func tailString(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -67,7 +67,7 @@ func editBundle(t *testing.T, args ...string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tailString(daemon.Log(), 10))
+		t.Fatalf("%v\n%s", err, testbed.LastLines(daemon.Log(), 10))
 	}
 }
 
@@ -357,7 +357,7 @@ func TestUnsignedBundleEditRefused(t *testing.T) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tailString(daemon.Log(), 10))
+		t.Fatalf("%v\n%s", err, testbed.LastLines(daemon.Log(), 10))
 	}
 	mustRefuse(t, pod, "after-unsigned-edit", img, `policy "ci-required"`)
 }

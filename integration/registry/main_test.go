@@ -221,11 +221,3 @@ func mustRefuse(t *testing.T, pod *testbed.Pod, name string, img testbed.Image) 
 	}
 	return msg
 }
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

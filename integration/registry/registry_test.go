@@ -92,7 +92,7 @@ func TestPrivateTLSRegistryWithTokenAuth(t *testing.T) {
 	})
 
 	if log := daemon.Log(); !strings.Contains(log, `"msg":"registries","component":"nri-csig","config_path":"`+certsDir+`","credential_sources":"docker config `+dockerCfg) {
-		t.Errorf("the daemon did not log its registry settings at start:\n%s", tail(log, 40))
+		t.Errorf("the daemon did not log its registry settings at start:\n%s", testbed.LastLines(log, 40))
 	}
 	if strings.Contains(daemon.Log(), password) {
 		t.Errorf("the daemon's log holds the registry password")
