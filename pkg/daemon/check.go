@@ -13,6 +13,7 @@ import (
 
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/regcreds"
 )
 
 // maxKeyFileSize bounds the bundle-signing key file: a PEM public key is
@@ -48,7 +49,7 @@ func checkNode(node *nodeconfig.Config) error {
 			return fmt.Errorf("%s: %q is a relative path; give an absolute one (the daemon's working directory is not yours)", p.field, p.path)
 		}
 	}
-	if _, err := CredentialSources(node, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := regcreds.Sources(node, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
 	if node.Bundle.Configured() {

@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nri-csig/nri-csig/internal/registry"
+	"github.com/nri-csig/nri-csig/pkg/regcreds"
 )
 
 // check-config (and so daemon start) reads kubelet's credential provider
@@ -42,7 +44,10 @@ providers:
 	if err != nil {
 		t.Fatalf("CheckConfig with the plugin = %v", err)
 	}
-	s := mustSources(t, cfg)
+	s, err := regcreds.Sources(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(s) != 2 || !strings.HasPrefix(s[0].Name, "kubelet credential providers ecr-cred") || s[1].Name != registry.DefaultSource.Name {
 		t.Errorf("sources = %v; want the kubelet credential providers, then the default keychain", s)
 	}

@@ -13,7 +13,7 @@ import (
 // hosts.toml tree (registries.configPath) and its credential chain, which
 // it logs (names and paths only, never a credential).
 func newRegistryClient(node *nodeconfig.Config, log *slog.Logger) (*registry.Client, error) {
-	sources, err := CredentialSources(node, log)
+	sources, err := regcreds.Sources(node, log) // the CLI's --node-config builds the same
 	if err != nil {
 		return nil, err
 	}
@@ -27,10 +27,4 @@ func newRegistryClient(node *nodeconfig.Config, log *slog.Logger) (*registry.Cli
 		ConfigPath: node.Registries.ConfigPath,
 		Keychain:   registry.Chain(sources...),
 	}), nil
-}
-
-// CredentialSources are the node's credential sources in the order they
-// are asked (regcreds.Sources, which the CLI uses too).
-func CredentialSources(node *nodeconfig.Config, log *slog.Logger) ([]registry.NamedKeychain, error) {
-	return regcreds.Sources(node, log)
 }
