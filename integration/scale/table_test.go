@@ -4,6 +4,8 @@ package scale
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"os"
 	"os/exec"
 	"runtime"
@@ -63,6 +65,20 @@ type results struct {
 	rows   []*row
 	verify []verifyResult
 	floor  *floorResult
+	// index is BenchmarkIndexBuild's first-build time per size and reader.
+	index map[int]map[string]time.Duration
+}
+
+func (r *results) setIndexBuild(n int, reader string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.index == nil {
+		r.index = map[int]map[string]time.Duration{}
+	}
+	if r.index[n] == nil {
+		r.index[n] = map[string]time.Duration{}
+	}
+	r.index[n][reader] = d
 }
 
 func (r *results) setFloor(f floorResult) { r.mu.Lock(); r.floor = &f; r.mu.Unlock() }
@@ -185,6 +201,14 @@ func (r *results) markdown() string {
 				ms(v.oursWall), ms(v.fullWall), ms(v.cosWall), ratio(int64(v.oursWall), int64(v.cosWall)), ratio(int64(v.fullWall), int64(v.cosWall)),
 				testbed.MiB(v.oursPeak), testbed.MiB(v.fullPeak), testbed.MiB(v.cosPeak), ratio(v.oursPeak, v.cosPeak), ratio(v.fullPeak, v.cosPeak),
 				v.oursReqs, v.fullReqs, v.cosReqs))
+	}
+	if len(r.index) > 0 {
+		sizes := slices.Sorted(maps.Keys(r.index))
+		cells := make([]string, len(sizes))
+		for i, n := range sizes {
+			cells[i] = fmt.Sprintf("%d images: %s (daemon's reader, one Read per blob) / %s (Info + Read)", n, secs(r.index[n]["api"]), secs(r.index[n]["store"]))
+		}
+		oneCell("image index first build, in-process on the real containerd (BenchmarkIndexBuild)", strings.Join(cells, "; "))
 	}
 	if f := r.floor; f != nil {
 		oneCell(fmt.Sprintf("floor: nri-csig-cli / nri-csig version, the binary starting and doing nothing (median of %d)", f.runs),

@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
-	d.images = imagestore.New(client.ImageService(), client.ContentStore(), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
+	d.images = imagestore.New(client.ImageService(), imagestore.ContentOf(client), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
 	d.metrics.watchImages(d.images)
 	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {

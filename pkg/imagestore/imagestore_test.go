@@ -147,7 +147,7 @@ func notPresent(size int64) ocispec.Descriptor {
 func newIndex(t *testing.T, n *node) (*Index, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	x := New(n, n.cs, "k8s.io", WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	x := New(n, n.provider(), "k8s.io", WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err := x.Build(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -195,6 +195,7 @@ func (x *Index) build(ctx context.Context) error {
 		return fmt.Errorf("listing containerd images in namespace %s: %w", x.namespace, err)
 	}
 	w := newWalker(ctx, x.content)
+	w.prefetch(recs)
 	walked := make([]*record, 0, len(recs))
 	for _, img := range recs {
 		walked = append(walked, w.record(img))
@@ -344,21 +345,64 @@ func (x *Index) get(ctx context.Context, recordName string) (images.Image, error
 // known does not hold. A config that cannot be read is logged, counted and
 // has no chain ID.
 func (x *Index) readChains(ctx context.Context, recs []*record, known map[string]string) map[string]string {
+	var todo []string
+	from := map[string]string{} // config -> the first record leading to it, for the log
 	for _, r := range recs {
 		for _, l := range r.leads {
-			c := l.config
-			if _, ok := known[c]; ok {
+			if _, ok := known[l.config]; ok {
 				continue
 			}
-			ch, err := readChainID(ctx, x.content, c)
-			if err != nil && !errors.Is(err, errNotPresent) {
-				x.skipped.Add(1)
-				x.log.Warn("imagestore: skipped image config: its rootfs chain ID is unknown", "config", c, "record", r.name, "error", err)
+			if _, ok := from[l.config]; !ok {
+				from[l.config] = r.name
+				todo = append(todo, l.config)
 			}
-			known[c] = ch
 		}
 	}
+	type read struct {
+		chain string
+		err   error
+	}
+	got := concurrently(len(todo), func(i int) read {
+		ch, err := readChainID(ctx, x.content, todo[i])
+		return read{ch, err}
+	})
+	for i, c := range todo {
+		if err := got[i].err; err != nil && !errors.Is(err, errNotPresent) {
+			x.skipped.Add(1)
+			x.log.Warn("imagestore: skipped image config: its rootfs chain ID is unknown", "config", c, "record", from[c], "error", err)
+		}
+		known[c] = got[i].chain
+	}
 	return known
+}
+
+// readWorkers bounds the content reads one build or update runs at once.
+// containerd answers each read over its API (two calls per blob), so a
+// build of 10,000 images read one blob at a time waits on round trips for
+// seconds while the machine idles.
+const readWorkers = 8
+
+// concurrently returns f(0) ... f(n-1), computed by at most readWorkers
+// goroutines.
+func concurrently[T any](n int, f func(i int) T) []T {
+	out := make([]T, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(readWorkers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
 }
 
 // add puts r in the index; x.mu is held. Problems not in reported (nil: the
@@ -804,6 +848,40 @@ func (w *walker) walk(r *record, desc ocispec.Descriptor, depth int, above []str
 	below := append(slices.Clip(above), desc.Digest.String())
 	for _, child := range b.children {
 		w.walk(r, child, depth+1, below)
+	}
+}
+
+// prefetch reads every manifest and index below imgs' targets, level by
+// level and readWorkers at a time, into w.seen, so that walking the records
+// afterwards (in order, one at a time) reads nothing more.
+func (w *walker) prefetch(imgs []images.Image) {
+	level := make([]ocispec.Descriptor, 0, len(imgs))
+	for _, img := range imgs {
+		level = append(level, img.Target)
+	}
+	for depth := 0; depth <= maxDepth && len(level) > 0; depth++ {
+		var todo []ocispec.Descriptor
+		queued := map[string]bool{}
+		for _, d := range level {
+			k := d.Digest.String()
+			if _, ok := w.seen[k]; ok || queued[k] || d.Size > maxManifestSize ||
+				(!images.IsManifestType(d.MediaType) && !images.IsIndexType(d.MediaType)) {
+				continue // walk handles these as before
+			}
+			queued[k] = true
+			todo = append(todo, d)
+		}
+		got := concurrently(len(todo), func(i int) walked {
+			b, err := readManifest(w.ctx, w.cs, todo[i])
+			return walked{b, err}
+		})
+		level = level[:0]
+		for i, d := range todo {
+			w.seen[d.Digest.String()] = got[i]
+			if got[i].err == nil && got[i].b.isIndex {
+				level = append(level, got[i].b.children...)
+			}
+		}
 	}
 }
 

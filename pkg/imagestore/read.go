@@ -48,6 +48,21 @@ func readBounded(ctx context.Context, cs content.Provider, desc ocispec.Descript
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("malformed descriptor: size %d", desc.Size)
 	}
+	data, err := read(ctx, cs, desc, limit)
+	if err != nil {
+		return nil, err
+	}
+	if desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
+		return nil, errors.New("content does not match its digest")
+	}
+	return data, nil
+}
+
+// read returns the blob's bytes, at most limit of them.
+func read(ctx context.Context, cs content.Provider, desc ocispec.Descriptor, limit int64) ([]byte, error) {
+	if w, ok := cs.(wholeReader); ok {
+		return w.readWhole(ctx, desc.Digest, limit)
+	}
 	ra, err := cs.ReaderAt(ctx, desc)
 	if isNotFound(err) {
 		return nil, errNotPresent
@@ -62,9 +77,6 @@ func readBounded(ctx context.Context, cs content.Provider, desc ocispec.Descript
 	data := make([]byte, ra.Size())
 	if n, err := ra.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && int64(n) == ra.Size()) {
 		return nil, fmt.Errorf("unreadable: %v", err)
-	}
-	if desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
-		return nil, errors.New("content does not match its digest")
 	}
 	return data, nil
 }

@@ -59,7 +59,7 @@ func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, st
 
 func (r clientRuntime) resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
 	ns, _ := namespaces.Namespace(ctx)
-	return imagestore.New(r.client.ImageService(), r.client.ContentStore(), ns).Resolve(ctx, configDigest)
+	return imagestore.New(r.client.ImageService(), imagestore.ContentOf(r.client), ns).Resolve(ctx, configDigest)
 }
 
 // labelPinned is the label the CRI puts on the image records of its pinned

@@ -233,7 +233,7 @@ func (w *Watcher) index(ctx context.Context, ns string) ChainIndex {
 	if ok {
 		return x
 	}
-	x = imagestore.New(w.client.ImageService(), w.client.ContentStore(), ns, imagestore.WithLogger(w.opts.Log))
+	x = imagestore.New(w.client.ImageService(), imagestore.ContentOf(w.client), ns, imagestore.WithLogger(w.opts.Log))
 	bctx, cancel := context.WithTimeout(ctx, indexTimeout)
 	defer cancel()
 	if err := x.Build(bctx); err != nil {
