@@ -55,7 +55,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(work)
 	table.commit = commitNow()
 	code := m.Run()
-	if len(table.rows) > 0 || len(table.verify) > 0 || len(table.index) > 0 {
+	if len(table.rows) > 0 || len(table.verify) > 0 || len(table.index) > 0 || len(table.inproc) > 0 {
 		fmt.Println("\n" + table.markdown())
 		if err := table.save(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
