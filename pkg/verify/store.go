@@ -290,7 +290,7 @@ func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 			checks = checks[:MaxSignaturesPerDigest]
 		}
 		s.entries[digest] = &storeEntry{checks: checks, ring: s.ring, fail: -1}
-	})
+	}, func(digest string) { delete(s.entries, digest) })
 	s.log = l
 	if err != nil {
 		s.persist = persistState{err: err, at: s.now()}
