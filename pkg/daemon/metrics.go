@@ -107,7 +107,9 @@ func (m *metrics) observe(event string, v policy.Verdict, took time.Duration) {
 // stopped, unless it was closed.
 func (m *metrics) serve(addr string, debugPprof bool, ready func() bool, detail func() string, onError func(error)) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	// Uncompressed: a gzip writer is about 1 MiB of heap per scrape, kept
+	// in a pool between scrapes, for a few KiB of text read on loopback.
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{DisableCompression: true}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ready() {
 			m.connected.Set(1)

@@ -85,10 +85,13 @@ type sigLog struct {
 
 // openLog opens (creating) the log in dir, migrates the earlier layout (an
 // OCI layout index of signature manifests) into it once, and replays it:
-// apply is called for every digest's last record, in log order. The error
-// wraps ErrPersist; the log is then usable as far as it could be read (f nil
-// when it cannot be written).
-func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys []string)) (*sigLog, error) {
+// apply is called for every record of a digest, in log order (a later one
+// replaces what an earlier one said), and forget for every digest a record
+// forgets. Records are applied as they are read, so that replay holds one
+// record at a time rather than every digest's (tens of MiB at 10,000
+// images). The error wraps ErrPersist; the log is then usable as far as it
+// could be read (f nil when it cannot be written).
+func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys []string), forget func(digest string)) (*sigLog, error) {
 	l := &sigLog{path: filepath.Join(dir, logName), spans: map[string]span{}}
 	var errs []error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -109,14 +112,12 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 	} else {
 		l.f = f
 	}
-	recs := map[string]logRecord{}
-	var order []string
 	end, err := replay(f, func(off, size int64, r logRecord) {
 		for _, d := range r.Forget {
 			if s, ok := l.spans[d]; ok {
 				l.live -= s.size
 				delete(l.spans, d)
-				delete(recs, d)
+				forget(d)
 			}
 		}
 		if r.Digest == "" {
@@ -124,12 +125,10 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 		}
 		if s, ok := l.spans[r.Digest]; ok {
 			l.live -= s.size
-		} else {
-			order = append(order, r.Digest)
 		}
 		l.spans[r.Digest] = span{off: off, size: size}
 		l.live += size
-		recs[r.Digest] = r
+		apply(r.Digest, r.manifests(), r.Keys)
 	})
 	l.end = end
 	if err != nil {
@@ -138,11 +137,6 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 			if err := l.f.Truncate(end); err != nil {
 				errs = append(errs, err)
 			}
-		}
-	}
-	for _, d := range order {
-		if r, ok := recs[d]; ok {
-			apply(d, r.manifests(), r.Keys)
 		}
 	}
 	if len(errs) > 0 {

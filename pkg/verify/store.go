@@ -112,12 +112,28 @@ func (r *keyring) sameAs(o *keyring) bool {
 // (old and new) that hold the same signature.
 type sigCheck struct {
 	check
-	mu    sync.Mutex
-	by    uint32   // key ID that verified it (0: none yet)
-	tried []uint32 // key IDs that did not
+	mu sync.Mutex
+	by uint32 // key ID that verified it (0: none yet)
+	// missed is what the keys that did not verify it said (nil nearly
+	// always: one key verified, and the store holds one check per
+	// signature of the node's images).
+	missed *keyMisses
+}
+
+// keyMisses are the keys that did not verify a signature.
+type keyMisses struct {
+	tried []uint32 // key IDs
 	// certReasons are why the certificate witnesses last tried did not
 	// verify it, for Status.
 	certReasons string
+}
+
+// triedKeys returns the IDs of the keys that did not verify c; c.mu held.
+func (c *sigCheck) triedKeys() []uint32 {
+	if c.missed == nil {
+		return nil
+	}
+	return c.missed.tried
 }
 
 // verifiedBy returns the index in r of the key that made c's signature,
@@ -146,8 +162,9 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	var todo []Key
 	var todoFPs []string
 	var todoIDs []uint32
+	tried := c.triedKeys()
 	for i, id := range r.ids {
-		if !slices.Contains(c.tried, id) {
+		if !slices.Contains(tried, id) {
 			todo, todoFPs, todoIDs = append(todo, r.keys[i]), append(todoFPs, r.fps[i]), append(todoIDs, id)
 		}
 	}
@@ -156,32 +173,37 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	}
 	i, reasons := c.find(todo, todoFPs)
 	if i >= 0 {
-		c.by, c.tried, c.certReasons = todoIDs[i], nil, ""
+		c.by, c.missed = todoIDs[i], nil
 		return r.pos[c.by]
 	}
-	if reasons != "" {
-		c.certReasons = reasons
+	if c.missed == nil {
+		c.missed = &keyMisses{}
 	}
-	c.tried = append(c.tried, todoIDs...)
-	if len(c.tried) > maxTriedKeysPerSigCheck {
+	m := c.missed
+	if reasons != "" {
+		m.certReasons = reasons
+	}
+	m.tried = append(m.tried, todoIDs...)
+	if len(m.tried) > maxTriedKeysPerSigCheck {
 		// Keep only the keys in force: the others are tried again if they return.
-		c.tried = slices.DeleteFunc(c.tried, func(id uint32) bool { _, ok := r.pos[id]; return !ok })
+		m.tried = slices.DeleteFunc(m.tried, func(id uint32) bool { _, ok := r.pos[id]; return !ok })
 	}
 	return -1
 }
 
+// storeEntry is what the store holds of one image digest (80 bytes, besides
+// its checks: the node has one per image digest).
 type storeEntry struct {
 	checks   []*sigCheck
 	ring     *keyring // the keys verified is for
 	verified []string // fingerprints (Key.Name) that verified the digest
 	// until holds, for the keys in verified whose every verified signature
 	// stops verifying at a time (CertExpiry), the latest such time.
-	until   map[string]time.Time
-	fail    int // index in checks of the first failure; -1: none
-	fetched time.Time
-	// content identifies the signatures held, so that a refresh that found
-	// the same ones writes nothing.
-	content [sha256.Size]byte
+	until map[string]time.Time
+	// fetched is when the sources were last read (Unix nanoseconds; 0:
+	// never, what is held came from disk).
+	fetched int64
+	fail    int32 // index in checks of the first failure; -1: none
 }
 
 // contentOf hashes what identifies a set of signatures.
@@ -210,7 +232,7 @@ func contentOf(cs []*sigCheck) [sha256.Size]byte {
 func reuse(fresh, held []*sigCheck) []*sigCheck {
 	type id struct {
 		source string
-		layer  int
+		layer  int32
 		sum    [sha256.Size]byte
 	}
 	byID := make(map[id]*sigCheck, len(held))
@@ -268,7 +290,7 @@ func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 			checks = checks[:MaxSignaturesPerDigest]
 		}
 		s.entries[digest] = &storeEntry{checks: checks, ring: s.ring, fail: -1}
-	})
+	}, func(digest string) { delete(s.entries, digest) })
 	s.log = l
 	if err != nil {
 		s.persist = persistState{err: err, at: s.now()}
@@ -294,7 +316,13 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 	out := make([]*sigCheck, len(cs))
 	for i := range cs {
 		out[i] = &sigCheck{check: cs[i]}
-		out[i].identity, out[i].annotations = "", nil // not asked of the store
+		if f := out[i].said; f != nil {
+			// The identity and annotations are not asked of the store.
+			out[i].said = nil
+			if f.after != nil {
+				out[i].said = &payloadFacts{after: f.after, covers: f.covers}
+			}
+		}
 		if out[i].hint == "" {
 			out[i].hint = hint
 		}
@@ -306,17 +334,20 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 func (c *sigCheck) certRefusal() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.certReasons
+	if c.missed == nil {
+		return ""
+	}
+	return c.missed.certReasons
 }
 
 // judge computes e's verdict under r (public-key work only for pairs never
 // checked) and returns the entry to store.
 func (e *storeEntry) judge(r *keyring) *storeEntry {
-	ne := &storeEntry{checks: e.checks, ring: r, fail: -1, fetched: e.fetched, content: e.content}
+	ne := &storeEntry{checks: e.checks, ring: r, fail: -1, fetched: e.fetched}
 	ends := map[string]time.Time{} // per verified key: latest end, zero = never
 	for i, c := range e.checks {
 		k := c.verifiedBy(r)
-		if k >= 0 && c.after == nil {
+		if k >= 0 && c.refusal() == nil {
 			name := r.keys[k].Name
 			end := validUntil(r.keys[k], c)
 			if prev, seen := ends[name]; !seen {
@@ -326,7 +357,7 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 				ends[name] = end
 			}
 		} else if ne.fail < 0 {
-			ne.fail = i
+			ne.fail = int32(i)
 		}
 	}
 	for name, end := range ends {
@@ -434,7 +465,9 @@ func (s *Store) FetchedAt(digest string) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if e, ok := s.entries[digest]; ok {
-		return e.fetched
+		if e.fetched != 0 {
+			return time.Unix(0, e.fetched)
+		}
 	}
 	return time.Time{}
 }
@@ -469,7 +502,7 @@ func (s *Store) Status(digest string) string {
 		c := e.checks[e.fail]
 		err := c.err
 		if err == nil {
-			err = c.after
+			err = c.refusal()
 			if i := c.verifiedBy(e.ring); i < 0 {
 				err = badSignature(e.ring.keys)
 				if r := c.certRefusal(); r != "" {
@@ -566,9 +599,15 @@ func (e *storeEntry) copy() *storeEntry {
 	n.checks = make([]*sigCheck, len(e.checks))
 	for i, c := range e.checks {
 		c.mu.Lock()
-		nc := &sigCheck{check: c.check, by: c.by, tried: slices.Clone(c.tried)}
+		nc := &sigCheck{check: c.check, by: c.by}
+		if m := c.missed; m != nil {
+			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
+		}
 		c.mu.Unlock()
-		nc.source, nc.hint, nc.covers = strings.Clone(c.source), strings.Clone(c.hint), strings.Clone(c.covers)
+		nc.source, nc.hint = strings.Clone(c.source), strings.Clone(c.hint)
+		if f := c.said; f != nil {
+			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
+		}
 		nc.sigs = make([][]byte, len(c.sigs))
 		for j, sig := range c.sigs {
 			nc.sigs[j] = bytes.Clone(sig)
@@ -694,8 +733,10 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	}
 	e := (&storeEntry{checks: checks}).judge(r)
 	e, all = bound(e, all, r)
-	e.fetched = s.now()
-	e.content = contentOf(e.checks)
+	e.fetched = s.now().UnixNano()
+	// content identifies the signatures held, so that a refresh that found
+	// the same ones writes nothing.
+	content := contentOf(e.checks)
 
 	s.mu.Lock()
 	if s.ring != r {
@@ -724,10 +765,10 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	if len(errs) > 0 {
 		partial = fmt.Errorf("%w (the signatures the other repositories gave were kept)", errors.Join(errs...))
 	}
-	if s.log == nil || len(all) == 0 || s.log.holds(digest, e.content) {
+	if s.log == nil || len(all) == 0 || s.log.holds(digest, content) {
 		return partial // nothing new to write
 	}
-	err := s.log.put(digest, e.content, all, e.verified)
+	err := s.log.put(digest, content, all, e.verified)
 	s.notePersist(err)
 	if err != nil {
 		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))

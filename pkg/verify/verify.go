@@ -166,20 +166,24 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 	}
 	for _, c := range extract(digest, manifests) {
 		if c.err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Err: c.err})
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: c.err})
 			continue
 		}
 		i, err := c.keyIndex(ks, fps)
 		if err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Err: err})
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: err})
 			continue
 		}
-		if c.after != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: c.layer, Key: ks[i].Name, Covers: c.covers, Err: c.after})
+		said := payloadFacts{}
+		if c.said != nil {
+			said = *c.said
+		}
+		if said.after != nil {
+			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Key: ks[i].Name, Covers: said.covers, Err: said.after})
 			continue
 		}
-		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source, Layer: c.layer, Format: c.format,
-			Digest: digest, Identity: c.identity, Annotations: c.annotations})
+		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source, Layer: int(c.layer), Format: c.format.String(),
+			Digest: digest, Identity: said.identity, Annotations: said.annotations})
 	}
 	return res
 }
@@ -188,10 +192,13 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 // the key must have signed, the signatures over it, and what the signed
 // document says once authenticated. A check with err set (a malformed
 // manifest or layer) is refused before any key is tried.
+//
+// The signature store holds one per signature of every image of the node, so
+// its fields are laid out small (144 bytes), and what only some signatures
+// have (a refusal after authentication, the payload's identity) is behind a
+// pointer.
 type check struct {
 	source string
-	layer  int // -1: the manifest as a whole
-	format string
 	err    error
 
 	sum  [sha256.Size]byte
@@ -201,10 +208,18 @@ type check struct {
 	hint string
 	// cert is the signature whole, for certificate witnesses: set for
 	// notation envelopes and for bundles that carry a certificate.
-	cert        *CertSignature
-	certificate bool   // a bundle carrying a certificate (keyless)
-	digest      string // the image digest judged, for certificate witnesses
+	cert   *CertSignature
+	digest string // the image digest judged, for certificate witnesses
+	// said is what the signed payload says beyond the digest (nil: nothing).
+	said *payloadFacts
 
+	layer       int32 // -1: the manifest as a whole
+	format      formatCode
+	certificate bool // a bundle carrying a certificate (keyless)
+}
+
+// payloadFacts are what a signed payload says besides covering the digest.
+type payloadFacts struct {
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
 	after    error
@@ -212,6 +227,41 @@ type check struct {
 	identity string
 	// annotations are the signed payload's optional annotations.
 	annotations map[string]string
+}
+
+// facts returns c's payload facts, adding them.
+func (c *check) facts() *payloadFacts {
+	if c.said == nil {
+		c.said = &payloadFacts{}
+	}
+	return c.said
+}
+
+// refusal is why c, authenticated, is refused anyway (nil: it is not).
+func (c *check) refusal() error {
+	if c.said == nil {
+		return nil
+	}
+	return c.said.after
+}
+
+// formatCode is a signature format, a byte in each check.
+type formatCode uint8
+
+const (
+	formatLegacy formatCode = iota
+	formatBundle
+	formatNotation
+)
+
+func (f formatCode) String() string {
+	switch f {
+	case formatBundle:
+		return FormatBundle
+	case formatNotation:
+		return FormatNotation
+	}
+	return FormatLegacy
 }
 
 // extract turns manifests into checks, one per signature layer (and one per
@@ -237,12 +287,12 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			c := check{source: sm.Source, layer: i, format: FormatLegacy, digest: digest}
+			c := check{source: sm.Source, layer: int32(i), format: formatLegacy, digest: digest}
 			switch l.MediaType {
 			case signature.BundleMediaType:
-				c.format = FormatBundle
+				c.format = formatBundle
 			case signature.JWSMediaType, signature.COSEMediaType:
-				c.format = FormatNotation
+				c.format = formatNotation
 			}
 			blob, ok := sm.Blobs[l.Digest]
 			switch max := signature.MaxBlobSize(l.MediaType); {
@@ -252,12 +302,12 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				c.err = fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest)
 			case signature.DigestOf(blob) != l.Digest:
 				c.err = fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, signature.DigestOf(blob), l.Digest)
-			case c.format == FormatNotation:
+			case c.format == formatNotation:
 				// Only a certificate witness can read it; the digest it
 				// covers is the witness's verifier's to check.
 				c.cert = &CertSignature{Format: FormatNotation, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
 				c.sum = sha256.Sum256(blob) // identifies it in the store; no key signs it
-			case c.format == FormatBundle:
+			case c.format == formatBundle:
 				c.readBundle(digest, blob)
 				if c.err == nil && c.certificate {
 					c.cert = &CertSignature{Format: FormatBundle, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
@@ -291,12 +341,14 @@ func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte
 	p, err := signature.ParsePayload(payload)
 	switch {
 	case err != nil:
-		c.after = err
+		c.facts().after = err
 	case p.Digest() != digest:
-		c.covers = p.Digest()
-		c.after = fmt.Errorf("%w: payload names %s", ErrDigestMismatch, p.Digest())
-	default:
-		c.identity, c.annotations = p.Critical.Identity.DockerReference, p.Optional
+		f := c.facts()
+		f.covers = p.Digest()
+		f.after = fmt.Errorf("%w: payload names %s", ErrDigestMismatch, p.Digest())
+	case p.Critical.Identity.DockerReference != "" || len(p.Optional) > 0:
+		f := c.facts()
+		f.identity, f.annotations = p.Critical.Identity.DockerReference, p.Optional
 	}
 }
 
@@ -314,22 +366,27 @@ func (c *check) readBundle(digest string, blob []byte) {
 	c.hint, c.certificate = hintFingerprint(b.KeyHint), b.Certificate
 	st, err := signature.ParseStatement(env.Payload)
 	if err != nil {
-		c.after = err
+		c.facts().after = err
 		return
 	}
 	if !st.Covers(digest) {
-		c.covers = strings.Join(st.Digests(), ",")
-		c.after = fmt.Errorf("%w: statement subject %s", ErrDigestMismatch, c.covers)
+		f := c.facts()
+		f.covers = strings.Join(st.Digests(), ",")
+		f.after = fmt.Errorf("%w: statement subject %s", ErrDigestMismatch, f.covers)
 		return
 	}
 	for _, s := range st.Subject {
 		if s.Digest["sha256"] == strings.TrimPrefix(digest, "sha256:") {
-			c.identity = s.Name
+			if s.Name == "" && len(s.Annotations) == 0 && c.said == nil {
+				continue // nothing to say: no facts allocated
+			}
+			f := c.facts()
+			f.identity = s.Name
 			for k, v := range s.Annotations {
-				if c.annotations == nil {
-					c.annotations = map[string]string{}
+				if f.annotations == nil {
+					f.annotations = map[string]string{}
 				}
-				c.annotations[k] = fmt.Sprint(v)
+				f.annotations[k] = fmt.Sprint(v)
 			}
 		}
 	}
