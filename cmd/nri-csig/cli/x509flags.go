@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -8,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
-	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
 // x509Flags are the flags that describe the trust of a witness of kind
@@ -70,20 +70,6 @@ func (f *x509Flags) trust() (*policy.X509Trust, error) {
 	return policy.NewX509Trust(ca, tsa, f.identities, f.verifyTimestamp)
 }
 
-// verifyKey is the verify.Key of the trust the flags describe; compiling it
-// runs notation's own checks of the trust policy.
-func (f *x509Flags) verifyKey() (verify.Key, *policy.X509Trust, error) {
-	t, err := f.trust()
-	if err != nil {
-		return verify.Key{}, nil, err
-	}
-	v, err := notaryverify.New(t)
-	if err != nil {
-		return verify.Key{}, nil, err
-	}
-	return verify.Key{Name: t.ID(), Cert: v}, t, nil
-}
-
 // maxPEMFile bounds a certificate file read.
 const maxPEMFile = 1 << 20
 
@@ -127,6 +113,9 @@ the new CA, then give the new one only.
   nri-csig witness set-trust notary --ca both.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needCertWitnesses("witness set-trust"); err != nil {
+				return err
+			}
 			_, t, err := xf.verifyKey()
 			if err != nil {
 				return err
