@@ -3,7 +3,11 @@ SHELL   := /bin/bash
 GO      ?= go
 CACHE   ?= $(CURDIR)/.cache
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -X github.com/nri-csig/nri-csig/internal/version.Version=$(VERSION)
+# -s -w: no symbol table or DWARF (panics and profiles still name functions,
+# from the function table): the binaries are 30 % smaller on disk, and a run
+# touches 0-1.2 MiB fewer pages of them (measured on "version" and an idle
+# daemon); debuggers need a build without them.
+LDFLAGS := -s -w -X github.com/nri-csig/nri-csig/internal/version.Version=$(VERSION)
 # Third-party tools (containerd, crictl, cosign) are built once into $(CACHE)/bin.
 export NRI_CSIG_CACHE := $(CACHE)
 
