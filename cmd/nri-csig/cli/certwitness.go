@@ -7,7 +7,9 @@ package cli
 // certwitness_absent.go runs these commands from the full nri-csig.
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -93,4 +95,43 @@ func (f *notationSignFlags) sign(cmd *cobra.Command, signer keys.Signer, image n
 	}
 	fmt.Fprintf(out, "  stored in:   %s\n", ref)
 	return nil
+}
+
+// trust reads the files and checks the trust as the bundle parser does.
+func (f *x509Flags) trust() (*policy.X509Trust, error) {
+	if f.ca == "" {
+		return nil, errors.New(`kind x509 needs --ca: the PEM file of the CA certificates that issue the signing certificates`)
+	}
+	if len(f.identities) == 0 {
+		return nil, errors.New(`kind x509 needs --trusted-identity: the signing certificates' subject ("x509.subject: C=..., ST=..., O=..., CN=...") or "*"`)
+	}
+	ca, err := readPEMFile("--ca", f.ca)
+	if err != nil {
+		return nil, err
+	}
+	var tsa []byte
+	if f.tsa != "" {
+		if tsa, err = readPEMFile("--tsa", f.tsa); err != nil {
+			return nil, err
+		}
+	}
+	return policy.NewX509Trust(ca, tsa, f.identities, f.verifyTimestamp)
+}
+
+// maxPEMFile bounds a certificate file read.
+const maxPEMFile = 1 << 20
+
+func readPEMFile(flag, path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if st.Size() > maxPEMFile {
+		return nil, fmt.Errorf("%s %s: %d bytes, more than the %d a certificate file may have", flag, path, st.Size(), maxPEMFile)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return b, nil
 }

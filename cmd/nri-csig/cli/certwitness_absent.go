@@ -71,8 +71,9 @@ func fullBinary() (string, error) {
 	return "", errors.New("no executable " + fullBinaryName + " next to " + self + " or on PATH")
 }
 
-// The certificate witnesses' functions: never reached, needCertWitnesses
-// runs first (verify, sign, witness create, witness set-trust call it).
+// The certificate witnesses' functions. verify, sign, witness create and
+// witness set-trust call needCertWitnesses before them, so these only run
+// it again for a caller that did not.
 
 func (f *x509Flags) verifyKey() (verify.Key, *policy.X509Trust, error) {
 	return verify.Key{}, nil, needCertWitnesses("a witness of kind x509")

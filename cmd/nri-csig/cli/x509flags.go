@@ -3,9 +3,7 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -47,45 +45,6 @@ func (f *x509Flags) addFlags(cmd *cobra.Command) {
 // set reports whether any x509 flag was given.
 func (f *x509Flags) set() bool {
 	return f.ca != "" || f.tsa != "" || len(f.identities) > 0 || f.verifyTimestamp != ""
-}
-
-// trust reads the files and checks the trust as the bundle parser does.
-func (f *x509Flags) trust() (*policy.X509Trust, error) {
-	if f.ca == "" {
-		return nil, errors.New(`kind x509 needs --ca: the PEM file of the CA certificates that issue the signing certificates`)
-	}
-	if len(f.identities) == 0 {
-		return nil, errors.New(`kind x509 needs --trusted-identity: the signing certificates' subject ("x509.subject: C=..., ST=..., O=..., CN=...") or "*"`)
-	}
-	ca, err := readPEMFile("--ca", f.ca)
-	if err != nil {
-		return nil, err
-	}
-	var tsa []byte
-	if f.tsa != "" {
-		if tsa, err = readPEMFile("--tsa", f.tsa); err != nil {
-			return nil, err
-		}
-	}
-	return policy.NewX509Trust(ca, tsa, f.identities, f.verifyTimestamp)
-}
-
-// maxPEMFile bounds a certificate file read.
-const maxPEMFile = 1 << 20
-
-func readPEMFile(flag, path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	if st.Size() > maxPEMFile {
-		return nil, fmt.Errorf("%s %s: %d bytes, more than the %d a certificate file may have", flag, path, st.Size(), maxPEMFile)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	return b, nil
 }
 
 // certSubjects lists the subjects of a trust store's certificates, for
