@@ -310,10 +310,11 @@ func TestSyncScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "nri-csig")
+	bin := filepath.Join(dir, "nri-csigd")
 	// The test's own build settings (no CGO_ENABLED=0 as in make build), so
-	// that the packages come from the build cache the unit tests filled.
-	build := exec.Command("go", "build", "-o", bin, "../cmd/nri-csig")
+	// that the packages come from the build cache the unit tests filled; the
+	// image ships nri-csigd (Dockerfile).
+	build := exec.Command("go", "build", "-tags", "nodeonly", "-o", bin, "../cmd/nri-csig")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
