@@ -111,10 +111,10 @@ func TestBootstrapOrder(t *testing.T) {
 	localArgs := []string{"--config", config, "--nri-socket", c.NRISocket, "--containerd-address", c.Socket,
 		"--metrics-address", "127.0.0.1:0", "--audit", "json", "--log-file", logPath}
 	argv = expandArgs(argv, map[string][]string{"$NRI_CSIG_ARGS": localArgs})
-	if argv[0] != "/usr/bin/nri-csig" || argv[1] != "run" {
-		t.Fatalf("ExecStart = %q; want /usr/bin/nri-csig run ...", argv)
+	if argv[0] != "/usr/bin/nri-csigd" || argv[1] != "run" {
+		t.Fatalf("ExecStart = %q; want /usr/bin/nri-csigd run ...", argv)
 	}
-	argv[0] = env.Tools.NRICsig
+	argv[0] = env.Tools.NRICsigd
 	t.Logf("ExecStart as systemd would run it here: %s", strings.Join(argv, " "))
 
 	// The unit's sandbox, approximated: the root file system read-only except

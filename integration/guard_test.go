@@ -18,18 +18,18 @@ import (
 	"github.com/nri-csig/nri-csig/internal/testbed"
 )
 
-// The tests of this file run their own containerd and daemon, with nri-csig
+// The tests of this file run their own containerd and daemon, with nri-csigd
 // built from this work tree by the test itself (the testbed's copy lives in a
 // shared tool cache), so that reloads and plugin registrations here never
 // touch the suite's shared containerd.
 
 var ownBuild struct {
-	once             sync.Once
-	nriCsig, testPlg string
-	err              error
+	once              sync.Once
+	nriCsigd, testPlg string
+	err               error
 }
 
-// guardTools returns the testbed's tools with nri-csig and the test plugin
+// guardTools returns the testbed's tools with nri-csigd and the test plugin
 // (integration/testplugin) built now from this work tree.
 func guardTools(t *testing.T) (*testbed.Tools, string) {
 	t.Helper()
@@ -39,9 +39,9 @@ func guardTools(t *testing.T) (*testbed.Tools, string) {
 			ownBuild.err = err
 			return
 		}
-		ownBuild.nriCsig, ownBuild.testPlg = filepath.Join(dir, "nri-csig"), filepath.Join(dir, "testplugin")
-		for out, pkg := range map[string]string{ownBuild.nriCsig: "../cmd/nri-csig", ownBuild.testPlg: "./testplugin"} {
-			cmd := exec.Command("go", "build", "-o", out, pkg)
+		ownBuild.nriCsigd, ownBuild.testPlg = filepath.Join(dir, "nri-csigd"), filepath.Join(dir, "testplugin")
+		for out, pkg := range map[string]string{ownBuild.nriCsigd: "../cmd/nri-csig", ownBuild.testPlg: "./testplugin"} {
+			cmd := exec.Command("go", "build", "-tags", "nodeonly", "-o", out, pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {
 				ownBuild.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
@@ -53,7 +53,7 @@ func guardTools(t *testing.T) (*testbed.Tools, string) {
 		t.Fatal(ownBuild.err)
 	}
 	tools := *env.Tools
-	tools.NRICsig = ownBuild.nriCsig
+	tools.NRICsigd = ownBuild.nriCsigd
 	return &tools, ownBuild.testPlg
 }
 

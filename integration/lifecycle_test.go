@@ -102,7 +102,7 @@ func TestPreInstalledPlugin(t *testing.T) {
 	daemon.Stop()
 	logPath := filepath.Join(env.Containerd.Dir, "preinstalled.log")
 	wrapper := filepath.Join(env.Containerd.PluginDir, "50-nri-csig")
-	script := "#!/bin/sh\nexec " + env.Tools.NRICsig + " run --config " + nodeConfig +
+	script := "#!/bin/sh\nexec " + env.Tools.NRICsigd + " run --config " + nodeConfig +
 		" --containerd-address " + env.Containerd.Socket + " --log-file " + logPath + " --audit json --metrics-address 127.0.0.1:0\n"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ func TestPackages(t *testing.T) {
 	}
 	for path, mode := range map[string]os.FileMode{
 		"usr/bin/nri-csig":                            0o755,
+		"usr/bin/nri-csigd":                           0o755,
 		"usr/bin/nri-csig-cli":                        0o755,
 		"usr/lib/systemd/system/nri-csig.service":     0o644,
 		"usr/lib/systemd/system/nri-csig-reload.path": 0o644,
@@ -110,13 +111,25 @@ func TestPackages(t *testing.T) {
 	if out := mustRun(t, bin, "check-config", filepath.Join(root, "etc/nri-csig/config.yaml")); !strings.Contains(out, ": ok") {
 		t.Errorf("the packaged example config: %s", out)
 	}
+	// nri-csigd, which the unit and the pre-installed wrapper run: the same
+	// version, the daemon's commands only.
+	daemonBin := filepath.Join(root, "usr/bin/nri-csigd")
+	if v := mustRun(t, daemonBin, "version"); !strings.HasPrefix(v, "nri-csig "+pkgVersion+" ") {
+		t.Errorf("packaged nri-csigd version = %q, want version %s", v, pkgVersion)
+	}
+	if out := mustRun(t, daemonBin, "check-config", filepath.Join(root, "etc/nri-csig/config.yaml")); !strings.Contains(out, ": ok") {
+		t.Errorf("nri-csigd check-config of the packaged example config: %s", out)
+	}
+	if out, err := exec.Command(daemonBin, "sign").CombinedOutput(); err == nil || !strings.Contains(string(out), `run "nri-csig sign"`) {
+		t.Errorf("nri-csigd sign: %v\n%s\nwant a refusal naming nri-csig sign", err, out)
+	}
 	// nri-csig-cli: the same version, the commands without the daemon's.
 	lite := filepath.Join(root, "usr/bin/nri-csig-cli")
 	if v := mustRun(t, lite, "version"); !strings.HasPrefix(v, "nri-csig "+pkgVersion+" ") {
 		t.Errorf("packaged nri-csig-cli version = %q, want version %s", v, pkgVersion)
 	}
-	if out, err := exec.Command(lite, "run").CombinedOutput(); err == nil || !strings.Contains(string(out), `run "nri-csig run"`) {
-		t.Errorf("nri-csig-cli run: %v\n%s\nwant a refusal naming nri-csig run", err, out)
+	if out, err := exec.Command(lite, "run").CombinedOutput(); err == nil || !strings.Contains(string(out), `run "nri-csigd run"`) {
+		t.Errorf("nri-csig-cli run: %v\n%s\nwant a refusal naming nri-csigd run", err, out)
 	}
 
 	verifyUnits(t, root)
@@ -154,7 +167,7 @@ func TestPackages(t *testing.T) {
 	if !strings.Contains(out, "systemctl restart containerd") {
 		t.Errorf("prerm does not tell the operator to restart containerd:\n%s", out)
 	}
-	for _, gone := range []string{"usr/bin/nri-csig", "usr/bin/nri-csig-cli", "usr/lib/systemd/system/nri-csig.service", "etc/containerd/conf.d/50-nri-csig.toml"} {
+	for _, gone := range []string{"usr/bin/nri-csig", "usr/bin/nri-csigd", "usr/bin/nri-csig-cli", "usr/lib/systemd/system/nri-csig.service", "etc/containerd/conf.d/50-nri-csig.toml"} {
 		if _, err := os.Stat(filepath.Join(root, gone)); err == nil {
 			t.Errorf("/%s is still there after dpkg -r", gone)
 		}

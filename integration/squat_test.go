@@ -47,7 +47,7 @@ func (n *guardNode) installPreInstalled(t *testing.T, dropIn string) string {
 	}
 	logPath := filepath.Join(n.c.Dir, "preinstalled-nri-csig.log")
 	wrapper := replace("../packaging/nri/50-nri-csig",
-		"/usr/bin/nri-csig", n.c.Tools.NRICsig, "/etc/nri-csig/config.yaml", n.config, "/var/log/nri-csig.log", logPath,
+		"/usr/bin/nri-csigd", n.c.Tools.NRICsigd, "/etc/nri-csig/config.yaml", n.config, "/var/log/nri-csig.log", logPath,
 		"/run/nri-csig", filepath.Join(n.c.Dir, "run-nri-csig"),
 		"--audit journald", "--audit json --containerd-address "+n.c.Socket+" --metrics-address 127.0.0.1:0")
 	if err := os.WriteFile(filepath.Join(n.c.PluginDir, "50-nri-csig"), []byte(wrapper), 0o755); err != nil {
@@ -165,8 +165,8 @@ func TestImpostorCannotSquatInRecommendedMode(t *testing.T) {
 	}
 	var pid int
 	fmt.Sscanf(string(b), "%d", &pid)
-	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "nri-csig" {
-		t.Fatalf("PID %d in %s is %q, not nri-csig", pid, pidfile, comm)
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "nri-csigd" {
+		t.Fatalf("PID %d in %s is %q, not nri-csigd", pid, pidfile, comm)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	for _, idx := range []string{"00", "50", "99"} { // its own index too

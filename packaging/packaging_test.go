@@ -66,7 +66,7 @@ func TestNFPMSourcesExist(t *testing.T) {
 	var dsts []string
 	for _, c := range recipe.Contents {
 		dsts = append(dsts, c.Dst)
-		if c.Src == "" || c.Src == "bin/nri-csig" || c.Src == "bin/nri-csig-cli" { // built by make build
+		if c.Src == "" || c.Src == "bin/nri-csig" || c.Src == "bin/nri-csigd" || c.Src == "bin/nri-csig-cli" { // built by make build
 			continue
 		}
 		if _, err := os.Stat(filepath.Join("..", c.Src)); err != nil {
@@ -78,7 +78,7 @@ func TestNFPMSourcesExist(t *testing.T) {
 			t.Errorf("nfpm.yaml script %s: %v", name, err)
 		}
 	}
-	for _, want := range []string{"/usr/bin/nri-csig", "/usr/bin/nri-csig-cli", "/usr/lib/systemd/system/nri-csig.service", "/etc/nri-csig/config.yaml", "/etc/containerd/conf.d/50-nri-csig.toml"} {
+	for _, want := range []string{"/usr/bin/nri-csig", "/usr/bin/nri-csigd", "/usr/bin/nri-csig-cli", "/usr/lib/systemd/system/nri-csig.service", "/etc/nri-csig/config.yaml", "/etc/containerd/conf.d/50-nri-csig.toml"} {
 		if !slices.Contains(dsts, want) {
 			t.Errorf("nfpm.yaml does not install %s", want)
 		}
@@ -127,8 +127,8 @@ func TestContainerdDropIns(t *testing.T) {
 	if fi, err := os.Stat("nri/50-nri-csig"); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("nri/50-nri-csig must exist and be executable: %v", err)
 	}
-	if body := uncommented(t, "nri/50-nri-csig"); !strings.Contains(body, "\nexec /usr/bin/nri-csig run") {
-		t.Errorf("nri/50-nri-csig does not exec nri-csig run:\n%s", body)
+	if body := uncommented(t, "nri/50-nri-csig"); !strings.Contains(body, "\nexec /usr/bin/nri-csigd run") {
+		t.Errorf("nri/50-nri-csig does not exec nri-csigd run (the daemon's binary):\n%s", body)
 	}
 }
 
@@ -187,8 +187,8 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("nri-csig.service WatchdogSec = %q, want a watchdog", got)
 	}
 	exec := u["Service.ExecStart"]
-	if len(exec) != 1 || !strings.HasPrefix(exec[0], "/usr/bin/nri-csig run ") || !strings.HasSuffix(exec[0], " $NRI_CSIG_ARGS") {
-		t.Errorf("nri-csig.service ExecStart = %q, want /usr/bin/nri-csig run ... $NRI_CSIG_ARGS", exec)
+	if len(exec) != 1 || !strings.HasPrefix(exec[0], "/usr/bin/nri-csigd run ") || !strings.HasSuffix(exec[0], " $NRI_CSIG_ARGS") {
+		t.Errorf("nri-csig.service ExecStart = %q, want /usr/bin/nri-csigd run ... $NRI_CSIG_ARGS", exec)
 	}
 	p := unitFile(t, "../systemd/nri-csig-reload.path")
 	if got := p["Path.PathChanged"]; !slices.Equal(got, []string{"/etc/nri-csig"}) {
@@ -310,10 +310,11 @@ func TestSyncScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "nri-csig")
+	bin := filepath.Join(dir, "nri-csigd")
 	// The test's own build settings (no CGO_ENABLED=0 as in make build), so
-	// that the packages come from the build cache the unit tests filled.
-	build := exec.Command("go", "build", "-o", bin, "../cmd/nri-csig")
+	// that the packages come from the build cache the unit tests filled; the
+	// image ships nri-csigd (Dockerfile).
+	build := exec.Command("go", "build", "-tags", "nodeonly", "-o", bin, "../cmd/nri-csig")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

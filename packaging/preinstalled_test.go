@@ -115,9 +115,10 @@ func TestCheckScript(t *testing.T) {
 		active     bool   // containerd
 		want       string
 	}{
-		"alive":           {"nri-csig", "42 (nri-csig) S 1", true, "is-active --quiet containerd.service"},
+		"alive":           {"nri-csigd", "42 (nri-csigd) S 1", true, "is-active --quiet containerd.service"},
+		"alive, older":    {"nri-csig", "42 (nri-csig) S 1", true, "is-active --quiet containerd.service"},
 		"dead":            {"", "", true, "is-active --quiet containerd.service|restart containerd.service"},
-		"zombie":          {"nri-csig", "42 (nri-csig) Z 1", true, "is-active --quiet containerd.service|restart containerd.service"},
+		"zombie":          {"nri-csigd", "42 (nri-csigd) Z 1", true, "is-active --quiet containerd.service|restart containerd.service"},
 		"pid reused":      {"bash", "42 (bash) S 1", true, "is-active --quiet containerd.service|restart containerd.service"},
 		"containerd down": {"", "", false, "is-active --quiet containerd.service"},
 	} {
@@ -159,7 +160,8 @@ func TestCheckScript(t *testing.T) {
 	}
 }
 
-// reload.sh sends SIGHUP to the recorded process only if it is nri-csig.
+// reload.sh sends SIGHUP to the recorded process only if it is nri-csigd
+// (or nri-csig, which older packages ran).
 func TestReloadScript(t *testing.T) {
 	dir := t.TempDir()
 	sleep, err := exec.LookPath("sleep")
@@ -167,12 +169,14 @@ func TestReloadScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(sleep)
-	fake := filepath.Join(dir, "nri-csig") // its comm is "nri-csig"
+	fake := filepath.Join(dir, "nri-csigd") // its comm is "nri-csigd"
 	os.WriteFile(fake, b, 0o755)
+	older := filepath.Join(dir, "nri-csig")
+	os.WriteFile(older, b, 0o755)
 	for _, tc := range []struct {
 		bin  string
 		want syscall.Signal
-	}{{fake, syscall.SIGHUP}, {sleep, syscall.SIGTERM}} {
+	}{{fake, syscall.SIGHUP}, {older, syscall.SIGHUP}, {sleep, syscall.SIGTERM}} {
 		cmd := exec.Command(tc.bin, "30")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -88,7 +88,8 @@ func run(m *testing.M) (int, error) {
 	}
 	cliEnv = []string{"DOCKER_CONFIG=" + dockerDir} // the CLI's only: the daemon reads no Docker config
 
-	// The plugins: the test plugin, and nri-csig itself for ACR.
+	// The plugins: the test plugin, and nri-csig-cli (the smallest binary
+	// with acr-credential-provider) for ACR, linked under the provider's name.
 	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "test-cred"), "./testcredplugin")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -97,7 +98,11 @@ func run(m *testing.M) (int, error) {
 	if err := os.Link(filepath.Join(bin, "test-cred"), filepath.Join(bin, "broken-cred")); err != nil {
 		return 0, err
 	}
-	if err := os.Symlink(env.Tools.NRICsig, filepath.Join(bin, "nri-csig")); err != nil {
+	lite, err := env.Tools.BuildCLI()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Symlink(lite, filepath.Join(bin, "nri-csig")); err != nil {
 		return 0, err
 	}
 	pluginRuns = filepath.Join(work, "test-cred.runs")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,11 +130,30 @@ func mustRefuse(t *testing.T, img image, wants ...string) {
 	}
 }
 
-// cliVerify runs "nri-csig verify" with the witness's trust, as on a laptop.
+// cliVerify runs "nri-csig verify" with the witness's trust, as on a laptop,
+// and "nri-csig-cli verify" (which runs the nri-csig next to it for x509
+// witnesses), which must say the same and succeed or fail alike.
 func cliVerify(t *testing.T, img image) (string, error) {
 	t.Helper()
-	return cli("verify", "--ca", filepath.Join(work, "release-ca.pem"), "--trusted-identity", identity, img.tag)
+	args := []string{"verify", "--ca", filepath.Join(work, "release-ca.pem"), "--trusted-identity", identity, img.tag}
+	out, err := cli(args...)
+	liteOnce.Do(func() { lite, liteErr = tools.BuildCLI() })
+	if liteErr != nil {
+		t.Fatal(liteErr)
+	}
+	liteOut, errLite := command(nil, lite, args...)
+	if liteOut != out || (errLite == nil) != (err == nil) {
+		t.Errorf("nri-csig-cli verify: %v\n%s\nnri-csig verify: %v\n%s\nwant the same verdict and output", errLite, liteOut, err, out)
+	}
+	return out, err
 }
+
+// lite is nri-csig-cli, built next to tools.NRICsig once.
+var (
+	liteOnce sync.Once
+	lite     string
+	liteErr  error
+)
 
 // A notation signature by a certificate of the witness's CA with the
 // trusted identity admits the image, found through the referrers API or,

@@ -162,7 +162,7 @@ mount --bind "$w" "$w"
 mount -o bind,remount,ro /
 exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
 `), 0o755)
-	argv := []string{"unshare", "--mount", "--", "sh", sandbox, state, env.Tools.NRICsig, "run", "--config", nodeConfig,
+	argv := []string{"unshare", "--mount", "--", "sh", sandbox, state, env.Tools.NRICsigd, "run", "--config", nodeConfig,
 		"--nri-socket", env.Containerd.NRISocket, "--containerd-address", env.Containerd.Socket, "--log-file", logPath, "--audit", "json"}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// The unit's Environment=DOCKER_CONFIG (a folder without config.json here).

@@ -50,8 +50,9 @@ type verifyCase struct {
 // legacy format and in the bundle format, and with 100 legacy signatures
 // (pkg/sign, each over its own payload). Each command is a fresh process
 // under GNU time, run alternately BENCH_VERIFY_RUNS times (10): nri-csig
-// verify from the full binary (with the daemon), from nri-csig-cli (every
-// command but the daemon's), and cosign; the medians of wall time and peak
+// verify from the full binary (every command), from nri-csig-cli (the
+// operator's commands without the daemon's and the certificate verifiers),
+// and cosign; the medians of wall time and peak
 // RSS go to the table, with the registry requests each made. The floor is
 // "version" of each binary: the process starting and doing nothing.
 //

@@ -285,9 +285,10 @@ How each line is measured (integration/scale):
   by cosign (the 100-signature image by pkg/sign, each signature over its own payload) in
   a go-containerregistry loopback registry with the referrers API; medians of
   BENCH_VERIFY_RUNS. nri-csig-cli is the same ./cmd/nri-csig built with -tags nodaemon
-  (every command but run and check-config, without containerd, NRI, gRPC and Prometheus);
-  nri-csig is the full binary the node package runs as the daemon. Requests are those the
-  registry answered during one run of each.
+  (the operator's commands without run and check-config and without the certificate
+  witnesses' verifiers: no containerd client, NRI, gRPC, Prometheus, notation-go or
+  sigstore-go); nri-csig is the full binary (every command). The node daemon runs
+  nri-csigd (-tags nodeonly). Requests are those the registry answered during one run of each.
 `, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), loadAverage(), tableText)
 }
 

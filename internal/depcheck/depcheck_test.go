@@ -6,7 +6,6 @@ package depcheck
 
 import (
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -152,25 +151,72 @@ func TestACRProviderOnlyInCLI(t *testing.T) {
 	}
 }
 
-// nri-csig-cli (./cmd/nri-csig built with -tags nodaemon) links none of the
-// daemon's machinery: that binary exists for the memory its package
-// initialization saves on every run (BENCHMARKS.md's verify lines).
-func TestCLIWithoutDaemonLinksNoDaemon(t *testing.T) {
-	out, err := exec.Command("go", "list", "-tags", "nodaemon", "-deps", module+"cmd/nri-csig").Output()
+// linked lists what ./cmd/nri-csig links when built with tags.
+func linked(t *testing.T, tags string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-tags", tags, "-deps", module+"cmd/nri-csig").Output()
 	if err != nil {
-		t.Fatalf("go list -tags nodaemon -deps ./cmd/nri-csig: %v", err)
+		t.Fatalf("go list -tags %q -deps ./cmd/nri-csig: %v", tags, err)
 	}
-	// google.golang.org/grpc itself is not in the list: sigstore-go's
-	// verifier (pkg/keyless) links it through Rekor v2's generated types.
-	exact := []string{module + "pkg/daemon", module + "pkg/plugin", module + "pkg/watch", "github.com/containerd/containerd/v2/client"}
-	prefixes := []string{"github.com/containerd/nri/", "github.com/prometheus/client_golang/"}
-	for _, dep := range strings.Fields(string(out)) {
-		bad := slices.Contains(exact, dep)
-		for _, p := range prefixes {
-			bad = bad || strings.HasPrefix(dep, p)
-		}
-		if bad {
-			t.Errorf("nri-csig-cli links %s: keep the daemon's packages out of the commands that are not the daemon's", dep)
+	deps := map[string]bool{}
+	for _, d := range strings.Fields(string(out)) {
+		deps[d] = true
+	}
+	return deps
+}
+
+// checkLinks fails for each package of want that the build does not link,
+// and for each linked package that is, or starts with a prefix (ending in
+// "/") of, refuse.
+func checkLinks(t *testing.T, binary string, deps map[string]bool, want, refuse []string) {
+	t.Helper()
+	for _, w := range want {
+		if !deps[w] {
+			t.Errorf("%s does not link %s", binary, w)
 		}
 	}
+	for dep := range deps {
+		for _, r := range refuse {
+			if dep == r || strings.HasSuffix(r, "/") && strings.HasPrefix(dep, r) {
+				t.Errorf("%s links %s", binary, dep)
+			}
+		}
+	}
+}
+
+// The operator's side: the KMS and ACR SDKs, signing, kritis import.
+var operatorOnly = []string{"github.com/alibabacloud-go/", "github.com/aliyun/", module + "pkg/acrcred", module + "pkg/keyref",
+	module + "pkg/keys/alikms", module + "pkg/sign", module + "pkg/notarysign", module + "pkg/kritis"}
+
+// The certificate witnesses' verifiers, which nodes need for every witness kind.
+var certVerifiers = []string{module + "pkg/witnessverify", module + "pkg/keyless", module + "pkg/notaryverify"}
+
+// nri-csigd (-tags nodeonly), the node daemon's binary, links the daemon and
+// the verifiers of every witness kind, and nothing only the operator's
+// commands use: its resident memory is mostly its binary's pages.
+func TestDaemonBuildLinksNoOperatorCommands(t *testing.T) {
+	want := append([]string{module + "pkg/daemon", module + "pkg/plugin", "github.com/notaryproject/notation-go/verifier",
+		"github.com/sigstore/sigstore-go/pkg/verify"}, certVerifiers...)
+	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), want, operatorOnly)
+}
+
+// nri-csig (no tag) is everything: the daemon, the certificate verifiers and
+// the operator's SDKs.
+func TestFullBinaryLinksEverything(t *testing.T) {
+	want := append([]string{module + "pkg/daemon", module + "pkg/acrcred", module + "pkg/keys/alikms", module + "pkg/notarysign",
+		module + "pkg/kritis", "github.com/alibabacloud-go/kms-20160120/v3/client"}, certVerifiers...)
+	checkLinks(t, "nri-csig", linked(t, ""), want, nil)
+}
+
+// nri-csig-cli (./cmd/nri-csig built with -tags nodaemon) links none of the
+// daemon's machinery and none of the certificate witnesses' (notation-go,
+// sigstore-go; it runs nri-csig for those): that binary exists for the
+// memory its smaller binary saves on every run (BENCHMARKS.md's verify
+// lines). It keeps the KMS and ACR SDKs its commands use.
+func TestCLIWithoutDaemonLinksNoDaemon(t *testing.T) {
+	refuse := append([]string{module + "pkg/daemon", module + "pkg/plugin", module + "pkg/watch", module + "pkg/notarysign",
+		"github.com/containerd/containerd/v2/client", "google.golang.org/grpc", "github.com/containerd/nri/", "github.com/prometheus/client_golang/",
+		"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-go/", "github.com/sigstore/sigstore-go/"}, certVerifiers...)
+	want := []string{module + "pkg/acrcred", module + "pkg/keys/alikms", module + "pkg/kritis", module + "pkg/verify", module + "pkg/policy"}
+	checkLinks(t, "nri-csig-cli", linked(t, "nodaemon"), want, refuse)
 }

@@ -23,7 +23,7 @@ type Daemon struct {
 	err     error
 }
 
-// StartDaemon runs "nri-csig run" against c with the given node config file
+// StartDaemon runs "nri-csigd run" against c with the given node config file
 // (empty: none) and extra flags, and waits until it has registered with NRI.
 func (c *Containerd) StartDaemon(config string, extra ...string) (*Daemon, error) {
 	d, err := c.LaunchDaemon(config, extra...)
@@ -37,14 +37,14 @@ func (c *Containerd) StartDaemon(config string, extra ...string) (*Daemon, error
 	return d, nil
 }
 
-// LaunchDaemon starts "nri-csig run" without waiting for it to register.
+// LaunchDaemon starts "nri-csigd run" without waiting for it to register.
 func (c *Containerd) LaunchDaemon(config string, extra ...string) (*Daemon, error) {
 	logPath := filepath.Join(c.Dir, fmt.Sprintf("nri-csig-%d.log", seq.Add(1)))
 	args := []string{"run", "--nri-socket", c.NRISocket, "--containerd-address", c.Socket, "--log-file", logPath, "--audit", "json", "--metrics-address", "127.0.0.1:0"}
 	if config != "" {
 		args = append(args, "--config", config)
 	}
-	cmd := exec.Command(c.Tools.NRICsig, append(args, extra...)...)
+	cmd := exec.Command(c.Tools.NRICsigd, append(args, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	errFile, err := os.Create(logPath + ".stderr")

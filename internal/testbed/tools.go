@@ -27,7 +27,8 @@ type Tools struct {
 	Runc       string
 	Busybox    string
 	Pause      string // the sandbox process, a static binary
-	NRICsig    string // this project's binary, built from the work tree
+	NRICsig    string // this project's binary with every command, built from the work tree
+	NRICsigd   string // the node daemon's build of it (-tags nodeonly), which runs the daemon
 }
 
 // EnsureTools installs runc and busybox-static from Debian when they are
@@ -73,12 +74,16 @@ func EnsureTools() (*Tools, error) {
 		return nil, err
 	}
 	own := filepath.Join(root, "bin", "testbed")
-	t.Pause, t.NRICsig = filepath.Join(own, "pause"), filepath.Join(own, "nri-csig")
+	t.Pause, t.NRICsig, t.NRICsigd = filepath.Join(own, "pause"), filepath.Join(own, "nri-csig"), filepath.Join(own, "nri-csigd")
 	// Our own code is rebuilt every time (Go's build cache makes that cheap).
 	if err := goBuild(t.Pause, "./internal/testbed/pause"); err != nil {
 		return nil, err
 	}
 	if err := goBuild(t.NRICsig, "./cmd/nri-csig"); err != nil {
+		return nil, err
+	}
+	// The daemon runs from its own build, as on a node (nri-csig.service).
+	if err := goBuildTags(t.NRICsigd, "./cmd/nri-csig", "nodeonly"); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -102,7 +107,7 @@ func goBuildTags(out, pkg, tags string) error {
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
-	if os.Getenv("NRI_CSIG_RACE") != "" && pkg == "./cmd/nri-csig" && tags == "" {
+	if os.Getenv("NRI_CSIG_RACE") != "" && pkg == "./cmd/nri-csig" && tags == "nodeonly" {
 		// NRI_CSIG_RACE=1 make integration: the daemon under the race detector
 		// (reports land in its .stderr file next to its log).
 		args, env = append(args, "-race"), "CGO_ENABLED=1"

@@ -8,7 +8,10 @@ proc=${NRI_CSIG_TEST_PROC:-/proc}
 # containerd not running: nothing to do (it launches the plugin when it starts).
 "$systemctl" is-active --quiet containerd.service || exit 0
 pid=$(cat "$pidfile" 2>/dev/null)
-if [ -n "$pid" ] && [ "$(cat "$proc/$pid/comm" 2>/dev/null)" = nri-csig ]; then
+# nri-csigd since the daemon has its own binary; nri-csig before (a daemon
+# started by an older package, until containerd restarts).
+comm=$(cat "$proc/$pid/comm" 2>/dev/null)
+if [ -n "$pid" ] && { [ "$comm" = nri-csigd ] || [ "$comm" = nri-csig ]; }; then
   state=$(sed 's/^.*) //' "$proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
   [ "$state" != Z ] && exit 0
 fi

@@ -5,5 +5,9 @@
 pidfile=${NRI_CSIG_PIDFILE:-/run/nri-csig/preinstalled.pid}
 proc=${NRI_CSIG_TEST_PROC:-/proc}
 pid=$(cat "$pidfile" 2>/dev/null) || exit 0
-[ "$(cat "$proc/$pid/comm" 2>/dev/null)" = nri-csig ] || exit 0
+# nri-csigd, or nri-csig when an older package started it.
+case "$(cat "$proc/$pid/comm" 2>/dev/null)" in
+  nri-csigd|nri-csig) ;;
+  *) exit 0 ;;
+esac
 exec kill -HUP "$pid"

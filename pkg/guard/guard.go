@@ -90,6 +90,9 @@ const (
 	DefaultConfigDir           = "/etc/nri-csig"
 	DefaultStateDir            = "/var/lib/nri-csig"
 	DefaultBinary              = "/usr/bin/nri-csig"
+	// DefaultDaemonBinary is what nri-csig.service and the pre-installed
+	// wrapper run (the node daemon's build).
+	DefaultDaemonBinary = "/usr/bin/nri-csigd"
 )
 
 // Resolver follows host symlinks in an absolute, cleaned path, as the kernel
@@ -158,6 +161,7 @@ func New(c Config, resolve Resolver) *Guard {
 	add(def(c.ConfigDir, DefaultConfigDir), "nri-csig's config directory")
 	add(def(c.StateDir, DefaultStateDir), "nri-csig's state directory")
 	add(def(c.Binary, DefaultBinary), "the nri-csig executable")
+	add(DefaultDaemonBinary, "the nri-csig node daemon's executable")
 	add("/run/nri-csig", "nri-csig's runtime directory (the pre-installed daemon's PID file)")
 	for _, p := range c.Extra {
 		add(p, "a path the node config protects")

@@ -81,6 +81,7 @@ func TestCheck(t *testing.T) {
 		"parent /opt":                  {with(hostPath("/opt", "/c")), "reaches"},
 		"NRI plugin config":            {with(hostPath("/etc/nri/conf.d", "/c")), "NRI's plugin config directory"},
 		"the binary":                   {with(hostPath("/usr/bin", "/c")), "the nri-csig executable /usr/bin/nri-csig"},
+		"the daemon binary":            {with(hostPath("/usr/bin/nri-csigd", "/c")), "the nri-csig node daemon's executable /usr/bin/nri-csigd"},
 		"the PID file":                 {with(hostPath("/var/run/nri-csig/preinstalled.pid", "/c")), "nri-csig's runtime directory"},
 		"unrelated /usr/share":         {with(hostPath("/usr/share/ca-certificates", "/c")), ""},
 		"unrelated /var/lib/other":     {with(hostPath("/var/lib/containerd-other", "/c")), ""},

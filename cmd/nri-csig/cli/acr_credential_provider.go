@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -31,10 +33,11 @@ less 5 minutes. Nothing secret is printed on stderr.
 
 Configure it in the CredentialProviderConfig that kubelet reads
 (--image-credential-provider-config) and that nri-csig reads through its node config
-(registries.credentialProviders): link the nri-csig binary into the plugin directory
-under the provider's name, and pass this subcommand as the first argument:
+(registries.credentialProviders): link nri-csig-cli (the smallest binary with this
+subcommand) into the plugin directory under the provider's name, and pass this
+subcommand as the first argument:
 
-  # ln -s /usr/bin/nri-csig /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/nri-csig
+  # ln -s /usr/bin/nri-csig-cli /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/nri-csig
   apiVersion: kubelet.config.k8s.io/v1
   kind: CredentialProviderConfig
   providers:

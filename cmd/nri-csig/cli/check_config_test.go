@@ -1,4 +1,4 @@
-//go:build !nodaemon
+//go:build !nodaemon && !nodeonly
 
 package cli
 

@@ -18,7 +18,7 @@ func init() {
 				Hidden:             true,
 				DisableFlagParsing: true,
 				RunE: func(*cobra.Command, []string) error {
-					return usageError(fmt.Errorf("%s is a command of the node daemon's binary: run \"nri-csig %s\" (this binary, nri-csig-cli, holds the other commands without the daemon)", name, name))
+					return usageError(fmt.Errorf("%s is a command of the node daemon: run \"nri-csigd %s\" (or \"nri-csig %s\"; this binary, nri-csig-cli, holds the other commands without the daemon)", name, name, name))
 				},
 			}
 		})

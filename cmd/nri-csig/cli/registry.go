@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -112,6 +114,3 @@ func algorithmFlag(s string) (keys.Algorithm, error) {
 		return "", fmt.Errorf("--signature-algorithm %q: use %s, %s or %s", s, keys.RSAPKCS1SHA256, keys.RSAPSSSHA256, keys.ECDSASHA256)
 	}
 }
-
-// usageError makes err exit with code 2.
-func usageError(err error) error { return &exitError{code: 2, err: err} }

@@ -8,14 +8,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// The node daemon's commands (run, check-config) and what tells a
-// pre-installed plugin apart are in daemon_commands.go, left out of builds
-// tagged nodaemon (nri-csig-cli): they link containerd, NRI, gRPC and
-// Prometheus, whose package initialization the other commands would pay in
-// memory at every start.
+// One package, three binaries, chosen by build tags, because a Go process's
+// resident memory is mostly the pages of its binary that it touches:
+//   - nri-csig (no tag): every command;
+//   - nri-csigd (-tags nodeonly): the node daemon's commands only (run,
+//     check-config, version), without the operator commands' KMS and ACR
+//     SDKs, kritis import and notation signing (operator_commands.go);
+//   - nri-csig-cli (-tags nodaemon): the operator commands without the
+//     daemon's (daemon_commands.go: containerd, NRI, Prometheus) and without
+//     the certificate verifiers and notation signing (certwitness.go), which
+//     it runs from nri-csig when a command needs them.
 var (
-	daemonCommands []func() *cobra.Command
-	preInstalled   = func() bool { return false }
+	daemonCommands   []func() *cobra.Command
+	operatorCommands []func() *cobra.Command
+	preInstalled     = func() bool { return false }
 )
 
 // Args returns the command line to execute. containerd launches a
@@ -46,19 +52,9 @@ also when the container never went through the Kubernetes API server.`,
 	for _, c := range daemonCommands {
 		root.AddCommand(c())
 	}
-	root.AddCommand(
-		newSignCmd(),
-		newVerifyCmd(),
-		newWitnessCmd(),
-		newPolicyCmd(),
-		newBundleCmd(),
-		newExemptionCmd(),
-		newRevocationCmd(),
-		newPublicKeyCmd(),
-		newGenerateKeyCmd(),
-		newImportCmd(),
-		newACRCredentialProviderCmd(),
-	)
+	for _, c := range operatorCommands {
+		root.AddCommand(c())
+	}
 	return root
 }
 
@@ -71,6 +67,9 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// usageError makes err exit with code 2.
+func usageError(err error) error { return &exitError{code: 2, err: err} }
 
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {

@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -46,6 +48,11 @@ one platform manifest instead. Signatures made here verify with
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.notation.check(o.fromFile.path != "", len(o.annotations) > 0); err != nil {
 				return err
+			}
+			if o.notation.on() {
+				if err := needCertWitnesses("sign --format notation"); err != nil {
+					return err
+				}
 			}
 			if o.fromFile.path != "" {
 				return o.runFromFile(cmd)

@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -9,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nri-csig/nri-csig/pkg/policy"
-	"github.com/nri-csig/nri-csig/pkg/verify"
-	"github.com/nri-csig/nri-csig/pkg/witnessverify"
 )
 
 // maxTrustedRootFile bounds the trusted_root.json read (the bundle parser
@@ -110,21 +110,4 @@ func printSigstore(out io.Writer, w *policy.Witness) {
 		fmt.Fprintf(out, "Tlog:         not required (insecureIgnoreTlog)\n")
 	}
 	fmt.Fprintf(out, "Trusted root: %d bytes\n", len(t.TrustedRoot))
-}
-
-// key is the verify.Key of the identity the flags describe, for verify:
-// the node's verifier for a witness of kind sigstore.
-func (f *sigstoreFlags) key() (verify.Key, error) {
-	w, err := f.witness("cli", "")
-	if err != nil {
-		return verify.Key{}, err
-	}
-	k, err := witnessverify.For(w.Keys[0])
-	if err != nil {
-		return verify.Key{}, err
-	}
-	f.fingerprint = k.Name
-	id := w.Sigstore.Identities[0]
-	k.Name = "sigstore " + id.Issuer + id.IssuerRegExp + " " + id.Subject + id.SubjectRegExp
-	return k, nil
 }

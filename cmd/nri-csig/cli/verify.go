@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -158,6 +160,11 @@ func (o *verifyOptions) run(cmd *cobra.Command, image string) error {
 	alg, err := algorithmFlag(o.algorithm)
 	if err != nil {
 		return usageError(err)
+	}
+	if o.x509.set() || o.sigstore.used() {
+		if err := needCertWitnesses("verify with --ca/--trusted-identity or --trusted-root"); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := o.registry.context(cmd)
 	defer cancel()

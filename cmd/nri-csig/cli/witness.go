@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package cli
 
 import (
@@ -126,6 +128,9 @@ offline against the trusted root stored in the bundle.
 
 // createX509Witness adds a witness of kind x509 whose trust the flags give.
 func createX509Witness(cmd *cobra.Command, file *bundleFile, name, desc string, xf *x509Flags) error {
+	if err := needCertWitnesses("witness create --kind x509"); err != nil {
+		return err
+	}
 	_, t, err := xf.verifyKey() // the checks the node will make when compiling it
 	if err != nil {
 		return err

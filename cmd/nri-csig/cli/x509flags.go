@@ -1,16 +1,14 @@
+//go:build !nodeonly
+
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
-	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
 // x509Flags are the flags that describe the trust of a witness of kind
@@ -49,59 +47,6 @@ func (f *x509Flags) set() bool {
 	return f.ca != "" || f.tsa != "" || len(f.identities) > 0 || f.verifyTimestamp != ""
 }
 
-// trust reads the files and checks the trust as the bundle parser does.
-func (f *x509Flags) trust() (*policy.X509Trust, error) {
-	if f.ca == "" {
-		return nil, errors.New(`kind x509 needs --ca: the PEM file of the CA certificates that issue the signing certificates`)
-	}
-	if len(f.identities) == 0 {
-		return nil, errors.New(`kind x509 needs --trusted-identity: the signing certificates' subject ("x509.subject: C=..., ST=..., O=..., CN=...") or "*"`)
-	}
-	ca, err := readPEMFile("--ca", f.ca)
-	if err != nil {
-		return nil, err
-	}
-	var tsa []byte
-	if f.tsa != "" {
-		if tsa, err = readPEMFile("--tsa", f.tsa); err != nil {
-			return nil, err
-		}
-	}
-	return policy.NewX509Trust(ca, tsa, f.identities, f.verifyTimestamp)
-}
-
-// verifyKey is the verify.Key of the trust the flags describe; compiling it
-// runs notation's own checks of the trust policy.
-func (f *x509Flags) verifyKey() (verify.Key, *policy.X509Trust, error) {
-	t, err := f.trust()
-	if err != nil {
-		return verify.Key{}, nil, err
-	}
-	v, err := notaryverify.New(t)
-	if err != nil {
-		return verify.Key{}, nil, err
-	}
-	return verify.Key{Name: t.ID(), Cert: v}, t, nil
-}
-
-// maxPEMFile bounds a certificate file read.
-const maxPEMFile = 1 << 20
-
-func readPEMFile(flag, path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	if st.Size() > maxPEMFile {
-		return nil, fmt.Errorf("%s %s: %d bytes, more than the %d a certificate file may have", flag, path, st.Size(), maxPEMFile)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	return b, nil
-}
-
 // certSubjects lists the subjects of a trust store's certificates, for
 // messages.
 func certSubjects(t *policy.X509Trust) string {
@@ -127,6 +72,9 @@ the new CA, then give the new one only.
   nri-csig witness set-trust notary --ca both.pem --trusted-identity "x509.subject: C=CN, ST=Zhejiang, O=Example, CN=release"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needCertWitnesses("witness set-trust"); err != nil {
+				return err
+			}
 			_, t, err := xf.verifyKey()
 			if err != nil {
 				return err
