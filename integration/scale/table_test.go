@@ -289,6 +289,16 @@ How each line is measured (integration/scale):
   witnesses' verifiers: no containerd client, NRI, gRPC, Prometheus, notation-go or
   sigstore-go); nri-csig is the full binary (every command). The node daemon runs
   nri-csigd (-tags nodeonly). Requests are those the registry answered during one run of each.
+- The image index's first build (BenchmarkIndexBuild) is in-process on a fresh containerd
+  holding the size's images (not unpacked): the daemon's reader (imagestore.ContentAPI, one
+  Read per blob) and the containerd client's content store (Info, then Read), 8 reads at a
+  time either way; the time of the last of b.N builds.
+- The in-process lines are unit benchmarks run by BenchmarkInProcess in a child `+"`go test`"+`
+  (their one copy lives next to the code they measure): the node decision with 10,000
+  exemptions and 10,000 revocations (pkg/decision), the plugin's CPU time per container,
+  CreateContainer + validation + audit record, per audit sink (pkg/plugin; journald only
+  when its socket is there, and its figure includes the kernel's delivery of the datagram
+  to journald), and 100 signatures against 10 keys (pkg/verify).
 `, cmd, sizes, r.commit, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), loadAverage(), tableText)
 }
 
