@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -592,5 +593,53 @@ func TestMostImagesDeleted(t *testing.T) {
 	}
 	if got := len(x.digests); got != 11 {
 		t.Errorf("%d image digests indexed, want 11", got)
+	}
+}
+
+// Compact rebuilds the index from copies and changes no answer; Canonical
+// gives the index's one copy of an image digest (what the signature store
+// shares), "" for a digest the node does not have.
+func TestCompactAndCanonical(t *testing.T) {
+	n := newNode(t)
+	configs := fill(t, n, 20)
+	x, _ := newIndex(t, n)
+	ctx := context.Background()
+	type answer struct {
+		ds    []string
+		repos map[string][]string
+		chain string
+	}
+	answers := func() []answer {
+		var out []answer
+		for _, c := range configs {
+			ds, repos, err := x.Resolve(ctx, c.Digest.String())
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("Resolve(%s) = %v %v", c.Digest, ds, err)
+			}
+			chain, _ := x.ChainID(c.Digest.String())
+			out = append(out, answer{ds, repos, chain})
+		}
+		return out
+	}
+	before := answers()
+	x.Compact()
+	if after := answers(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("answers changed by Compact:\n%v\n%v", after, before)
+	}
+	for _, a := range before {
+		if cs := x.ConfigsForChainID(a.chain); len(cs) != 1 {
+			t.Errorf("chain %s: configs %v after Compact", a.chain, cs)
+		}
+		d := strings.Clone(a.ds[0])
+		c := x.Canonical(d)
+		if c != d || unsafe.StringData(c) == unsafe.StringData(d) {
+			t.Errorf("Canonical(%s) = %q, want the index's own copy", d, c)
+		}
+		if again := x.Canonical(d); unsafe.StringData(again) != unsafe.StringData(c) {
+			t.Errorf("Canonical(%s) gives another copy each time", d)
+		}
+	}
+	if c := x.Canonical(digest.FromString("not on this node").String()); c != "" {
+		t.Errorf("Canonical of a digest not on the node = %q", c)
 	}
 }

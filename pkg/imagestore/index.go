@@ -581,6 +581,28 @@ func (x *Index) compact() {
 	}
 }
 
+// Compact rebuilds the index from copies of its records, as it does itself
+// once most records left: after a burst of deletions, so that what stays is
+// allocated together and the memory the others held can go. It holds the
+// index for one copy of it.
+func (x *Index) Compact() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.compact()
+}
+
+// Canonical returns the index's copy of an image digest of the node, ""
+// when the index does not hold it: what other holders of the node's digests
+// can share rather than keep a copy of their own.
+func (x *Index) Canonical(imageDigest string) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if di := x.digests[imageDigest]; di != nil {
+		return di.digest
+	}
+	return ""
+}
+
 // ImageDigests returns the manifest and index digests in the node's stores
 // whose config is configDigest, sorted. An empty result is not an error: the
 // image may have been removed, or imported without its manifest.
