@@ -253,7 +253,7 @@ func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // sameCert reports whether two checks carry the same certificate-bearing
 // signature (or both none): a certificate witness judges the whole blob.
-func sameCert(a, b *CertSignature) bool {
+func sameCert(a, b *certSig) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -375,7 +375,7 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 // never).
 func validUntil(k Key, c *sigCheck) time.Time {
 	if x, ok := k.Cert.(CertExpiry); ok && c.cert != nil {
-		return x.ValidUntil(*c.cert)
+		return x.ValidUntil(c.cert.CertSignature)
 	}
 	return time.Time{}
 }
@@ -636,7 +636,10 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
 		}
 		c.mu.Unlock()
-		nc.source, nc.digest = strings.Clone(c.source), digest
+		nc.source = strings.Clone(c.source)
+		if c.cert != nil {
+			nc.cert = &certSig{c.cert.CertSignature, digest}
+		}
 		if h, ok := hints[c.hint]; ok {
 			nc.hint = h
 		} else {
