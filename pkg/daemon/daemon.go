@@ -490,6 +490,7 @@ func (d *daemon) gcLoop(ctx context.Context) {
 		before := d.sigs.Len()
 		d.sigs.Retain(live)
 		if after := d.sigs.Len(); before-after > releaseAfterForgetting {
+			d.compactMemory()
 			releaseMemory()
 		}
 	}
@@ -550,7 +551,8 @@ func (d *daemon) prefetchAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
-	releaseMemory() // boot's garbage: manifests, signatures, answers read
+	d.sigs.Compact(d.images.Canonical) // boot's garbage surrounds the store's entries
+	releaseMemory()                    // boot's garbage: manifests, signatures, answers read
 }
 
 // fetchable reports whether a source could hold the signatures of c: an

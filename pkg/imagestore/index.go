@@ -429,12 +429,19 @@ func concurrently[T any](n int, f func(i int) T) []T {
 
 // add puts w in the index; x.mu is held. Problems not in reported (nil:
 // the index's own) are new: they are logged and counted once.
+//
+// Every string the index keeps is copied when it is first kept: what w
+// holds was read amid the garbage of a listing and of parsed manifests, and
+// the runtime cannot give back a memory span while one string in it lives;
+// the copies are allocated together, here.
 func (x *Index) add(w *walkedRecord, chains map[string]string, reported map[string]int) {
 	if reported == nil {
 		reported = x.problems
 	}
 	r, name := &record{}, w.name
-	if id := idOf(w.name); id != "" {
+	if id := idOf(w.name); id == "" {
+		name = strings.Clone(name)
+	} else {
 		ci := x.config(id, chains)
 		name = ci.config // the record is named by the one copy of its config
 		ci.records = append(ci.records, r)
@@ -454,21 +461,24 @@ func (x *Index) add(w *walkedRecord, chains map[string]string, reported map[stri
 		for _, d := range l.digests {
 			di := x.digests[d]
 			if di == nil {
-				di = &digestInfo{digest: d}
-				x.digests[d] = di
+				di = &digestInfo{digest: strings.Clone(d)}
+				x.digests[di.digest] = di
 			}
 			r.leads = append(r.leads, pair{ci, di})
 			di.configs = count(di.configs, ci, 1)
 			if w.repo != "" {
-				di.repos = count(di.repos, w.repo, 1)
 				if r.repo == "" {
-					r.repo = di.repos[slices.IndexFunc(di.repos, func(c counted[string]) bool { return c.v == w.repo })].v
+					r.repo = strings.Clone(w.repo)
+					if i := slices.IndexFunc(di.repos, func(c counted[string]) bool { return c.v == w.repo }); i >= 0 {
+						r.repo = di.repos[i].v // the one copy
+					}
 				}
+				di.repos = count(di.repos, r.repo, 1)
 			}
 		}
 	}
 	if r.repo == "" && w.repo != "" {
-		r.repo = w.repo // a record that leads to no image digest
+		r.repo = strings.Clone(w.repo) // a record that leads to no image digest
 	}
 	if len(w.problems) > 0 {
 		r.problems = &recordProblems{name: name, list: slices.Clip(w.problems)}
@@ -492,14 +502,14 @@ func (x *Index) add(w *walkedRecord, chains map[string]string, reported map[stri
 func (x *Index) config(c string, chains map[string]string) *configInfo {
 	ci, ok := x.configs[c]
 	if !ok {
-		ci = &configInfo{config: c}
-		x.configs[c] = ci
+		ci = &configInfo{config: strings.Clone(c)}
+		x.configs[ci.config] = ci
 	}
 	if ch := chains[c]; ci.chain == "" && ch != "" {
 		if first := x.byChain[ch]; first != nil {
 			ci.chain, ci.sameChain = first.chain, first
 		} else {
-			ci.chain = ch
+			ci.chain = strings.Clone(ch)
 		}
 		x.byChain[ci.chain] = ci
 	}
@@ -588,11 +598,12 @@ func count[T comparable](cs []counted[T], v T, by int) []counted[T] {
 	return cs
 }
 
-// compact rebuilds the index from copies of the records left, once most
-// records left; x.mu is held. Go maps keep their largest size, and the
-// survivors' objects and strings are scattered over memory spans that the
-// deleted records half-emptied: the runtime can return a span only when
-// nothing in it lives, so the copies are what lets the memory go.
+// compact rebuilds the index from copies of the records left (add copies
+// what it keeps), once most records left; x.mu is held. Go maps keep their
+// largest size, and the survivors' objects and strings are scattered over
+// memory spans that the deleted records half-emptied: the runtime can return
+// a span only when nothing in it lives, so the copies are what lets the
+// memory go.
 func (x *Index) compact() {
 	chains := make(map[string]string, len(x.configs))
 	for c, ci := range x.configs {
@@ -600,34 +611,40 @@ func (x *Index) compact() {
 	}
 	old, problems := x.records, x.problems
 	x.reset()
-	strs := map[string]string{} // one copy of each string the records shared
-	clone := func(v string) string {
-		if v == "" {
-			return ""
-		}
-		if c, ok := strs[v]; ok {
-			return c
-		}
-		c := strings.Clone(v)
-		strs[c] = c
-		return c
-	}
-	fresh := make(map[string]string, len(chains))
-	for c, ch := range chains {
-		fresh[clone(c)] = clone(ch)
-	}
 	for n, r := range old {
-		w := &walkedRecord{name: clone(n), repo: clone(r.repo), problems: slices.Clone(r.problemList())}
+		w := &walkedRecord{name: n, repo: r.repo, problems: slices.Clone(r.problemList())}
 		for _, p := range r.leads {
-			c, d := clone(p.config.config), clone(p.digest.digest)
+			c, d := p.config.config, p.digest.digest
 			if n := len(w.leads); n > 0 && w.leads[n-1].config == c {
 				w.leads[n-1].digests = append(w.leads[n-1].digests, d)
 			} else {
 				w.leads = append(w.leads, lead{config: c, digests: []string{d}})
 			}
 		}
-		x.add(w, fresh, problems)
+		x.add(w, chains, problems)
 	}
+}
+
+// Compact rebuilds the index from copies of its records, as it does itself
+// once most records left: after a burst of deletions, so that what stays is
+// allocated together and the memory the others held can go. It holds the
+// index for one copy of it.
+func (x *Index) Compact() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.compact()
+}
+
+// Canonical returns the index's copy of an image digest of the node, ""
+// when the index does not hold it: what other holders of the node's digests
+// can share rather than keep a copy of their own.
+func (x *Index) Canonical(imageDigest string) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if di := x.digests[imageDigest]; di != nil {
+		return di.digest
+	}
+	return ""
 }
 
 // ImageDigests returns the manifest and index digests in the node's stores

@@ -217,6 +217,18 @@ func toLog(ms []signature.Manifest) []logManifest {
 	return out
 }
 
+// rekey rebuilds the index of records keyed by key(digest) (see
+// Store.Compact).
+func (l *sigLog) rekey(key func(string) string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	spans := make(map[string]span, len(l.spans))
+	for d, s := range l.spans {
+		spans[key(d)] = s
+	}
+	l.spans = spans
+}
+
 // holds reports whether the last record of digest is of that content.
 func (l *sigLog) holds(digest string, content [sha256.Size]byte) bool {
 	l.mu.Lock()

@@ -253,7 +253,7 @@ func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // sameCert reports whether two checks carry the same certificate-bearing
 // signature (or both none): a certificate witness judges the whole blob.
-func sameCert(a, b *CertSignature) bool {
+func sameCert(a, b *certSig) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -375,7 +375,7 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 // never).
 func validUntil(k Key, c *sigCheck) time.Time {
 	if x, ok := k.Cert.(CertExpiry); ok && c.cert != nil {
-		return x.ValidUntil(*c.cert)
+		return x.ValidUntil(c.cert.CertSignature)
 	}
 	return time.Time{}
 }
@@ -574,15 +574,7 @@ func (s *Store) Forget(digests ...string) {
 	// runtime returns a span only when nothing in it lives): once most
 	// entries left, rebuild the maps from copies of what stays.
 	if len(s.entries) < s.peak/4 {
-		entries := make(map[string]*storeEntry, len(s.entries))
-		for d, e := range s.entries {
-			entries[strings.Clone(d)] = e.copy()
-		}
-		errs := make(map[string]fetchError, len(s.errs))
-		for d, fe := range s.errs {
-			errs[strings.Clone(d)] = fetchError{text: strings.Clone(fe.text), at: fe.at}
-		}
-		s.entries, s.errs, s.peak = entries, errs, len(entries)
+		s.compactLocked(strings.Clone)
 	}
 	s.mu.Unlock()
 	if s.log != nil {
@@ -590,11 +582,51 @@ func (s *Store) Forget(digests ...string) {
 	}
 }
 
-// copy returns e in fresh memory: its checks, their signatures and sources.
+// compactLocked rebuilds the maps from copies of what they hold, keyed by
+// key(digest) (a copy of it, or one that lives anyway); s.mu held.
+func (s *Store) compactLocked(key func(string) string) {
+	entries := make(map[string]*storeEntry, len(s.entries))
+	hints := map[string]string{} // one copy of each key hint
+	for d, e := range s.entries {
+		k := key(d)
+		entries[k] = e.copy(k, hints)
+	}
+	errs := make(map[string]fetchError, len(s.errs))
+	for d, fe := range s.errs {
+		errs[key(d)] = fetchError{text: strings.Clone(fe.text), at: fe.at}
+	}
+	s.entries, s.errs, s.peak = entries, errs, len(entries)
+}
+
+// Compact rebuilds the store's memory (and its log's index) from copies, as
+// Forget does once most digests left. Call it after a burst that allocated
+// much besides the store (boot verification): its entries are then
+// scattered over memory spans that the burst's garbage half-emptied, which
+// the runtime cannot give back while one object in them lives. canonical
+// returns the copy of a digest that lives anyway (the node's image index
+// holds one), "" for none (the store copies it then). It costs one copy of
+// the store.
+func (s *Store) Compact(canonical func(digest string) string) {
+	key := func(d string) string {
+		if c := canonical(d); c == d {
+			return c
+		}
+		return strings.Clone(d)
+	}
+	s.mu.Lock()
+	s.compactLocked(key)
+	s.mu.Unlock()
+	if s.log != nil {
+		s.log.rekey(key)
+	}
+}
+
+// copy returns e in fresh memory: its checks, their signatures and sources,
+// with digest (the new key) as the digest they judge.
 // A check being verified meanwhile (SetKeys, outside the store's lock) is
 // copied with what keys said of it so far; what it learns later is learnt
 // again at most once.
-func (e *storeEntry) copy() *storeEntry {
+func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 	n := *e
 	n.checks = make([]*sigCheck, len(e.checks))
 	for i, c := range e.checks {
@@ -604,7 +636,16 @@ func (e *storeEntry) copy() *storeEntry {
 			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
 		}
 		c.mu.Unlock()
-		nc.source, nc.hint = strings.Clone(c.source), strings.Clone(c.hint)
+		nc.source = strings.Clone(c.source)
+		if c.cert != nil {
+			nc.cert = &certSig{c.cert.CertSignature, digest}
+		}
+		if h, ok := hints[c.hint]; ok {
+			nc.hint = h
+		} else {
+			nc.hint = strings.Clone(c.hint)
+			hints[nc.hint] = nc.hint
+		}
 		if f := c.said; f != nil {
 			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
 		}

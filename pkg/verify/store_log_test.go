@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -398,6 +399,14 @@ func heapNow() uint64 {
 	return m.HeapAlloc
 }
 
+// heapInuse returns the heap's spans in use after a GC.
+func heapInuse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
 // heapOf returns the heap that what fill builds takes once built.
 func heapOf(fill func() any) int64 {
 	base := heapNow()
@@ -569,5 +578,65 @@ func TestSetKeysSameKeysKeepsEntries(t *testing.T) {
 	}
 	if st.Verified(ds[1], ks[1].Name) {
 		t.Error("a digest signed by a key no longer in force is still verified")
+	}
+}
+
+// Compact copies the store into fresh memory, keyed by the copies of the
+// digests the caller keeps (the node's image index), and changes no answer:
+// verdicts, reasons, what keys said (no check twice), the log's records.
+func TestStoreCompactKeepsVerdicts(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 2)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
+	var ds []string
+	for i := range 40 {
+		d := testDigest(i)
+		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[i%2], d)}
+		ds = append(ds, d)
+	}
+	dir := t.TempDir()
+	st := NewStore(NewDir(dir), f)
+	st.SetKeys(ks[:1]) // the odd digests are signed by a key not in force
+	prefetchAll(t, st, ds)
+	canonical := map[string]string{}
+	for _, d := range ds[:20] { // the caller holds half of them
+		c := strings.Clone(d)
+		canonical[c] = c
+	}
+	st.Compact(func(d string) string { return canonical[d] })
+	for k := range st.entries {
+		if c, ok := canonical[k]; ok && unsafe.StringData(c) != unsafe.StringData(k) {
+			t.Fatalf("digest %s: the store keeps its own copy, not the caller's", k)
+		}
+	}
+	fp := ks[0].Name
+	for i, d := range ds {
+		if got := st.Verified(d, fp); got != (i%2 == 0) {
+			t.Errorf("digest %d: Verified = %v after Compact", i, got)
+		}
+	}
+	if s := st.Status(ds[1]); !strings.Contains(s, ErrBadSignature.Error()) {
+		t.Errorf("digest 1: Status = %q, want the bad signature", s)
+	}
+	n := countChecks(t)
+	st.SetKeys(ks[:1])
+	if got := n.Load(); got != 0 {
+		t.Errorf("a reload with the same key made %d checks after Compact; want 0", got)
+	}
+	st.SetKeys(ks)
+	if got := n.Load(); got != 20 {
+		t.Errorf("the new key made %d checks on the 20 signatures no key in force made; want 20", got)
+	}
+	before := logSize(t, dir)
+	prefetchAll(t, st, ds[:10]) // same signatures: nothing written
+	if got := logSize(t, dir); got != before {
+		t.Errorf("a refresh of unchanged signatures after Compact grew the log from %d to %d bytes", before, got)
+	}
+	st.Forget(ds[0], ds[25])
+	st.Close()
+
+	st = NewStore(NewDir(dir))
+	st.SetKeys(ks)
+	if st.Len() != 38 || st.Known(ds[0]) || st.Known(ds[25]) || !st.Verified(ds[1], ks[1].Name) || !st.Verified(ds[26], fp) {
+		t.Fatalf("after Compact, Forget and a restart: %d digests, forgotten known: %v %v", st.Len(), st.Known(ds[0]), st.Known(ds[25]))
 	}
 }

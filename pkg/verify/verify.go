@@ -194,7 +194,7 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 // manifest or layer) is refused before any key is tried.
 //
 // The signature store holds one per signature of every image of the node, so
-// its fields are laid out small (144 bytes), and what only some signatures
+// its fields are laid out small (128 bytes), and what only some signatures
 // have (a refusal after authentication, the payload's identity) is behind a
 // pointer.
 type check struct {
@@ -208,14 +208,20 @@ type check struct {
 	hint string
 	// cert is the signature whole, for certificate witnesses: set for
 	// notation envelopes and for bundles that carry a certificate.
-	cert   *CertSignature
-	digest string // the image digest judged, for certificate witnesses
+	cert *certSig
 	// said is what the signed payload says beyond the digest (nil: nothing).
 	said *payloadFacts
 
 	layer       int32 // -1: the manifest as a whole
 	format      formatCode
 	certificate bool // a bundle carrying a certificate (keyless)
+}
+
+// certSig is a signature for certificate witnesses, with the image digest
+// it is judged for.
+type certSig struct {
+	CertSignature
+	digest string
 }
 
 // payloadFacts are what a signed payload says besides covering the digest.
@@ -287,7 +293,7 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			c := check{source: sm.Source, layer: int32(i), format: formatLegacy, digest: digest}
+			c := check{source: sm.Source, layer: int32(i), format: formatLegacy}
 			switch l.MediaType {
 			case signature.BundleMediaType:
 				c.format = formatBundle
@@ -305,17 +311,17 @@ func extract(digest string, manifests []signature.Manifest) []check {
 			case c.format == formatNotation:
 				// Only a certificate witness can read it; the digest it
 				// covers is the witness's verifier's to check.
-				c.cert = &CertSignature{Format: FormatNotation, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
+				c.cert = &certSig{CertSignature{Format: FormatNotation, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}, digest}
 				c.sum = sha256.Sum256(blob) // identifies it in the store; no key signs it
 			case c.format == formatBundle:
 				c.readBundle(digest, blob)
 				if c.err == nil && c.certificate {
-					c.cert = &CertSignature{Format: FormatBundle, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}
+					c.cert = &certSig{CertSignature{Format: FormatBundle, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}, digest}
 				}
 			default:
 				c.readLegacy(digest, l, blob)
 				if _, keyless := l.Annotations[signature.CertificateAnnotation]; keyless && c.err == nil {
-					c.cert = &CertSignature{Format: FormatLegacy, MediaType: l.MediaType, Blob: blob, Annotations: l.Annotations}
+					c.cert = &certSig{CertSignature{Format: FormatLegacy, MediaType: l.MediaType, Blob: blob, Annotations: l.Annotations}, digest}
 				}
 			}
 			out = append(out, c)
@@ -418,7 +424,7 @@ func (c *check) verify(k Key) error {
 		if c.cert == nil {
 			return errNotCertificate
 		}
-		return k.Cert.Verify(c.digest, *c.cert)
+		return k.Cert.Verify(c.cert.digest, c.cert.CertSignature)
 	}
 	for _, sig := range c.sigs {
 		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
