@@ -5,10 +5,10 @@ package scale
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
