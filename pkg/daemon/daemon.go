@@ -147,6 +147,35 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// The image index follows containerd's image events itself (with or
+	// without the watcher), and boot verification walks it once built. It
+	// is built while the signature store below replays its log and the
+	// bundle loads: neither needs the other, and at 10,000 images each
+	// takes seconds. Its callbacks wait until what they use is wired.
+	d.images = imagestore.New(client.ImageService(), imagestore.ContentOf(client), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
+	d.metrics.watchImages(d.images)
+	indexed, wired := make(chan struct{}), make(chan struct{})
+	var indexedOnce sync.Once
+	whenWired := func(ctx context.Context) bool {
+		select {
+		case <-wired:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	go d.images.Follow(ctx, client.EventService(), func(ctx context.Context) {
+		indexedOnce.Do(func() { close(indexed) })
+		if whenWired(ctx) {
+			d.prefetchAll(ctx)
+		}
+	}, func(ctx context.Context, name string) {
+		if whenWired(ctx) {
+			d.onImage(ctx, cfg.ContainerdNamespace, name)
+			d.requestGC()
+		}
+	})
+
 	// One registry client for the daemon's life: signature discovery and
 	// bundle polling share its connections, timeouts and handshakes.
 	reg, err := newRegistryClient(node, d.log)
@@ -183,8 +212,6 @@ func Run(ctx context.Context, cfg Config) error {
 		d.applyBundleKeys()
 	}
 
-	d.images = imagestore.New(client.ImageService(), imagestore.ContentOf(client), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
-	d.metrics.watchImages(d.images)
 	opts := plugin.Options{DecisionTimeout: cfg.DecisionTimeout, Audit: cfg.Audit, Observe: d.observe}
 	if cfg.StopUntrusted {
 		opts.Stopper = taskStopper{client: client, namespace: cfg.ContainerdNamespace}
@@ -195,17 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if st := d.bundles.Load(); st != nil {
 		d.runBundles(ctx, st, false)
 	}
-	// The image index follows containerd's image events itself (with or
-	// without the watcher), and boot verification walks it once built.
-	indexed := make(chan struct{})
-	var indexedOnce sync.Once
-	go d.images.Follow(ctx, client.EventService(), func(ctx context.Context) {
-		indexedOnce.Do(func() { close(indexed) })
-		d.prefetchAll(ctx)
-	}, func(ctx context.Context, name string) {
-		d.onImage(ctx, cfg.ContainerdNamespace, name)
-		d.requestGC()
-	})
+	close(wired) // the index's callbacks may run from here on
 	go d.gcLoop(ctx)
 	d.metrics.watchStore(d.sigs)
 	go d.rejudgeLoop(ctx)
