@@ -32,8 +32,11 @@ build:
 # Every test: unit tests, then the integration suite on a real containerd (root).
 test: unit integration
 
+# The commands' tests also run as nri-csig-cli and nri-csigd build them.
 unit:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -tags nodaemon ./cmd/...
+	$(GO) test -count=1 -tags nodeonly ./cmd/...
 
 # One containerd per test package; -p 1 keeps two packages from building the
 # tool cache or fighting over the machine's 2 cores at once.

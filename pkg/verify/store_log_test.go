@@ -523,14 +523,7 @@ func TestDirRereadsAChangedIndex(t *testing.T) {
 // verdicts, the failures and what each key said of each signature survive,
 // so a reload with the same keys checks nothing again.
 func TestStoreForgetMostKeepsVerdicts(t *testing.T) {
-	ss, ks := ecdsaKeys(t, 2)
-	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
-	var ds []string
-	for i := range 40 {
-		d := testDigest(i)
-		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[i%2], d)}
-		ds = append(ds, d)
-	}
+	ks, f, ds := alternatelySigned(t, 40)
 	st := NewStore(NewDir(t.TempDir()), f)
 	st.SetKeys(ks[:1]) // the odd digests are signed by a key not in force
 	prefetchAll(t, st, ds)
@@ -538,24 +531,7 @@ func TestStoreForgetMostKeepsVerdicts(t *testing.T) {
 	if st.Len() != 4 || st.peak != 4 {
 		t.Fatalf("Len %d, peak %d after forgetting 36 of 40: want 4 and 4 (the maps rebuilt)", st.Len(), st.peak)
 	}
-	fp := ks[0].Name
-	for i, d := range ds[:4] {
-		if got := st.Verified(d, fp); got != (i%2 == 0) {
-			t.Errorf("digest %d: Verified = %v after the rebuild", i, got)
-		}
-	}
-	if s := st.Status(ds[1]); !strings.Contains(s, ErrBadSignature.Error()) {
-		t.Errorf("digest 1: Status = %q, want the bad signature", s)
-	}
-	n := countChecks(t)
-	st.SetKeys(ks[:1])
-	if got := n.Load(); got != 0 {
-		t.Errorf("a reload with the same key made %d checks after the rebuild; want 0", got)
-	}
-	st.SetKeys(ks)
-	if got := n.Load(); got != 2 {
-		t.Errorf("the new key made %d checks on the 2 signatures no key in force made; want 2", got)
-	}
+	verdictsKept(t, st, ks, ds[:4], "the rebuild")
 	if !st.Verified(ds[1], ks[1].Name) {
 		t.Error("digest 1 is not verified by its key once it is in force")
 	}
@@ -585,14 +561,7 @@ func TestSetKeysSameKeysKeepsEntries(t *testing.T) {
 // digests the caller keeps (the node's image index), and changes no answer:
 // verdicts, reasons, what keys said (no check twice), the log's records.
 func TestStoreCompactKeepsVerdicts(t *testing.T) {
-	ss, ks := ecdsaKeys(t, 2)
-	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
-	var ds []string
-	for i := range 40 {
-		d := testDigest(i)
-		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[i%2], d)}
-		ds = append(ds, d)
-	}
+	ks, f, ds := alternatelySigned(t, 40)
 	dir := t.TempDir()
 	st := NewStore(NewDir(dir), f)
 	st.SetKeys(ks[:1]) // the odd digests are signed by a key not in force
@@ -608,24 +577,8 @@ func TestStoreCompactKeepsVerdicts(t *testing.T) {
 			t.Fatalf("digest %s: the store keeps its own copy, not the caller's", k)
 		}
 	}
+	verdictsKept(t, st, ks, ds, "Compact")
 	fp := ks[0].Name
-	for i, d := range ds {
-		if got := st.Verified(d, fp); got != (i%2 == 0) {
-			t.Errorf("digest %d: Verified = %v after Compact", i, got)
-		}
-	}
-	if s := st.Status(ds[1]); !strings.Contains(s, ErrBadSignature.Error()) {
-		t.Errorf("digest 1: Status = %q, want the bad signature", s)
-	}
-	n := countChecks(t)
-	st.SetKeys(ks[:1])
-	if got := n.Load(); got != 0 {
-		t.Errorf("a reload with the same key made %d checks after Compact; want 0", got)
-	}
-	st.SetKeys(ks)
-	if got := n.Load(); got != 20 {
-		t.Errorf("the new key made %d checks on the 20 signatures no key in force made; want 20", got)
-	}
 	before := logSize(t, dir)
 	prefetchAll(t, st, ds[:10]) // same signatures: nothing written
 	if got := logSize(t, dir); got != before {
@@ -638,5 +591,46 @@ func TestStoreCompactKeepsVerdicts(t *testing.T) {
 	st.SetKeys(ks)
 	if st.Len() != 38 || st.Known(ds[0]) || st.Known(ds[25]) || !st.Verified(ds[1], ks[1].Name) || !st.Verified(ds[26], fp) {
 		t.Fatalf("after Compact, Forget and a restart: %d digests, forgotten known: %v %v", st.Len(), st.Known(ds[0]), st.Known(ds[25]))
+	}
+}
+
+// alternatelySigned is n digests whose legacy signatures are made, in turn,
+// by the first and the second of two keys.
+func alternatelySigned(t *testing.T, n int) ([]Key, *mapFetcher, []string) {
+	t.Helper()
+	ss, ks := ecdsaKeys(t, 2)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{}}
+	var ds []string
+	for i := range n {
+		d := testDigest(i)
+		f.ms[d] = []signature.Manifest{legacyManifest(t, ss[i%2], d)}
+		ds = append(ds, d)
+	}
+	return ks, f, ds
+}
+
+// verdictsKept checks, after what (a rebuild, Compact), that the store with
+// ks[:1] in force still knows its verdicts over ds (alternatelySigned: the
+// even ones verified, the odd ones refused), that a reload with the same key
+// checks nothing again, and that putting ks[1] in force checks only the
+// signatures no key in force had made, once each.
+func verdictsKept(t *testing.T, st *Store, ks []Key, ds []string, what string) {
+	t.Helper()
+	for i, d := range ds {
+		if got := st.Verified(d, ks[0].Name); got != (i%2 == 0) {
+			t.Errorf("digest %d: Verified = %v after %s", i, got, what)
+		}
+	}
+	if s := st.Status(ds[1]); !strings.Contains(s, ErrBadSignature.Error()) {
+		t.Errorf("digest 1: Status = %q, want the bad signature", s)
+	}
+	n := countChecks(t)
+	st.SetKeys(ks[:1])
+	if got := n.Load(); got != 0 {
+		t.Errorf("a reload with the same key made %d checks after %s; want 0", got, what)
+	}
+	st.SetKeys(ks)
+	if got, want := n.Load(), int64(len(ds)/2); got != want {
+		t.Errorf("the new key made %d checks on the %d signatures no key in force made; want %d", got, want, want)
 	}
 }

@@ -1,4 +1,4 @@
-//go:build !nodeonly
+//go:build !nodeonly && !nodaemon
 
 package cli
 
