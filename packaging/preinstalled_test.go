@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,6 +164,11 @@ func TestCheckScript(t *testing.T) {
 // reload.sh sends SIGHUP to the recorded process only if it is nri-csigd
 // (or nri-csig, which older packages ran).
 func TestReloadScript(t *testing.T) {
+	// A test run under nohup ignores SIGHUP, and its children would inherit
+	// that; with a handler here they start with the default (exec resets
+	// caught signals, not ignored ones).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	defer signal.Reset(syscall.SIGHUP)
 	dir := t.TempDir()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
