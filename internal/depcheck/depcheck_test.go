@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/",
-		"google.golang.org/grpc"}, // containerd's content API (ContentAPI)
+		"golang.org/x/sync/errgroup", "google.golang.org/grpc"}, // bounded concurrent reads; containerd's content API (ContentAPI)
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
 	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},

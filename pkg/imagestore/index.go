@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // ImageLister lists containerd image records (images.Store has this method).
@@ -399,31 +400,21 @@ func (x *Index) readChains(ctx context.Context, recs []*walkedRecord, known map[
 }
 
 // readWorkers bounds the content reads one build or update runs at once.
-// containerd answers each read over its API (two calls per blob), so a
-// build of 10,000 images read one blob at a time waits on round trips for
-// seconds while the machine idles.
+// containerd answers each read over its API, so a build of 10,000 images
+// read one blob at a time waits on round trips for seconds while the
+// machine idles.
 const readWorkers = 8
 
 // concurrently returns f(0) ... f(n-1), computed by at most readWorkers
-// goroutines.
+// goroutines at a time.
 func concurrently[T any](n int, f func(i int) T) []T {
 	out := make([]T, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(readWorkers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = f(i)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(readWorkers)
 	for i := range n {
-		next <- i
+		g.Go(func() error { out[i] = f(i); return nil })
 	}
-	close(next)
-	wg.Wait()
+	_ = g.Wait() // f reports its failures in its results
 	return out
 }
 
