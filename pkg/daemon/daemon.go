@@ -120,6 +120,7 @@ type daemon struct {
 func Run(ctx context.Context, cfg Config) error {
 	bootStart := time.Now()
 	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1), gc: make(chan struct{}, 1)}
+	witnessverify.SetLogger(d.log) // nri-csigd's certificate verifier process
 	node, err := d.loadNodeConfig()
 	if err == nil {
 		err = checkNode(node) // exactly what check-config runs

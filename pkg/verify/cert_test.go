@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -126,5 +127,48 @@ func TestNotationSignatureGoesToCertificateWitness(t *testing.T) {
 	st2.SetKeys([]Key{otherKey})
 	if st2.Verified(digest, caKey.Name) || st2.Verified(digest, otherKey.Name) {
 		t.Fatal("a witness no longer in force, or the wrong one, counts")
+	}
+}
+
+// downCert is a certificate witness whose verifier cannot judge (nri-csigd's
+// certificate verifier process is down) until up is set.
+type downCert struct {
+	fakeCert
+	up atomic.Bool
+}
+
+func (d *downCert) Verify(digest string, sig CertSignature) error {
+	if !d.up.Load() {
+		d.calls.Add(1)
+		return fmt.Errorf("%w: the process exited", ErrVerifierUnavailable)
+	}
+	return d.fakeCert.Verify(digest, sig)
+}
+
+// A verifier that could not judge gave no verdict: the store asks it again
+// at the next look-up (a key that refused is not asked again).
+func TestUnavailableCertVerifierIsAskedAgain(t *testing.T) {
+	host := testRegistry(t)
+	img := pushRandom(t, host, "app")
+	digest := img.DigestStr()
+	envelope := `{"payload":"not parsed by pkg/verify","signatures":[]}`
+	attachReferrer(t, img, signature.NotationArtifactType, signature.JWSMediaType, []byte(envelope), nil)
+	cert := &downCert{fakeCert: fakeCert{digest: digest, blob: envelope}}
+	key := Key{Name: "x509:sha256:" + digest[7:], Cert: cert}
+	st := NewStore(nil, NewRegistry())
+	defer st.Close()
+	st.SetKeys([]Key{key})
+	if err := st.Prefetch(context.Background(), digest, []string{img.Context().Name()}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Verified(digest, key.Name) || cert.calls.Load() != 1 {
+		t.Fatalf("verified %v after %d calls with the verifier down; want false after 1", st.Verified(digest, key.Name), cert.calls.Load())
+	}
+	cert.up.Store(true)
+	if err := st.Prefetch(context.Background(), digest, []string{img.Context().Name()}); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Verified(digest, key.Name) {
+		t.Fatalf("not verified once the verifier is back: %s", st.Status(digest))
 	}
 }

@@ -171,7 +171,7 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	if len(todo) == 0 {
 		return -1
 	}
-	i, reasons := c.find(todo, todoFPs)
+	i, reasons, again := c.find(todo, todoFPs)
 	if i >= 0 {
 		c.by, c.missed = todoIDs[i], nil
 		return r.pos[c.by]
@@ -183,7 +183,13 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	if reasons != "" {
 		m.certReasons = reasons
 	}
-	m.tried = append(m.tried, todoIDs...)
+	// A key whose verifier could not judge is not tried: it is asked again
+	// at the next judgement (a refresh, a reload).
+	for j, id := range todoIDs {
+		if !slices.Contains(again, j) {
+			m.tried = append(m.tried, id)
+		}
+	}
 	if len(m.tried) > maxTriedKeysPerSigCheck {
 		// Keep only the keys in force: the others are tried again if they return.
 		m.tried = slices.DeleteFunc(m.tried, func(id uint32) bool { _, ok := r.pos[id]; return !ok })
@@ -435,19 +441,31 @@ func (s *Store) SetKeys(ks []Key) {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for i, d := range digests {
 		if s.entries[d] == old[i] {
 			s.entries[d] = judged[i]
 		}
 	}
-	// Entries stored meanwhile (Prefetch) were judged under the old keys.
+	s.ring = r
+	// Entries stored meanwhile (Prefetch) were judged under the old keys:
+	// they are judged again outside the lock (a certificate witness's
+	// verifier may be another process), their old verdicts standing until
+	// then. A Prefetch storing from now on judges under r itself.
+	stale := map[string]*storeEntry{}
 	for d, e := range s.entries {
 		if e.ring != r {
-			s.entries[d] = e.judge(r)
+			stale[d] = e
 		}
 	}
-	s.ring = r
+	s.mu.Unlock()
+	for d, e := range stale {
+		ne := e.judge(r)
+		s.mu.Lock()
+		if s.entries[d] == e {
+			s.entries[d] = ne
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Verified reports whether a signature over digest verified with the key of
@@ -779,9 +797,14 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	// the same ones writes nothing.
 	content := contentOf(e.checks)
 
+	// SetKeys ran meanwhile: judge again under the keys in force, outside
+	// the lock (a certificate witness's verifier may be another process).
 	s.mu.Lock()
-	if s.ring != r {
-		e = e.judge(s.ring) // SetKeys ran meanwhile
+	for s.ring != r {
+		r = s.ring
+		s.mu.Unlock()
+		e = e.judge(r)
+		s.mu.Lock()
 	}
 	s.entries[digest] = e
 	delete(s.errs, digest)

@@ -30,6 +30,10 @@ var (
 	ErrMissingBlob = errors.New("signed payload not available")
 	// ErrNoSignatures: no signature was found for the digest at all.
 	ErrNoSignatures = errors.New("no signatures found")
+	// ErrVerifierUnavailable: a certificate witness's verifier could not
+	// judge the signature (nri-csigd's certificate verifier process failed).
+	// The signature counts for nothing now and the Store asks again later.
+	ErrVerifierUnavailable = errors.New("certificate verifier unavailable")
 )
 
 // Key is a trusted public key, or a certificate witness's trust (Cert).
@@ -443,7 +447,7 @@ func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 	if len(ks) == 0 {
 		return -1, fmt.Errorf("%w: no keys given", ErrBadSignature)
 	}
-	i, reasons := c.find(ks, fps)
+	i, reasons, _ := c.find(ks, fps)
 	if i >= 0 {
 		return i, nil
 	}
@@ -455,13 +459,18 @@ func (c *check) keyIndex(ks []Key, fps []string) (int, error) {
 }
 
 // find is keyIndex's search: the index of the key (-1: none) and, when
-// none, the certificate witnesses' reasons.
-func (c *check) find(ks []Key, fps []string) (int, string) {
+// none, the certificate witnesses' reasons and the indexes of the keys
+// whose verifier could not judge (ErrVerifierUnavailable: to ask again).
+func (c *check) find(ks []Key, fps []string) (int, string, []int) {
 	var reasons []string
+	var again []int
 	try := func(i int) bool {
 		err := c.verify(ks[i])
 		if err != nil && ks[i].Cert != nil && c.cert != nil && len(reasons) < maxCertReasons {
 			reasons = append(reasons, certReason(ks[i].Name, err))
+		}
+		if errors.Is(err, ErrVerifierUnavailable) {
+			again = append(again, i)
 		}
 		return err == nil
 	}
@@ -470,16 +479,16 @@ func (c *check) find(ks []Key, fps []string) (int, string) {
 		if i := slices.Index(fps, c.hint); i >= 0 {
 			hinted = i
 			if try(i) {
-				return i, ""
+				return i, "", nil
 			}
 		}
 	}
 	for i := range ks {
 		if i != hinted && try(i) {
-			return i, ""
+			return i, "", nil
 		}
 	}
-	return -1, strings.Join(reasons, "; ")
+	return -1, strings.Join(reasons, "; "), again
 }
 
 // Bounds on the certificate witnesses' reasons carried in one error.

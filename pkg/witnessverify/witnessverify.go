@@ -1,14 +1,14 @@
 // Package witnessverify turns a bundle's witness keys into what pkg/verify
 // checks signatures with. It is the one place that knows the verifier of
 // every witness kind: public keys are checked by pkg/verify itself, and
-// certificate witnesses (x509, sigstore) by their own packages.
+// certificate witnesses (x509, sigstore) by their own packages, in process
+// (inprocess.go), or, in nri-csigd (-tags nodeonly), by those packages in a
+// child process, the full nri-csig (child.go, pkg/certchild).
 package witnessverify
 
 import (
 	"fmt"
 
-	"github.com/nri-csig/nri-csig/pkg/keyless"
-	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
@@ -23,18 +23,12 @@ func For(k *policy.Key) (verify.Key, error) {
 			return verify.Key{}, fmt.Errorf("witness %q: key %s has no public key", k.Witness, k.Fingerprint)
 		}
 		return verify.Key{Name: k.Fingerprint, Public: k.PublicKey, Algorithm: k.Algorithm}, nil
-	case policy.WitnessSigstore:
-		cv, err := keyless.New(k.Sigstore)
+	case policy.WitnessSigstore, policy.WitnessX509:
+		cv, err := certVerifier(k)
 		if err != nil {
 			return verify.Key{}, fmt.Errorf("witness %q: %w", k.Witness, err)
 		}
 		return verify.Key{Name: k.Fingerprint, Cert: cv}, nil
-	case policy.WitnessX509:
-		v, err := notaryverify.New(k.X509)
-		if err != nil {
-			return verify.Key{}, fmt.Errorf("witness %q: %w", k.Witness, err)
-		}
-		return verify.Key{Name: k.Fingerprint, Cert: v}, nil
 	}
 	return verify.Key{}, fmt.Errorf("witness %q: kind %s cannot be verified by this build of nri-csig", k.Witness, k.Kind)
 }

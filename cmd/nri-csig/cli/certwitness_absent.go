@@ -3,17 +3,15 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/nri-csig/nri-csig/internal/fullbinary"
 	"github.com/nri-csig/nri-csig/pkg/keys"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
@@ -23,9 +21,6 @@ import (
 // sigstore-go: as much binary again as the rest, and a Go process's memory
 // is mostly its binary's pages). A command that needs it runs the same
 // command line with the full binary instead.
-
-// fullBinaryName is the binary with every command.
-const fullBinaryName = "nri-csig"
 
 // reexecEnv marks the process nri-csig-cli executes, so that an "nri-csig"
 // that is itself an nri-csig-cli build refuses instead of looping.
@@ -43,32 +38,13 @@ func needCertWitnesses(what string) error {
 	return &exitError{code: 2, err: fmt.Errorf("%s needs the certificate witnesses' verifiers and notation signing, which nri-csig-cli leaves out to stay small, and nri-csig could not be run (%v): install nri-csig (packaged as /usr/bin/nri-csig) or run \"nri-csig\" with the same arguments", what, err)}
 }
 
-// fullBinary finds nri-csig: next to this executable, else on PATH, never
-// this executable itself.
+// fullBinary finds nri-csig (fullbinary.Find), refusing in a process
+// nri-csig-cli itself started.
 func fullBinary() (string, error) {
 	if os.Getenv(reexecEnv) != "" {
-		return "", fmt.Errorf("this process was itself started by nri-csig-cli as %s (%s is set): that file is an nri-csig-cli build", fullBinaryName, reexecEnv)
+		return "", fmt.Errorf("this process was itself started by nri-csig-cli as %s (%s is set): that file is an nri-csig-cli build", fullbinary.Name, reexecEnv)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	selfInfo, err := os.Stat(self)
-	if err != nil {
-		return "", err
-	}
-	candidates := []string{filepath.Join(filepath.Dir(self), fullBinaryName)}
-	if p, err := exec.LookPath(fullBinaryName); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, c := range candidates {
-		st, err := os.Stat(c)
-		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 || os.SameFile(st, selfInfo) {
-			continue
-		}
-		return c, nil
-	}
-	return "", errors.New("no executable " + fullBinaryName + " next to " + self + " or on PATH")
+	return fullbinary.Find()
 }
 
 // The certificate witnesses' functions. verify, sign, witness create and

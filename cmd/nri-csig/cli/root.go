@@ -21,6 +21,9 @@ import (
 var (
 	daemonCommands   []func() *cobra.Command
 	operatorCommands []func() *cobra.Command
+	// childCommands are the hidden commands another binary runs
+	// (cert_verifier.go, in nri-csig only).
+	childCommands []func() *cobra.Command
 	preInstalled     = func() bool { return false }
 )
 
@@ -53,6 +56,9 @@ also when the container never went through the Kubernetes API server.`,
 		root.AddCommand(c())
 	}
 	for _, c := range operatorCommands {
+		root.AddCommand(c())
+	}
+	for _, c := range childCommands {
 		root.AddCommand(c())
 	}
 	return root
