@@ -35,6 +35,9 @@ var allowed = map[string][]string{
 	// The one place that knows each witness kind's verifier (the x509 and
 	// sigstore verifier packages join this list).
 	"pkg/witnessverify": {module + "pkg/keyless", module + "pkg/notaryverify", module + "pkg/policy", module + "pkg/verify"},
+	// nri-csigd's certificate verifier process: its protocol, client and
+	// server, with the verifiers given by the caller (never imported).
+	"pkg/certchild": {module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
 	// Keyless Sigstore: sigstore-go's offline verifier and bundle/trusted-root
 	// types only (never its TUF client or a Rekor client: no network).
 	"pkg/keyless": {"github.com/sigstore/sigstore-go/pkg/bundle", "github.com/sigstore/sigstore-go/pkg/root",
@@ -188,23 +191,34 @@ func checkLinks(t *testing.T, binary string, deps map[string]bool, want, refuse 
 var operatorOnly = []string{"github.com/alibabacloud-go/", "github.com/aliyun/", module + "pkg/acrcred", module + "pkg/keyref",
 	module + "pkg/keys/alikms", module + "pkg/sign", module + "pkg/notarysign", module + "pkg/kritis"}
 
-// The certificate witnesses' verifiers, which nodes need for every witness kind.
+// The certificate witnesses' verifiers.
 var certVerifiers = []string{module + "pkg/witnessverify", module + "pkg/keyless", module + "pkg/notaryverify"}
 
+// What only the certificate witnesses' verifiers link.
+var certLibraries = []string{module + "pkg/keyless", module + "pkg/notaryverify", "github.com/notaryproject/notation-go",
+	"github.com/notaryproject/notation-go/", "github.com/sigstore/sigstore-go/"}
+
 // nri-csigd (-tags nodeonly), the node daemon's binary, links the daemon and
-// the verifiers of every witness kind, and nothing only the operator's
-// commands use: its resident memory is mostly its binary's pages.
+// nothing only the operator's commands use: its resident memory is mostly
+// its binary's pages.
 func TestDaemonBuildLinksNoOperatorCommands(t *testing.T) {
-	want := append([]string{module + "pkg/daemon", module + "pkg/plugin", "github.com/notaryproject/notation-go/verifier",
-		"github.com/sigstore/sigstore-go/pkg/verify"}, certVerifiers...)
+	want := []string{module + "pkg/daemon", module + "pkg/plugin", module + "pkg/witnessverify", module + "pkg/certchild"}
 	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), want, operatorOnly)
+}
+
+// nri-csigd links neither notation-go nor sigstore-go: most nodes have key
+// witnesses only, and the certificate witnesses' verifiers run in its child
+// process, the full nri-csig (pkg/certchild).
+func TestDaemonBuildLinksNoCertificateVerifiers(t *testing.T) {
+	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), []string{module + "pkg/certchild"}, certLibraries)
 }
 
 // nri-csig (no tag) is everything: the daemon, the certificate verifiers and
 // the operator's SDKs.
 func TestFullBinaryLinksEverything(t *testing.T) {
 	want := append([]string{module + "pkg/daemon", module + "pkg/acrcred", module + "pkg/keys/alikms", module + "pkg/notarysign",
-		module + "pkg/kritis", "github.com/alibabacloud-go/kms-20160120/v3/client"}, certVerifiers...)
+		module + "pkg/kritis", "github.com/alibabacloud-go/kms-20160120/v3/client", module + "pkg/certchild",
+		"github.com/notaryproject/notation-go/verifier", "github.com/sigstore/sigstore-go/pkg/verify"}, certVerifiers...)
 	checkLinks(t, "nri-csig", linked(t, ""), want, nil)
 }
 

@@ -288,7 +288,9 @@ func TestBadRepliesKillTheChild(t *testing.T) {
 func TestMissingBinaryFailsClosed(t *testing.T) {
 	k, sig, _ := notarySigned(t)
 	for name, find := range map[string]func() (string, error){
-		"not found":   func() (string, error) { return "", errors.New("no executable nri-csig next to /usr/bin/nri-csigd or on PATH") },
+		"not found": func() (string, error) {
+			return "", errors.New("no executable nri-csig next to /usr/bin/nri-csigd or on PATH")
+		},
 		"not runnable": func() (string, error) { return t.TempDir() + "/nri-csig", nil },
 	} {
 		var logged strings.Builder

@@ -24,7 +24,7 @@ var (
 	// childCommands are the hidden commands another binary runs
 	// (cert_verifier.go, in nri-csig only).
 	childCommands []func() *cobra.Command
-	preInstalled     = func() bool { return false }
+	preInstalled  = func() bool { return false }
 )
 
 // Args returns the command line to execute. containerd launches a
