@@ -184,6 +184,36 @@ func TestNotationSignatureAdmitted(t *testing.T) {
 	}
 }
 
+// nri-csigd links no notation-go: it verified the x509 witness's signature
+// in its child, the nri-csig beside it running cert-verifier, which it
+// started on that first certificate verification.
+func TestNodeDaemonVerifiesThroughItsChild(t *testing.T) {
+	signer := notationKey(t, ca.Leaf(t, releaseSubject, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)))
+	img := newImage(t, "ref/child", "through-the-child")
+	notationSign(t, signer, img.digestRef, "--force-referrers-tag=false")
+	pull(t, img)
+	mustRun(t, img)
+	if n := daemon.Count("certificate verifier: process started"); n < 1 {
+		t.Fatalf("the daemon never started its certificate verifier process; log:\n%s", testbed.LastLines(daemon.Log(), 20))
+	}
+	children, err := daemon.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verifiers int
+	for pid, argv := range children {
+		if len(argv) == 3 && argv[2] == "cert-verifier" {
+			verifiers++
+			if argv[0] != tools.NRICsig {
+				t.Errorf("child %d runs %s; want %s, the nri-csig beside %s", pid, argv[0], tools.NRICsig, tools.NRICsigd)
+			}
+		}
+	}
+	if verifiers != 1 {
+		t.Fatalf("children %v; want one nri-csig cert-verifier", children)
+	}
+}
+
 // The signatures the witness does not accept are refused, with the reason.
 func TestNotationSignatureRefused(t *testing.T) {
 	other := x509test.NewCA(t, "release CA") // the same name, another key

@@ -90,6 +90,27 @@ func TestSignedByWitnessRunsAndIsMarkedTrusted(t *testing.T) {
 	}
 }
 
+// A node whose bundle has key witnesses only never starts the certificate
+// verifier process (nri-csig cert-verifier) as it admits and refuses signed
+// images: a fresh daemon, as earlier tests may have added a sigstore witness.
+func TestKeyWitnessNodeStartsNoCertVerifier(t *testing.T) {
+	restartDaemon(t)
+	signed := newImage(t, env.Registry, "app/keys-only:1", "keys-only", keyFile(ciKey, "key"))
+	mustRun(t, newPod(t, "signed"), "keys-only", signed)
+	other := newImage(t, env.Registry, "app/keys-only-other:1", "keys-only-other", keyFile(otherKey, "key"))
+	mustRefuse(t, newPod(t, "signed"), "keys-only-other", other, `policy "ci-required"`)
+	if n := daemon.Count("certificate verifier"); n != 0 {
+		t.Fatalf("%d log lines of the certificate verifier process on a key-witness node:\n%s", n, daemon.Log())
+	}
+	children, err := daemon.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(children) != 0 {
+		t.Fatalf("the daemon has children %v; want none", children)
+	}
+}
+
 func TestUnsignedRefused(t *testing.T) {
 	img := newImage(t, env.Registry, "app/unsigned:1", "unsigned")
 	pod := newPod(t, "signed")

@@ -94,6 +94,34 @@ func (d *Daemon) Count(s string) int {
 	return bytes.Count(b, []byte(s))
 }
 
+// Children returns the executables (/proc/PID/exe) and arguments of the
+// daemon's child processes: nri-csigd runs nri-csig cert-verifier for
+// certificate witnesses.
+func (d *Daemon) Children() (map[int][]string, error) {
+	pid := d.cmd.Process.Pid
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][]string{}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			var child int
+			if _, err := fmt.Sscanf(f, "%d", &child); err != nil {
+				continue
+			}
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", child))
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+			out[child] = append([]string{exe}, strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")...)
+		}
+	}
+	return out, nil
+}
+
 // Log returns the daemon's log.
 func (d *Daemon) Log() string {
 	b, _ := os.ReadFile(d.LogPath)
