@@ -1,7 +1,6 @@
 package certchild
 
 import (
-	"context"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
@@ -13,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notaryproject/notation-go"
-	"github.com/notaryproject/notation-go/signer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/nri-csig/nri-csig/internal/notationtest"
 	"github.com/nri-csig/nri-csig/internal/x509test"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -38,15 +36,8 @@ func notarySigned(t testing.TB) (*policy.Key, verify.CertSignature, time.Time) {
 	ca := x509test.NewCA(t, "build CA")
 	notAfter := time.Now().Add(time.Hour).Truncate(time.Second)
 	leaf := ca.Leaf(t, buildSystem, time.Now().Add(-time.Minute), notAfter)
-	s, err := signer.NewGenericSigner(leaf.Key, leaf.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: imageDigest, Size: 512}
-	env, _, err := s.Sign(context.Background(), desc, notation.SignerSignOptions{SignatureMediaType: signature.JWSMediaType})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := notationtest.Sign(t, leaf, desc, signature.JWSMediaType)
 	k := &policy.Key{Witness: "build", Kind: policy.WitnessX509, Fingerprint: "x509:test",
 		X509: &policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}}}
 	return k, verify.CertSignature{Format: verify.FormatNotation, MediaType: signature.JWSMediaType, Blob: env}, notAfter

@@ -1,7 +1,6 @@
 package notaryverify
 
 import (
-	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
@@ -11,11 +10,10 @@ import (
 	"time"
 
 	notarysig "github.com/notaryproject/notation-core-go/signature"
-	"github.com/notaryproject/notation-go"
-	"github.com/notaryproject/notation-go/signer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/nri-csig/nri-csig/internal/notationtest"
 	"github.com/nri-csig/nri-csig/internal/x509test"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -32,15 +30,7 @@ var (
 // signer.
 func signWithNotation(t *testing.T, leaf *x509test.Leaf, desc ocispec.Descriptor, mediaType string) []byte {
 	t.Helper()
-	s, err := signer.NewGenericSigner(leaf.Key, leaf.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _, err := s.Sign(context.Background(), desc, notation.SignerSignOptions{SignatureMediaType: mediaType})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env
+	return notationtest.Sign(t, leaf, desc, mediaType)
 }
 
 // signAt builds an envelope signed at signingTime (notation's signer always

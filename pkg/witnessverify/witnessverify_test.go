@@ -1,7 +1,6 @@
 package witnessverify
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notaryproject/notation-go"
-	"github.com/notaryproject/notation-go/signer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/nri-csig/nri-csig/internal/notationtest"
 	"github.com/nri-csig/nri-csig/internal/x509test"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
@@ -64,14 +62,7 @@ func TestX509WitnessVerifiesNotationSignatures(t *testing.T) {
 	subject := pkix.Name{Country: []string{"CN"}, Province: []string{"Zhejiang"}, Organization: []string{"Example"}, CommonName: "build"}
 	leaf := ca.Leaf(t, subject, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	img := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("image"), Size: 100}
-	s, err := signer.NewGenericSigner(leaf.Key, leaf.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _, err := s.Sign(context.Background(), img, notation.SignerSignOptions{SignatureMediaType: signature.JWSMediaType})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := notationtest.Sign(t, leaf, img, signature.JWSMediaType)
 	m := notationManifest(t, img.Digest.String(), env)
 
 	witness := func(identity string) verify.Key {

@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
@@ -22,11 +21,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/notaryproject/notation-go"
-	"github.com/notaryproject/notation-go/signer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/nri-csig/nri-csig/internal/notationtest"
 	"github.com/nri-csig/nri-csig/internal/x509test"
 	"github.com/nri-csig/nri-csig/pkg/keys/alikms/kmsfake"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -101,14 +99,7 @@ func TestWitnessCreateX509(t *testing.T) {
 func attachNotation(t *testing.T, image name.Digest, size int64, leaf *x509test.Leaf) {
 	t.Helper()
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(image.DigestStr()), Size: size}
-	s, err := signer.NewGenericSigner(leaf.Key, leaf.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _, err := s.Sign(context.Background(), desc, notation.SignerSignOptions{SignatureMediaType: signature.JWSMediaType})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := notationtest.Sign(t, leaf, desc, signature.JWSMediaType)
 	repo := image.Context()
 	cfg := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
 	layer := static.NewLayer(env, types.MediaType(signature.JWSMediaType))
