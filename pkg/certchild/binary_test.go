@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/nri-csig/nri-csig/pkg/verify"
-	"github.com/nri-csig/nri-csig/pkg/witnessverify"
 )
 
 var fullBuild struct {
@@ -106,7 +105,7 @@ func TestRealChild(t *testing.T) {
 // the extra latency the child costs (go test -bench Notation ./pkg/certchild/).
 func BenchmarkNotationVerify(b *testing.B) {
 	k, sig, _ := notarySigned(b)
-	in, err := witnessverify.InProcess(k)
+	in, err := inProcess(k)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,10 +17,10 @@ import (
 
 	"github.com/nri-csig/nri-csig/internal/notationtest"
 	"github.com/nri-csig/nri-csig/internal/x509test"
+	"github.com/nri-csig/nri-csig/pkg/notaryverify"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/signature"
 	"github.com/nri-csig/nri-csig/pkg/verify"
-	"github.com/nri-csig/nri-csig/pkg/witnessverify"
 )
 
 var (
@@ -42,6 +42,10 @@ func notarySigned(t testing.TB) (*policy.Key, verify.CertSignature, time.Time) {
 		X509: &policy.X509Trust{CACertificates: ca.Chain(), TrustedIdentities: []string{"*"}}}
 	return k, verify.CertSignature{Format: verify.FormatNotation, MediaType: signature.JWSMediaType, Blob: env}, notAfter
 }
+
+// inProcess is the full binary's verifier of x509 witnesses (what
+// witnessverify.InProcess returns for them).
+func inProcess(k *policy.Key) (verify.CertVerifier, error) { return notaryverify.New(k.X509) }
 
 // fakeChild is a child served in this process over real pipes.
 type fakeChild struct {
@@ -111,7 +115,7 @@ func TestNotationThroughChild(t *testing.T) {
 	var asked atomic.Int32
 	build := func(k *policy.Key) (verify.CertVerifier, error) {
 		asked.Add(1)
-		return witnessverify.InProcess(k)
+		return inProcess(k)
 	}
 	c, f := newFake(t, build, nil)
 	v := verifier(t, c, k)
@@ -155,7 +159,7 @@ func TestSigstoreVerifierHasNoExpiry(t *testing.T) {
 // Several verifications are in flight at once over the one child.
 func TestConcurrentRequests(t *testing.T) {
 	k, sig, _ := notarySigned(t)
-	c, f := newFake(t, witnessverify.InProcess, nil)
+	c, f := newFake(t, inProcess, nil)
 	v := verifier(t, c, k)
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -197,7 +201,7 @@ func TestHungChildIsKilledAndRestarted(t *testing.T) {
 		if calls.Add(1) == 1 {
 			return blocking{release}, nil
 		}
-		return witnessverify.InProcess(k)
+		return inProcess(k)
 	}
 	c, f := newFake(t, build, nil, WithTimeout(50*time.Millisecond))
 	v := verifier(t, c, k)
@@ -231,7 +235,7 @@ func TestDeadChildFailsInFlightAtOnce(t *testing.T) {
 			readFrame(in, maxRequest) // a request arrives, then the child is gone
 			return
 		}
-		Serve(in, out, witnessverify.InProcess, time.Minute)
+		Serve(in, out, inProcess, time.Minute)
 	}
 	c, f := newFake(t, nil, body, WithTimeout(time.Hour))
 	v := verifier(t, c, k)
@@ -312,7 +316,7 @@ func TestMissingBinaryFailsClosed(t *testing.T) {
 // request starts another.
 func TestIdleChildStops(t *testing.T) {
 	k, sig, _ := notarySigned(t)
-	c, f := newFake(t, witnessverify.InProcess, nil, WithIdle(time.Millisecond))
+	c, f := newFake(t, inProcess, nil, WithIdle(time.Millisecond))
 	v := verifier(t, c, k)
 	if err := v.Verify(imageDigest.String(), sig); err != nil {
 		t.Fatal(err)
