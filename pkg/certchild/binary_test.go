@@ -1,15 +1,19 @@
 package certchild
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/nri-csig/nri-csig/internal/x509test"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
 
@@ -42,12 +46,72 @@ func fullBinary(tb testing.TB) string {
 	return fullBuild.path
 }
 
+// parentEnv makes the test binary a stand-in daemon (asParent).
+const parentEnv = "CERTCHILD_TEST_PARENT"
+
 func TestMain(m *testing.M) {
+	if path := os.Getenv(parentEnv); path != "" {
+		asParent(path)
+		return
+	}
 	code := m.Run()
 	if fullBuild.path != "" {
 		os.RemoveAll(filepath.Dir(fullBuild.path))
 	}
 	os.Exit(code)
+}
+
+// asParent verifies once through the child at path, prints the child's
+// PID and waits to be killed.
+func asParent(path string) {
+	k, sig, _ := notarySigned(x509test.Must)
+	c := NewClient(func() (string, error) { return path, nil })
+	v, err := c.Verifier(k)
+	if err == nil {
+		err = v.Verify(imageDigest.String(), sig)
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println(c.pid())
+	select {}
+}
+
+// gone reports whether pid has exited (a zombie not yet reaped by its new
+// parent counts as gone).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(after, "Z")
+}
+
+// A daemon killed with SIGKILL leaves no child behind (Pdeathsig, and its
+// stdin's EOF).
+func TestKilledParentLeavesNoChild(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), parentEnv+"="+fullBinary(t))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the stand-in daemon said %q: %v", line, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 || gone(pid) {
+		t.Fatalf("the stand-in daemon said %q; want its running child's PID", line)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, func() bool { return gone(pid) })
 }
 
 func (c *Client) pid() int {

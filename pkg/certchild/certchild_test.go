@@ -31,7 +31,7 @@ var (
 
 // notarySigned is an x509 witness's key and a Notary Project signature of
 // imageDigest by it, made with notation-go's signer as the notation CLI.
-func notarySigned(t testing.TB) (*policy.Key, verify.CertSignature, time.Time) {
+func notarySigned(t x509test.TB) (*policy.Key, verify.CertSignature, time.Time) {
 	t.Helper()
 	ca := x509test.NewCA(t, "build CA")
 	notAfter := time.Now().Add(time.Hour).Truncate(time.Second)
