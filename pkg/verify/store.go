@@ -602,16 +602,24 @@ func (s *Store) compactLocked(key func(string) string) {
 // Forget does once most digests left. Call it after a burst that allocated
 // much besides the store (boot verification): its entries are then
 // scattered over memory spans that the burst's garbage half-emptied, which
-// the runtime cannot give back while one object in them lives. canonical
-// returns the copy of a digest that lives anyway (the node's image index
-// holds one), "" for none (the store copies it then). It costs one copy of
-// the store.
+// the runtime cannot give back while one object in them lives. canonical,
+// if not nil, returns a copy of a digest that lives anyway, "" for none;
+// the store copies the others, once for its entries and its log's index.
+// It costs one copy of the store.
 func (s *Store) Compact(canonical func(digest string) string) {
+	copies := map[string]string{}
 	key := func(d string) string {
-		if c := canonical(d); c == d {
+		if canonical != nil {
+			if c := canonical(d); c == d {
+				return c
+			}
+		}
+		if c, ok := copies[d]; ok {
 			return c
 		}
-		return strings.Clone(d)
+		c := strings.Clone(d)
+		copies[c] = c
+		return c
 	}
 	s.mu.Lock()
 	s.compactLocked(key)
