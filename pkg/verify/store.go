@@ -88,10 +88,23 @@ type persistState struct {
 
 // keyring is one set of keys in force, immutable once built.
 type keyring struct {
-	keys []Key
-	ids  []uint32
-	fps  []string       // fingerprints, for hints
-	pos  map[uint32]int // ID -> index in keys
+	keys  []Key
+	ids   []uint32
+	fps   []string       // fingerprints, for hints
+	names []string       // the keys' names: nearly every verdict is one of them, shared
+	pos   map[uint32]int // ID -> index in keys
+}
+
+// share returns names (the keys that verified a digest) as a slice of
+// r.names when it is one of them, rather than a copy of its own: 16 bytes
+// less per digest.
+func (r *keyring) share(names []string) []string {
+	if len(names) == 1 {
+		if i := slices.Index(r.names, names[0]); i >= 0 {
+			return r.names[i : i+1 : i+1]
+		}
+	}
+	return slices.Clone(names)
 }
 
 // sameAs reports whether r holds the same keys as o, in the same order and
@@ -351,7 +364,11 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 			name := r.keys[k].Name
 			end := validUntil(r.keys[k], c)
 			if prev, seen := ends[name]; !seen {
-				ne.verified = append(ne.verified, name)
+				if ne.verified == nil {
+					ne.verified = r.names[k : k+1 : k+1] // appending copies it
+				} else {
+					ne.verified = append(ne.verified, name)
+				}
 				ends[name] = end
 			} else if !prev.IsZero() && (end.IsZero() || end.After(prev)) {
 				ends[name] = end
@@ -409,7 +426,7 @@ func (s *Store) SetKeys(ks []Key) {
 			continue
 		}
 		r.pos[id] = len(r.keys)
-		r.keys, r.ids, r.fps = append(r.keys, k), append(r.ids, id), append(r.fps, fp)
+		r.keys, r.ids, r.fps, r.names = append(r.keys, k), append(r.ids, id), append(r.fps, fp), append(r.names, k.Name)
 	}
 
 	s.mu.RLock()
@@ -663,7 +680,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		}
 		n.checks[i] = nc
 	}
-	n.verified = slices.Clone(e.verified)
+	n.verified = e.ring.share(e.verified)
 	return &n
 }
 
