@@ -569,8 +569,8 @@ func (d *daemon) prefetchAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
-	d.sigs.Compact(d.images.Canonical) // boot's garbage surrounds the store's entries
-	releaseMemory()                    // boot's garbage: manifests, signatures, answers read
+	d.sigs.Compact(nil) // boot's garbage surrounds the store's entries
+	releaseMemory()     // boot's garbage: manifests, signatures, answers read
 }
 
 // fetchable reports whether a source could hold the signatures of c: an

@@ -43,11 +43,11 @@ func setGCPercent(percent int, log *slog.Logger) {
 func releaseMemory() { debug.FreeOSMemory() }
 
 // compactMemory copies the image index and the signature store into fresh
-// memory (the store sharing the index's copy of each digest), after a burst
-// of deletions: the runtime gives back a memory span only when nothing in it
-// lives, and the survivors of a burst are scattered over the spans the
-// others left. It costs one copy of each (the survivors only).
+// memory (the index keeps digests as fixed-size keys, the store one string
+// of each), after a burst of deletions: the runtime gives back a memory span
+// only when nothing in it lives, and the survivors of a burst are scattered
+// over the spans the others left. It costs one copy of each (the survivors only).
 func (d *daemon) compactMemory() {
 	d.images.Compact()
-	d.sigs.Compact(d.images.Canonical)
+	d.sigs.Compact(nil)
 }

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -591,15 +590,13 @@ func TestMostImagesDeleted(t *testing.T) {
 			}
 		}
 	}
-	if got := len(x.digests); got != 11 {
+	if got := x.digests.len(); got != 11 {
 		t.Errorf("%d image digests indexed, want 11", got)
 	}
 }
 
-// Compact rebuilds the index from copies and changes no answer; Canonical
-// gives the index's one copy of an image digest (what the signature store
-// shares), "" for a digest the node does not have.
-func TestCompactAndCanonical(t *testing.T) {
+// Compact rebuilds the index from copies and changes no answer.
+func TestCompact(t *testing.T) {
 	n := newNode(t)
 	configs := fill(t, n, 20)
 	x, _ := newIndex(t, n)
@@ -630,16 +627,5 @@ func TestCompactAndCanonical(t *testing.T) {
 		if cs := x.ConfigsForChainID(a.chain); len(cs) != 1 {
 			t.Errorf("chain %s: configs %v after Compact", a.chain, cs)
 		}
-		d := strings.Clone(a.ds[0])
-		c := x.Canonical(d)
-		if c != d || unsafe.StringData(c) == unsafe.StringData(d) {
-			t.Errorf("Canonical(%s) = %q, want the index's own copy", d, c)
-		}
-		if again := x.Canonical(d); unsafe.StringData(again) != unsafe.StringData(c) {
-			t.Errorf("Canonical(%s) gives another copy each time", d)
-		}
-	}
-	if c := x.Canonical(digest.FromString("not on this node").String()); c != "" {
-		t.Errorf("Canonical of a digest not on the node = %q", c)
 	}
 }

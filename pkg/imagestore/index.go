@@ -53,70 +53,69 @@ type Index struct {
 	firstBuild chan struct{}
 	firstOnce  sync.Once
 
-	// The maps hold slices, not inner maps: nearly every image has one or
-	// two of each, and a small Go map costs hundreds of bytes (10,000 images
-	// took 2.9 KB of heap each with inner maps). Each digest, chain ID and
-	// repository is held once, in the value of its map (or the first record
-	// naming it), and records point at those values rather than holding
-	// strings of their own (1.5 KB per image before, with three records each).
+	// The node has three records per image (tag, repo@digest, image ID),
+	// all leading to the same digests: they share one image. Digests are
+	// keys (33 bytes, not strings), the tables' map slots hold 8 bytes of
+	// them, and only the names that are not "<repo>@<digest>" or an image
+	// ID are kept as strings: the others are found through the digest or
+	// config they name. (1.1 KB of heap per image before, with one struct
+	// and one string per record and digest strings; 2.9 KB with inner maps.)
 	mu       sync.RWMutex
-	records  map[string]*record     // by record name
-	configs  map[string]*configInfo // config digest -> the records leading to it, its chain ID
-	digests  map[string]*digestInfo // image digest -> its config digests and repositories
-	byChain  map[string]*configInfo // chain ID -> the first of its configs (they are linked)
-	problems map[string]int         // skipped record or descriptor -> records that have it
+	named    map[string]*image  // records by name, but for refs and IDs
+	configs  table[*configInfo] // config digest -> the images leading to it
+	digests  table[*digestInfo] // image digest -> the images leading to it
+	byChain  table[*configInfo] // chain ID -> the first of its configs (they are linked)
+	long     map[key]string     // the text of keyOther keys in use
+	records  int                // image records indexed
+	problems map[string]int     // skipped record or descriptor -> records that have it
 	// changed is closed (and replaced) each time records are added, so that a
 	// resolution that found nothing can wait for an image event in flight.
 	changed chan struct{}
 	waiting atomic.Int32 // resolutions waiting in awaitConfig (tests watch it)
-	// peak is len(records) at its highest since the maps were last rebuilt:
-	// Go maps never give back their buckets, so remove rebuilds them once
-	// most records left.
+	// peak is the number of records at its highest since the maps were last
+	// rebuilt: Go maps never give back their buckets, so remove rebuilds
+	// them once most records left.
 	peak int
 }
 
 // configInfo is one config digest of the node.
 type configInfo struct {
-	config string
-	chain  string // rootfs chain ID ("" when unreadable)
+	key   key
+	chain key // rootfs chain ID (zero when unreadable)
 	// sameChain is the next config with the same chain ID (nearly every
 	// chain has one config: a list costs nothing then).
 	sameChain *configInfo
-	records   []*record
+	// images lead to it, or have a record named by its ID.
+	images []*image
 }
 
 // digestInfo is one image digest (manifest or index) of the node.
 type digestInfo struct {
-	digest  string
-	configs []counted[*configInfo] // config digests it names, with the records saying so
-	repos   []counted[string]      // repositories, with the records saying so
+	key    key
+	images []*image // the images leading to it
 }
 
-// counted is a value with the number of records that say it.
-type counted[T comparable] struct {
-	v T
-	n int
-}
-
-// record is what one image record leads to; its name is its key in
-// Index.records (48 bytes each: the node has three records per image). It is
-// also in the records of the config it is named by (idOf), if any: the CRI
-// names each image's record by its image ID ("sha256:<config>") too.
-type record struct {
-	repo string // "" for names that are not references
-	// leads are the (config, image digest) pairs of this record: a manifest
+// image is what image records with the same target lead to, with their
+// names: a record is in one image, and an image holds the records that
+// walked to the same digests with the same problems, at most one
+// "<prefix>@<digest>" name and one image ID among them.
+type image struct {
+	// leads are the (config, image digest) pairs of its records: a manifest
 	// and the indexes above it, each with the manifest's config.
 	leads []pair
-	// problems are what could not be read below this record (nil nearly
-	// always: a pointer, not a slice, in each of the node's records).
-	problems *recordProblems
-}
-
-// recordProblems are the problems of a record, with its name for the
-// messages that report them.
-type recordProblems struct {
-	name string
-	list []problem
+	// repo is the repository of its names other than the ID (one for all),
+	// "" when they are not references.
+	repo string
+	// named are its records in Index.named (nearly always the one tag).
+	named []string
+	// ref, if set, names a record prefix@ref: ref is one of leads' digests.
+	ref    *digestInfo
+	prefix string
+	// id, if set, names a record by this config's ID ("sha256:<config>").
+	id *configInfo
+	// problems are what could not be read below its records (nil nearly
+	// always).
+	problems *[]problem
 }
 
 // pair is one image digest of a record with its config.
@@ -125,11 +124,21 @@ type pair struct {
 	digest *digestInfo
 }
 
-func (r *record) problemList() []problem {
-	if r.problems == nil {
+func (m *image) problemList() []problem {
+	if m.problems == nil {
 		return nil
 	}
-	return r.problems.list
+	return *m.problems
+}
+
+// hasRef reports whether m has a record named otherwise than by an ID:
+// those carry m.repo.
+func (m *image) hasRef() bool { return len(m.named) > 0 || m.ref != nil }
+
+func (m *image) empty() bool { return !m.hasRef() && m.id == nil }
+
+func (m *image) leadsTo(ci *configInfo) bool {
+	return slices.ContainsFunc(m.leads, func(p pair) bool { return p.config == ci })
 }
 
 // walkedRecord is a record as read, before the index holds it.
@@ -182,12 +191,48 @@ func New(imgs ImageLister, cs content.Provider, namespace string, opts ...Option
 }
 
 func (x *Index) reset() {
-	x.records = map[string]*record{}
-	x.configs = map[string]*configInfo{}
-	x.digests = map[string]*digestInfo{}
-	x.byChain = map[string]*configInfo{}
+	x.named = map[string]*image{}
+	x.configs = newTable(func(ci *configInfo) key { return ci.key })
+	x.digests = newTable(func(di *digestInfo) key { return di.key })
+	x.byChain = newTable(func(ci *configInfo) key { return ci.chain })
+	x.long = map[key]string{}
 	x.problems = map[string]int{}
-	x.peak = 0
+	x.records, x.peak = 0, 0
+}
+
+// str returns the text of k ("" for the zero key).
+func (x *Index) str(k key) string {
+	switch k[0] {
+	case keySHA256:
+		return k.sha256String()
+	case keyOther:
+		return x.long[k]
+	}
+	return ""
+}
+
+// keep returns the key of s, keeping its text when the key does not hold it.
+func (x *Index) keep(s string) key {
+	k := keyOf(s)
+	if k[0] == keyOther {
+		if _, ok := x.long[k]; !ok {
+			x.long[k] = strings.Clone(s)
+		}
+	}
+	return k
+}
+
+// release forgets the text of k once no table holds it.
+func (x *Index) release(k key) {
+	if k[0] != keyOther {
+		return
+	}
+	_, c := x.configs.get(k)
+	_, d := x.digests.get(k)
+	_, ch := x.byChain.get(k)
+	if !c && !d && !ch {
+		delete(x.long, k)
+	}
 }
 
 func (x *Index) lock(ctx context.Context) error {
@@ -286,8 +331,8 @@ func (x *Index) Update(ctx context.Context, recordName string) error {
 	x.mu.RLock()
 	known := map[string]string{}
 	for _, l := range r.leads {
-		if ci, ok := x.configs[l.config]; ok {
-			known[l.config] = ci.chain
+		if ci, ok := x.configs.get(keyOf(l.config)); ok {
+			known[l.config] = x.str(ci.chain)
 		}
 	}
 	x.mu.RUnlock()
@@ -323,9 +368,10 @@ func (x *Index) awaitConfig(ctx context.Context, configDigest string) {
 	defer x.waiting.Add(-1)
 	timer := time.NewTimer(MissWait)
 	defer timer.Stop()
+	k := keyOf(configDigest)
 	for {
 		x.mu.RLock()
-		_, ok := x.configs[configDigest]
+		_, ok := x.configs.get(k)
 		changed := x.changed
 		x.mu.RUnlock()
 		if ok {
@@ -418,6 +464,58 @@ func concurrently[T any](n int, f func(i int) T) []T {
 	return out
 }
 
+// nameKind is how a record's name is kept.
+type nameKind int
+
+const (
+	byName   nameKind = iota // in Index.named, whole
+	byRef                    // "<prefix>@<digest>", digest one the record leads to: image.ref
+	byConfig                 // "sha256:<config>", an image ID: image.id
+)
+
+// find returns the image holding the record named n, and how it holds it.
+func (x *Index) find(n string) (*image, nameKind) {
+	if m := x.named[n]; m != nil {
+		return m, byName
+	}
+	if idOf(n) != "" {
+		if ci, ok := x.configs.get(keyOf(n)); ok {
+			for _, m := range ci.images {
+				if m.id == ci {
+					return m, byConfig
+				}
+			}
+		}
+		return nil, byName
+	}
+	if i := strings.LastIndexByte(n, '@'); i > 0 {
+		if di, ok := x.digests.get(keyOf(n[i+1:])); ok {
+			for _, m := range di.images {
+				if m.ref == di && m.prefix == n[:i] {
+					return m, byRef
+				}
+			}
+		}
+	}
+	return nil, byName
+}
+
+// names returns the names of m's records that concern config ci (nil: all).
+func (x *Index) names(m *image, ci *configInfo) []string {
+	leads := ci == nil || m.leadsTo(ci)
+	var out []string
+	if leads {
+		out = append(out, m.named...)
+		if m.ref != nil {
+			out = append(out, m.prefix+"@"+x.str(m.ref.key))
+		}
+	}
+	if m.id != nil && (leads || m.id == ci) {
+		out = append(out, x.str(m.id.key))
+	}
+	return out
+}
+
 // add puts w in the index; x.mu is held. Problems not in reported (nil:
 // the index's own) are new: they are logged and counted once.
 //
@@ -429,53 +527,72 @@ func (x *Index) add(w *walkedRecord, chains map[string]string, reported map[stri
 	if reported == nil {
 		reported = x.problems
 	}
-	r, name := &record{}, w.name
-	if id := idOf(w.name); id == "" {
-		name = strings.Clone(name)
-	} else {
-		ci := x.config(id, chains)
-		name = ci.config // the record is named by the one copy of its config
-		ci.records = append(ci.records, r)
-	}
 	n := 0
 	for _, l := range w.leads {
 		n += len(l.digests)
 	}
-	if n > 0 {
-		r.leads = make([]pair, 0, n)
-	}
+	leads := make([]pair, 0, n)
 	for _, l := range w.leads {
 		ci := x.config(l.config, chains)
-		if ci.config != name {
-			ci.records = append(ci.records, r)
-		}
 		for _, d := range l.digests {
-			di := x.digests[d]
-			if di == nil {
-				di = &digestInfo{digest: strings.Clone(d)}
-				x.digests[di.digest] = di
-			}
-			r.leads = append(r.leads, pair{ci, di})
-			di.configs = count(di.configs, ci, 1)
-			if w.repo != "" {
-				if r.repo == "" {
-					r.repo = strings.Clone(w.repo)
-					if i := slices.IndexFunc(di.repos, func(c counted[string]) bool { return c.v == w.repo }); i >= 0 {
-						r.repo = di.repos[i].v // the one copy
-					}
-				}
-				di.repos = count(di.repos, r.repo, 1)
+			leads = append(leads, pair{ci, x.digest(d)})
+		}
+	}
+	kind, prefix := byName, ""
+	var id *configInfo
+	var ref *digestInfo
+	if idOf(w.name) != "" {
+		kind, id = byConfig, x.config(w.name, chains)
+	} else if i := strings.LastIndexByte(w.name, '@'); i > 0 {
+		k := keyOf(w.name[i+1:])
+		for _, p := range leads {
+			if p.digest.key == k {
+				kind, ref, prefix = byRef, p.digest, w.name[:i]
+				break
 			}
 		}
 	}
-	if r.repo == "" && w.repo != "" {
-		r.repo = strings.Clone(w.repo) // a record that leads to no image digest
+	m := x.join(leads, w, kind, id)
+	if m == nil {
+		m = &image{leads: leads}
+		if len(w.problems) > 0 {
+			ps := slices.Clip(slices.Clone(w.problems))
+			m.problems = &ps
+		}
+		for i, p := range leads {
+			if !slices.ContainsFunc(leads[:i], func(o pair) bool { return o.config == p.config }) {
+				p.config.images = append(p.config.images, m)
+			}
+			if !slices.ContainsFunc(leads[:i], func(o pair) bool { return o.digest == p.digest }) {
+				p.digest.images = append(p.digest.images, m)
+			}
+		}
 	}
-	if len(w.problems) > 0 {
-		r.problems = &recordProblems{name: name, list: slices.Clip(w.problems)}
+	if kind != byConfig && !m.hasRef() {
+		m.repo = x.repo(leads, w.repo)
 	}
-	x.records[name] = r
-	x.peak = max(x.peak, len(x.records))
+	name := w.name
+	switch kind {
+	case byConfig:
+		m.id = id
+		if !m.leadsTo(id) {
+			id.images = append(id.images, m)
+		}
+		name = x.str(id.key)
+	case byRef:
+		m.ref, m.prefix = ref, prefix
+		if prefix == m.repo {
+			m.prefix = m.repo // the one copy
+		} else {
+			m.prefix = strings.Clone(prefix)
+		}
+	default:
+		name = strings.Clone(name)
+		x.named[name] = m
+		m.named = append(m.named, name)
+	}
+	x.records++
+	x.peak = max(x.peak, x.records)
 	for _, p := range w.problems {
 		k := p.String()
 		if reported[k] == 0 && x.problems[k] == 0 {
@@ -487,81 +604,155 @@ func (x *Index) add(w *walkedRecord, chains map[string]string, reported map[stri
 	}
 }
 
+// join returns an image that a record with these leads and w's problems,
+// named as kind says, can be part of, or nil.
+func (x *Index) join(leads []pair, w *walkedRecord, kind nameKind, id *configInfo) *image {
+	var cands []*image
+	switch {
+	case len(leads) > 0:
+		cands = leads[0].digest.images
+	case id != nil:
+		cands = id.images
+	}
+	for _, m := range cands {
+		if !slices.Equal(m.leads, leads) || !slices.Equal(m.problemList(), w.problems) {
+			continue
+		}
+		switch {
+		case kind == byConfig && m.id == nil,
+			kind == byRef && m.ref == nil && (!m.hasRef() || m.repo == w.repo),
+			kind == byName && (!m.hasRef() || m.repo == w.repo):
+			return m
+		}
+	}
+	return nil
+}
+
+// repo returns the index's copy of repository r, one of the images of
+// leads' first digest holds it.
+func (x *Index) repo(leads []pair, r string) string {
+	if r == "" {
+		return ""
+	}
+	if len(leads) > 0 {
+		for _, m := range leads[0].digest.images {
+			if m.repo == r {
+				return m.repo
+			}
+		}
+	}
+	return strings.Clone(r)
+}
+
 // config returns what the index holds of config digest c, adding it if
 // new, with its chain ID from chains when it has none yet (a record named by
 // the config's ID alone reads no chain); x.mu is held.
 func (x *Index) config(c string, chains map[string]string) *configInfo {
-	ci, ok := x.configs[c]
+	k := x.keep(c)
+	ci, ok := x.configs.get(k)
 	if !ok {
-		ci = &configInfo{config: strings.Clone(c)}
-		x.configs[ci.config] = ci
+		ci = &configInfo{key: k}
+		x.configs.set(k, ci)
 	}
-	if ch := chains[c]; ci.chain == "" && ch != "" {
-		if first := x.byChain[ch]; first != nil {
-			ci.chain, ci.sameChain = first.chain, first
-		} else {
-			ci.chain = strings.Clone(ch)
+	if ch := chains[c]; ci.chain == (key{}) && ch != "" {
+		ci.chain = x.keep(ch)
+		if first, ok := x.byChain.get(ci.chain); ok {
+			ci.sameChain = first
 		}
-		x.byChain[ci.chain] = ci
+		x.byChain.set(ci.chain, ci)
 	}
 	return ci
 }
 
+// digest returns what the index holds of image digest d, adding it if new;
+// x.mu is held.
+func (x *Index) digest(d string) *digestInfo {
+	k := x.keep(d)
+	di, ok := x.digests.get(k)
+	if !ok {
+		di = &digestInfo{key: k}
+		x.digests.set(k, di)
+	}
+	return di
+}
+
 // remove takes the record named n out of the index; x.mu is held.
 func (x *Index) remove(n string) {
-	r, ok := x.records[n]
-	if !ok {
+	m, kind := x.find(n)
+	if m == nil {
 		return
 	}
-	delete(x.records, n)
-	if id := idOf(n); id != "" {
-		x.dropRecord(id, r)
-	}
-	for i, p := range r.leads {
-		if p.config.config != n && !slices.ContainsFunc(r.leads[:i], func(o pair) bool { return o.config == p.config }) {
-			x.dropRecord(p.config.config, r)
-		}
-		di := p.digest
-		di.configs = count(di.configs, p.config, -1)
-		if r.repo != "" {
-			di.repos = count(di.repos, r.repo, -1)
-		}
-		if len(di.configs) == 0 && len(di.repos) == 0 && x.digests[di.digest] == di {
-			delete(x.digests, di.digest)
+	switch kind {
+	case byName:
+		delete(x.named, n)
+		m.named = slices.DeleteFunc(m.named, func(o string) bool { return o == n })
+	case byRef:
+		m.ref, m.prefix = nil, ""
+	case byConfig:
+		id := m.id
+		m.id = nil
+		if !m.leadsTo(id) {
+			x.unlinkConfig(id, m)
 		}
 	}
-	for _, p := range r.problemList() {
+	if !m.hasRef() {
+		m.repo = ""
+	}
+	x.records--
+	for _, p := range m.problemList() {
 		k := p.String()
 		if x.problems[k]--; x.problems[k] <= 0 {
 			delete(x.problems, k)
 		}
 	}
-	if len(x.records) < x.peak/4 {
+	if m.empty() {
+		for i, p := range m.leads {
+			if !slices.ContainsFunc(m.leads[:i], func(o pair) bool { return o.config == p.config }) {
+				x.unlinkConfig(p.config, m)
+			}
+			if !slices.ContainsFunc(m.leads[:i], func(o pair) bool { return o.digest == p.digest }) {
+				x.unlinkDigest(p.digest, m)
+			}
+		}
+	}
+	if x.records < x.peak/4 {
 		x.compact()
 	}
 }
 
-// dropRecord removes record r from config c's records, and forgets the
-// config when no record leads to it any more.
-func (x *Index) dropRecord(c string, r *record) {
-	ci := x.configs[c]
-	if ci == nil {
+// unlinkDigest removes image m from digest di, and forgets the digest when
+// no image leads to it any more.
+func (x *Index) unlinkDigest(di *digestInfo, m *image) {
+	if di.images = slices.DeleteFunc(di.images, func(o *image) bool { return o == m }); len(di.images) > 0 {
 		return
 	}
-	if ci.records = slices.DeleteFunc(ci.records, func(o *record) bool { return o == r }); len(ci.records) > 0 {
+	if o, ok := x.digests.get(di.key); ok && o == di {
+		x.digests.del(di.key)
+		x.release(di.key)
+	}
+}
+
+// unlinkConfig removes image m from config ci, and forgets the config when
+// no image leads to it any more.
+func (x *Index) unlinkConfig(ci *configInfo, m *image) {
+	if ci.images = slices.DeleteFunc(ci.images, func(o *image) bool { return o == m }); len(ci.images) > 0 {
 		return
 	}
-	delete(x.configs, c)
-	if ci.chain == "" {
+	if o, ok := x.configs.get(ci.key); !ok || o != ci {
+		return
+	}
+	x.configs.del(ci.key)
+	defer x.release(ci.key)
+	if ci.chain == (key{}) {
 		return
 	}
 	// Unlink ci from its chain's configs.
-	first := x.byChain[ci.chain]
+	first, _ := x.byChain.get(ci.chain)
 	switch {
 	case first == ci && ci.sameChain == nil:
-		delete(x.byChain, ci.chain)
+		x.byChain.del(ci.chain)
 	case first == ci:
-		x.byChain[ci.chain] = ci.sameChain
+		x.byChain.set(ci.chain, ci.sameChain)
 	default:
 		for o := first; o != nil; o = o.sameChain {
 			if o.sameChain == ci {
@@ -571,22 +762,7 @@ func (x *Index) dropRecord(c string, r *record) {
 		}
 	}
 	ci.sameChain = nil
-}
-
-// count adds by to the records saying v in cs (dropping v at zero).
-func count[T comparable](cs []counted[T], v T, by int) []counted[T] {
-	for i := range cs {
-		if cs[i].v == v {
-			if cs[i].n += by; cs[i].n <= 0 {
-				return slices.Delete(cs, i, i+1)
-			}
-			return cs
-		}
-	}
-	if by > 0 {
-		cs = append(cs, counted[T]{v, by})
-	}
-	return cs
+	x.release(ci.chain)
 }
 
 // compact rebuilds the index from copies of the records left (add copies
@@ -596,22 +772,46 @@ func count[T comparable](cs []counted[T], v T, by int) []counted[T] {
 // a span only when nothing in it lives, so the copies are what lets the
 // memory go.
 func (x *Index) compact() {
-	chains := make(map[string]string, len(x.configs))
-	for c, ci := range x.configs {
-		chains[c] = ci.chain
-	}
-	old, problems := x.records, x.problems
-	x.reset()
-	for n, r := range old {
-		w := &walkedRecord{name: n, repo: r.repo, problems: slices.Clone(r.problemList())}
-		for _, p := range r.leads {
-			c, d := p.config.config, p.digest.digest
-			if n := len(w.leads); n > 0 && w.leads[n-1].config == c {
-				w.leads[n-1].digests = append(w.leads[n-1].digests, d)
-			} else {
-				w.leads = append(w.leads, lead{config: c, digests: []string{d}})
+	chains := map[string]string{}
+	var walked []*walkedRecord
+	seen := map[*image]bool{}
+	for ci := range x.configs.all {
+		chains[x.str(ci.key)] = x.str(ci.chain)
+		for _, m := range ci.images {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			var leads []lead
+			for _, p := range m.leads {
+				c, d := x.str(p.config.key), x.str(p.digest.key)
+				if n := len(leads); n > 0 && leads[n-1].config == c {
+					leads[n-1].digests = append(leads[n-1].digests, d)
+				} else {
+					leads = append(leads, lead{config: c, digests: []string{d}})
+				}
+			}
+			for _, n := range x.names(m, nil) {
+				repo := m.repo
+				if idOf(n) != "" {
+					repo = ""
+				}
+				walked = append(walked, &walkedRecord{name: n, repo: repo, leads: leads, problems: slices.Clone(m.problemList())})
 			}
 		}
+	}
+	// Images of no config: records whose target is missing or unusable.
+	for _, m := range x.named {
+		if !seen[m] {
+			seen[m] = true
+			for _, n := range x.names(m, nil) {
+				walked = append(walked, &walkedRecord{name: n, repo: m.repo, problems: slices.Clone(m.problemList())})
+			}
+		}
+	}
+	problems := x.problems
+	x.reset()
+	for _, w := range walked {
 		x.add(w, chains, problems)
 	}
 }
@@ -624,18 +824,6 @@ func (x *Index) Compact() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.compact()
-}
-
-// Canonical returns the index's copy of an image digest of the node, ""
-// when the index does not hold it: what other holders of the node's digests
-// can share rather than keep a copy of their own.
-func (x *Index) Canonical(imageDigest string) string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if di := x.digests[imageDigest]; di != nil {
-		return di.digest
-	}
-	return ""
 }
 
 // ImageDigests returns the manifest and index digests in the node's stores
@@ -663,24 +851,28 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	defer x.mu.RUnlock()
 	var found, bad []string
 	repos := map[string][]string{}
-	ci := x.configs[configDigest]
-	var records []*record
+	ci, _ := x.configs.get(keyOf(configDigest))
+	var imgs []*image
 	if ci != nil {
-		records = ci.records
+		imgs = ci.images
 	}
-	for _, r := range records {
-		for _, p := range r.leads {
+	for _, m := range imgs {
+		for _, p := range m.leads {
 			if p.config != ci {
 				continue
 			}
-			d := p.digest.digest
+			d := x.str(p.digest.key)
 			found = append(found, d)
-			if r.repo != "" && !slices.Contains(repos[d], r.repo) {
-				repos[d] = append(repos[d], r.repo)
+			if m.hasRef() && m.repo != "" && !slices.Contains(repos[d], m.repo) {
+				repos[d] = append(repos[d], m.repo)
 			}
 		}
-		for _, p := range r.problemList() {
-			bad = append(bad, fmt.Sprintf("image record %s: %s", r.problems.name, p))
+		if ps := m.problemList(); len(ps) > 0 {
+			for _, n := range x.names(m, ci) {
+				for _, p := range ps {
+					bad = append(bad, fmt.Sprintf("image record %s: %s", n, p))
+				}
+			}
 		}
 	}
 	if len(found) == 0 && len(bad) > 0 {
@@ -713,9 +905,9 @@ func (x *Index) Candidates(ctx context.Context) ([]Candidate, error) {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]Candidate, 0, len(x.digests))
-	for d := range x.digests {
-		out = append(out, x.candidate(d))
+	out := make([]Candidate, 0, x.digests.len())
+	for di := range x.digests.all {
+		out = append(out, x.candidate(di))
 	}
 	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Digest, b.Digest) })
 	return out, nil
@@ -726,32 +918,33 @@ func (x *Index) Candidates(ctx context.Context) ([]Candidate, error) {
 func (x *Index) RecordCandidates(recordName string) []Candidate {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	r, ok := x.records[recordName]
-	if !ok {
+	m, _ := x.find(recordName)
+	if m == nil {
 		return nil
 	}
-	ds := make([]string, 0, len(r.leads))
-	for _, p := range r.leads {
-		ds = append(ds, p.digest.digest)
+	var ds []*digestInfo
+	for _, p := range m.leads {
+		if !slices.Contains(ds, p.digest) {
+			ds = append(ds, p.digest)
+		}
 	}
-	slices.Sort(ds)
-	ds = slices.Compact(ds)
 	out := make([]Candidate, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, x.candidate(d))
+	for _, di := range ds {
+		out = append(out, x.candidate(di))
 	}
+	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Digest, b.Digest) })
 	return out
 }
 
-func (x *Index) candidate(d string) Candidate {
-	c := Candidate{Digest: d}
-	if di := x.digests[d]; di != nil {
-		c.Digest = di.digest
-		for _, repo := range di.repos {
-			c.Repositories = append(c.Repositories, repo.v)
+func (x *Index) candidate(di *digestInfo) Candidate {
+	c := Candidate{Digest: x.str(di.key)}
+	for _, m := range di.images {
+		if m.hasRef() && m.repo != "" {
+			c.Repositories = append(c.Repositories, m.repo)
 		}
 	}
 	slices.Sort(c.Repositories)
+	c.Repositories = slices.Compact(c.Repositories)
 	return c
 }
 
@@ -762,13 +955,17 @@ func (x *Index) ConfigsOf(imageDigest string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var cs []string
-	if di := x.digests[imageDigest]; di != nil {
-		for _, c := range di.configs {
-			cs = append(cs, c.v.config)
+	if di, ok := x.digests.get(keyOf(imageDigest)); ok {
+		for _, m := range di.images {
+			for _, p := range m.leads {
+				if p.digest == di {
+					cs = append(cs, x.str(p.config.key))
+				}
+			}
 		}
 	}
 	slices.Sort(cs)
-	return cs
+	return slices.Compact(cs)
 }
 
 // ConfigOf returns the config digest a manifest digest names. For an index
@@ -788,8 +985,9 @@ func (x *Index) ConfigsForChainID(chainID string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var cs []string
-	for ci := x.byChain[chainID]; ci != nil; ci = ci.sameChain {
-		cs = append(cs, ci.config)
+	first, _ := x.byChain.get(keyOf(chainID))
+	for ci := first; ci != nil; ci = ci.sameChain {
+		cs = append(cs, x.str(ci.key))
 	}
 	slices.Sort(cs)
 	return cs
@@ -799,18 +997,18 @@ func (x *Index) ConfigsForChainID(chainID string) []string {
 func (x *Index) ChainID(configDigest string) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	ci := x.configs[configDigest]
-	if ci == nil {
+	ci, ok := x.configs.get(keyOf(configDigest))
+	if !ok || ci.chain == (key{}) {
 		return "", false
 	}
-	return ci.chain, ci.chain != ""
+	return x.str(ci.chain), true
 }
 
 // Len returns the number of image records indexed.
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.records)
+	return x.records
 }
 
 // Skipped counts the records, descriptors and configs skipped because they

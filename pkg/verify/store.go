@@ -88,10 +88,23 @@ type persistState struct {
 
 // keyring is one set of keys in force, immutable once built.
 type keyring struct {
-	keys []Key
-	ids  []uint32
-	fps  []string       // fingerprints, for hints
-	pos  map[uint32]int // ID -> index in keys
+	keys  []Key
+	ids   []uint32
+	fps   []string       // fingerprints, for hints
+	names []string       // the keys' names: nearly every verdict is one of them, shared
+	pos   map[uint32]int // ID -> index in keys
+}
+
+// share returns names (the keys that verified a digest) as a slice of
+// r.names when it is one of them, rather than a copy of its own: 16 bytes
+// less per digest.
+func (r *keyring) share(names []string) []string {
+	if len(names) == 1 {
+		if i := slices.Index(r.names, names[0]); i >= 0 {
+			return r.names[i : i+1 : i+1]
+		}
+	}
+	return slices.Clone(names)
 }
 
 // sameAs reports whether r holds the same keys as o, in the same order and
@@ -357,7 +370,11 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 			name := r.keys[k].Name
 			end := validUntil(r.keys[k], c)
 			if prev, seen := ends[name]; !seen {
-				ne.verified = append(ne.verified, name)
+				if ne.verified == nil {
+					ne.verified = r.names[k : k+1 : k+1] // appending copies it
+				} else {
+					ne.verified = append(ne.verified, name)
+				}
 				ends[name] = end
 			} else if !prev.IsZero() && (end.IsZero() || end.After(prev)) {
 				ends[name] = end
@@ -415,7 +432,7 @@ func (s *Store) SetKeys(ks []Key) {
 			continue
 		}
 		r.pos[id] = len(r.keys)
-		r.keys, r.ids, r.fps = append(r.keys, k), append(r.ids, id), append(r.fps, fp)
+		r.keys, r.ids, r.fps, r.names = append(r.keys, k), append(r.ids, id), append(r.fps, fp), append(r.names, k.Name)
 	}
 
 	s.mu.RLock()
@@ -620,16 +637,24 @@ func (s *Store) compactLocked(key func(string) string) {
 // Forget does once most digests left. Call it after a burst that allocated
 // much besides the store (boot verification): its entries are then
 // scattered over memory spans that the burst's garbage half-emptied, which
-// the runtime cannot give back while one object in them lives. canonical
-// returns the copy of a digest that lives anyway (the node's image index
-// holds one), "" for none (the store copies it then). It costs one copy of
-// the store.
+// the runtime cannot give back while one object in them lives. canonical,
+// if not nil, returns a copy of a digest that lives anyway, "" for none;
+// the store copies the others, once for its entries and its log's index.
+// It costs one copy of the store.
 func (s *Store) Compact(canonical func(digest string) string) {
+	copies := map[string]string{}
 	key := func(d string) string {
-		if c := canonical(d); c == d {
+		if canonical != nil {
+			if c := canonical(d); c == d {
+				return c
+			}
+		}
+		if c, ok := copies[d]; ok {
 			return c
 		}
-		return strings.Clone(d)
+		c := strings.Clone(d)
+		copies[c] = c
+		return c
 	}
 	s.mu.Lock()
 	s.compactLocked(key)
@@ -673,7 +698,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		}
 		n.checks[i] = nc
 	}
-	n.verified = slices.Clone(e.verified)
+	n.verified = e.ring.share(e.verified)
 	return &n
 }
 

@@ -634,3 +634,32 @@ func verdictsKept(t *testing.T, st *Store, ks []Key, ds []string, what string) {
 		t.Errorf("the new key made %d checks on the %d signatures no key in force made; want %d", got, want, want)
 	}
 }
+
+// Compact without a caller's copies copies each digest once, for the
+// store's entries and its log's index together, and changes no answer.
+func TestStoreCompactOwnCopies(t *testing.T) {
+	ks, f, ds := alternatelySigned(t, 10)
+	st := NewStore(NewDir(t.TempDir()), f)
+	st.SetKeys(ks[:1])
+	prefetchAll(t, st, ds)
+	st.Compact(nil)
+	logKeys := map[string]*byte{}
+	st.log.mu.Lock()
+	for l := range st.log.spans {
+		logKeys[l] = unsafe.StringData(l)
+	}
+	st.log.mu.Unlock()
+	caller := map[string]*byte{}
+	for _, d := range ds {
+		caller[d] = unsafe.StringData(d)
+	}
+	for k := range st.entries {
+		if logKeys[k] != unsafe.StringData(k) {
+			t.Errorf("digest %s: the log's index holds another copy of it (or none)", k)
+		}
+		if caller[k] == unsafe.StringData(k) {
+			t.Errorf("digest %s: the store kept the caller's string, not a copy", k)
+		}
+	}
+	verdictsKept(t, st, ks, ds, "Compact(nil)")
+}
