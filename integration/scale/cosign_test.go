@@ -86,12 +86,12 @@ func BenchmarkVerifyVsCosign(b *testing.B) {
 	runs := envInt(b, "BENCH_VERIFY_RUNS", 10)
 
 	// The floor: each binary starting and doing nothing.
-	var floorFull, floorLite []measured
+	var floorFull, floorLite, floorDaemon []measured
 	for range runs {
 		for _, x := range []struct {
 			bin string
 			out *[]measured
-		}{{tools.NRICsig, &floorFull}, {lite, &floorLite}} {
+		}{{tools.NRICsig, &floorFull}, {lite, &floorLite}, {tools.NRICsigd, &floorDaemon}} {
 			m, err := timed(nil, x.bin, "version")
 			if err != nil {
 				b.Fatal(err)
@@ -102,6 +102,7 @@ func BenchmarkVerifyVsCosign(b *testing.B) {
 	f := floorResult{runs: runs}
 	f.fullWall, f.fullPeak = medians(floorFull)
 	f.liteWall, f.litePeak = medians(floorLite)
+	f.daemonWall, f.daemonPeak = medians(floorDaemon)
 	table.setFloor(f)
 
 	for _, tc := range []verifyCase{{"legacy", 1}, {"legacy", 100}, {"bundle", 1}} {
