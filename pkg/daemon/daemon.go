@@ -56,9 +56,8 @@ type Config struct {
 	// /debug/pprof/) on the metrics listener: for measuring the daemon's
 	// heap, never on by default.
 	DebugPprof bool
-	// GCPercent is the garbage collector's target (GOGC) once boot
-	// verification is done; 0: the GOGC environment variable if set, else
-	// DefaultGCPercent.
+	// GCPercent is the garbage collector's target (GOGC); 0: the GOGC
+	// environment variable if set, else DefaultGCPercent.
 	GCPercent int
 	// WatchContainerd judges containers created outside the CRI (ctr, nerdctl,
 	// containerd clients), which NRI never sees, when their tasks start.
@@ -101,11 +100,7 @@ type daemon struct {
 	// again; requests that arrive while one is pending are one.
 	rejudge chan string
 	// gc asks gcLoop to forget the signatures of images that left the node.
-	gc chan struct{}
-	// bootDone is done once the first walk of the image index verified (or
-	// loaded) every image: the steady-state garbage collector is set then.
-	bootDone sync.Once
-
+	gc        chan struct{}
 	reloadMu  sync.Mutex // one reload at a time
 	deciderMu sync.Mutex // serializes refreshDecider
 	mu        sync.Mutex // guards what follows
@@ -138,6 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
+	setGCPercent(cfg.GCPercent, d.log)
 	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
 	if err != nil {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
@@ -533,9 +529,6 @@ func (d *daemon) watchIndex(ns string) watch.ChainIndex {
 // prefetchAll loads or verifies the signatures of every image digest of the
 // node, walking the image index once (called each time it is built).
 func (d *daemon) prefetchAll(ctx context.Context) {
-	// Boot allocates most (index, log replay, every signature read) and
-	// keeps Go's default pace; the steady state collects sooner.
-	defer d.bootDone.Do(func() { setGCPercent(d.cfg.GCPercent, d.log) })
 	d.requestGC() // the index is complete: what it does not lead to can go
 	if d.bundles.Load() == nil {
 		return

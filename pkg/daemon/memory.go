@@ -6,17 +6,19 @@ import (
 	"runtime/debug"
 )
 
-// DefaultGCPercent is the daemon's GOGC once boot verification is done,
-// unless --gc-percent or the GOGC environment variable says otherwise. Go's
-// default (100, kept during boot, which allocates most) lets the heap grow
+// DefaultGCPercent is the daemon's GOGC, unless --gc-percent or the GOGC
+// environment variable says otherwise. Go's default (100) lets the heap grow
 // to twice what is live before collecting, and the runtime keeps about that
-// much resident. Afterwards the daemon's live heap is mostly the image index
-// and the signature store, which change slowly, and its decisions allocate
-// little, so collecting at +25 % costs little CPU (a collection per few MiB
+// much resident. The daemon's live heap is mostly the image index and the
+// signature store, which change slowly, and its decisions allocate little,
+// so collecting at +25 % costs little CPU (a collection per few MiB
 // allocated, a few ms of marking at 10,000 images) and keeps resident memory
-// within about a third of what is live. A soft memory limit would do the
-// same only while it is re-derived as the node's images grow (a fixed one
-// below a larger node's live heap makes the collector run back to back):
+// within about a third of what is live. It applies from the start: boot
+// allocates most (index, log replay, every signature read), and at 100 its
+// peak at 10,000 images was 110-120 MiB against 85-100 MiB at 25, with boot
+// times within the bench's noise (BENCHMARKS.md). A soft memory limit would
+// do the same only while it is re-derived as the node's images grow (a fixed
+// one below a larger node's live heap makes the collector run back to back):
 // GOGC follows the live heap by itself. GOMEMLIMIT still works as Go
 // documents, for an operator who wants a hard budget.
 const DefaultGCPercent = 25
