@@ -4,10 +4,13 @@ package scale
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -352,6 +355,9 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 	}
 	held, failed, err := waitHeld(d, want, timeout)
 	res.held, res.failed = held, failed
+	if failed > 0 {
+		progress("failed signature discoveries, by error: %s", discoveryErrors(d.Log()))
+	}
 	if err == nil {
 		res.verified = time.Since(launched)
 	}
@@ -362,6 +368,32 @@ func bootDaemon(b *testing.B, ctrd *testbed.Containerd, nodeConfig string, want 
 	res.heap, _ = d.Metric("go_memstats_heap_alloc_bytes")
 	return d, res
 }
+
+// discoveryErrors counts the daemon's "signature discovery failed" log
+// lines by their error, with the digest left out, most frequent first.
+func discoveryErrors(log string) string {
+	counts := map[string]int{}
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, `"msg":"signature discovery failed"`) {
+			continue
+		}
+		var rec struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		counts[digestPattern.ReplaceAllString(rec.Error, "sha256:…")]++
+	}
+	errs := slices.SortedFunc(maps.Keys(counts), func(a, b string) int { return counts[b] - counts[a] })
+	var parts []string
+	for _, e := range errs[:min(len(errs), 3)] {
+		parts = append(parts, fmt.Sprintf("%d× %s", counts[e], e))
+	}
+	return strings.Join(parts, "; ")
+}
+
+var digestPattern = regexp.MustCompile(`sha256[:-][0-9a-f]{64}`)
 
 // launchRegistered starts the daemon and waits until it has registered
 // with NRI; it returns when it was launched.

@@ -264,20 +264,20 @@ func (x exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (x exchange) roundTrip(req *http.Request, host string, ep *Endpoint) (*http.Response, error) {
 	c := x.c
-	switch req.URL.Scheme {
-	case "http":
-		if !c.HTTPAllowed(host) {
-			if req.Body != nil {
-				req.Body.Close()
-			}
-			return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries are reached without TLS; serve it over HTTPS, or allow HTTP explicitly (--allow-http-registry, or the node config's insecureRegistries)", host)
+	if req.URL.Scheme == "http" && !c.HTTPAllowed(host) {
+		if req.Body != nil {
+			req.Body.Close()
 		}
-	case "https":
-		if c.scheme(host) == "http" {
-			req = withScheme(req, "http")
-		}
+		return nil, fmt.Errorf("refusing plain HTTP to registry %s: only loopback registries are reached without TLS; serve it over HTTPS, or allow HTTP explicitly (--allow-http-registry, or the node config's insecureRegistries)", host)
 	}
-	learned := c.scheme(host) != ""
+	// The scheme is read once: read again after the request was shaped, it
+	// could have been learned meanwhile by another request, and this one,
+	// gone out over HTTPS, would then not fall back to HTTP.
+	known := c.scheme(host)
+	if req.URL.Scheme == "https" && known == "http" {
+		req = withScheme(req, "http")
+	}
+	learned := known != ""
 	resp, err := c.send(req, ep)
 	if err == nil {
 		// Only an HTTPS answer, or the fallback below, teaches the scheme: a
@@ -297,10 +297,12 @@ func (x exchange) roundTrip(req *http.Request, host string, ep *Endpoint) (*http
 				return nil, err
 			}
 		}
-		if resp, herr := c.send(h, ep); herr == nil {
+		resp, herr := c.send(h, ep)
+		if herr == nil {
 			c.learn(host, "http")
 			return resp, nil
 		}
+		return nil, herr // the registry speaks HTTP: its HTTP error is the one that says why
 	}
 	if learned {
 		c.forget(host) // learn again at the next exchange

@@ -487,3 +487,67 @@ func TestRedirects(t *testing.T) {
 		}
 	}
 }
+
+// flakyTransport fails every nth plain-HTTP request as a reset connection
+// would, and passes the others on.
+type flakyTransport struct {
+	next http.RoundTripper
+	n, i atomic.Int64
+}
+
+var errInjected = errors.New("injected: connection reset")
+
+func (f *flakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && f.i.Add(1)%f.n.Load() == 0 {
+		return nil, errInjected
+	}
+	return f.next.RoundTrip(r)
+}
+
+// Boot verification reads a plain-HTTP registry from 8 workers at once, and
+// a failed exchange makes the client learn the scheme again. A request must
+// decide its scheme once: one that went out over HTTPS because the scheme
+// was not known falls back to HTTP, even when another request learned it
+// meanwhile; none fails with "server gave HTTP response to HTTPS client".
+func TestConcurrentRequestsWhileTheSchemeIsLearnedAgain(t *testing.T) {
+	host, _, _ := plainRegistry(t)
+	img, _ := random.Image(256, 1)
+	ref, _ := name.ParseReference(host + "/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	ft := &flakyTransport{next: http.DefaultTransport.(*http.Transport).Clone()}
+	ft.n.Store(7)
+	c := New(Options{Transport: ft})
+	r, err := c.Repo(t.Context(), ref.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var injected, wrong atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				_, err := r.Manifest(t.Context(), "v1", ImageMediaTypes, MaxManifestSize)
+				switch {
+				case err == nil:
+				case errors.Is(err, errInjected) || strings.Contains(err.Error(), errInjected.Error()):
+					injected.Add(1)
+				default:
+					if wrong.Add(1) <= 3 {
+						t.Errorf("a read failed for another reason than the injected reset: %v", err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if injected.Load() == 0 {
+		t.Fatal("no reset was injected: the test proves nothing")
+	}
+	if n := wrong.Load(); n > 0 {
+		t.Errorf("%d of 1,600 reads failed over the wrong scheme", n)
+	}
+}
