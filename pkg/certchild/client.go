@@ -126,14 +126,21 @@ type remote struct {
 var _ verify.CertVerifier = (*remote)(nil)
 
 func (r *remote) Verify(digest string, sig verify.CertSignature) error {
+	_, err := r.verify(digest, sig)
+	return err
+}
+
+// verify asks the child; a refusal is an error, and the reply comes back
+// only with an accepted signature.
+func (r *remote) verify(digest string, sig verify.CertSignature) (*reply, error) {
 	rep, err := r.c.call(&request{Op: opVerify, Trust: r.trust, Digest: digest, Sig: sig})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rep.Refusal != "" {
-		return refusalOf(rep)
+		return nil, refusalOf(rep)
 	}
-	return nil
+	return rep, nil
 }
 
 // expiring is an x509 witness's verifier: its verdicts end with time.
@@ -142,12 +149,9 @@ type expiring struct{ *remote }
 var _ verify.CertExpiry = expiring{}
 
 func (e expiring) Verify(digest string, sig verify.CertSignature) error {
-	rep, err := e.c.call(&request{Op: opVerify, Trust: e.trust, Digest: digest, Sig: sig})
+	rep, err := e.verify(digest, sig)
 	if err != nil {
 		return err
-	}
-	if rep.Refusal != "" {
-		return refusalOf(rep)
 	}
 	e.c.keepUntil(untilKey(e.sum, sig), rep.Until)
 	return nil

@@ -61,6 +61,8 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// decodeHex is hex.Decode on a string already checked by isLowerHex,
+// without the copy []byte(s) would allocate on each lookup.
 func decodeHex(dst []byte, s string) {
 	for i := range dst {
 		dst[i] = unhex(s[2*i])<<4 | unhex(s[2*i+1])
