@@ -15,8 +15,8 @@ import (
 // allocated, a few ms of marking at 10,000 images) and keeps resident memory
 // within about a third of what is live. It applies from the start: boot
 // allocates most (index, log replay, every signature read), and at 100 its
-// peak at 10,000 images was 110-120 MiB against 85-100 MiB at 25, with boot
-// times within the bench's noise (BENCHMARKS.md). A soft memory limit would
+// peak at 10,000 images was 109-124 MiB against 83-94 MiB at 25, with boot
+// times within the scale bench's run-to-run noise. A soft memory limit would
 // do the same only while it is re-derived as the node's images grow (a fixed
 // one below a larger node's live heap makes the collector run back to back):
 // GOGC follows the live heap by itself. GOMEMLIMIT still works as Go
