@@ -50,9 +50,9 @@ var allowed = map[string][]string{
 	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
 	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},
-	// kubelet's credential provider plugins: the upstream API types, no cloud SDK.
-	"pkg/credprovider": {"github.com/google/go-containerregistry/pkg/authn", "go.yaml.in/yaml/v3", "golang.org/x/sync/singleflight",
-		"k8s.io/apimachinery/pkg/apis/meta/v1", "k8s.io/kubelet/config/v1", "k8s.io/kubelet/pkg/apis/credentialprovider/v1"},
+	// kubelet's credential provider plugins: the API types mirrored (wire.go,
+	// pinned to k8s.io/kubelet by its tests), no apimachinery, no cloud SDK.
+	"pkg/credprovider": {"github.com/google/go-containerregistry/pkg/authn", "go.yaml.in/yaml/v3", "golang.org/x/sync/singleflight"},
 	// The ACR credential provider (a CLI subcommand): the ACR API SDK and
 	// the credentials chain; only the CLI imports it (TestACRProviderOnlyInCLI).
 	"pkg/acrcred": {"github.com/alibabacloud-go/cr-20181201/v2/client", "github.com/alibabacloud-go/darabonba-openapi/v2/client",
@@ -211,6 +211,17 @@ func TestDaemonBuildLinksNoOperatorCommands(t *testing.T) {
 // process, the full nri-csig (pkg/certchild).
 func TestDaemonBuildLinksNoCertificateVerifiers(t *testing.T) {
 	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), []string{module + "pkg/certchild"}, certLibraries)
+}
+
+// nri-csigd links no Kubernetes API machinery: k8s.io/apimachinery's
+// runtime and serializers (with cbor, json-iterator, structured-merge-diff
+// and klog) are about 6 MB of binary, mostly resident in every daemon, for
+// three small JSON documents; pkg/credprovider mirrors kubelet's types
+// instead (wire.go). The CRI API's message types are all it takes from k8s.io.
+func TestDaemonBuildLinksNoKubernetesAPIMachinery(t *testing.T) {
+	refuse := []string{"k8s.io/apimachinery/", "k8s.io/kubelet/", "k8s.io/klog/", "k8s.io/client-go/", "k8s.io/kube-openapi/",
+		"sigs.k8s.io/structured-merge-diff/", "github.com/json-iterator/go", "github.com/fxamacker/cbor/"}
+	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), []string{module + "pkg/credprovider", "k8s.io/cri-api/pkg/apis/runtime/v1"}, refuse)
 }
 
 // nri-csig (no tag) is everything: the daemon, the certificate verifiers and

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-	kubeletconfig "k8s.io/kubelet/config/v1"
 )
 
 const (
@@ -27,7 +26,7 @@ const (
 // validates it as kubelet does: unknown fields, a provider without a name,
 // matchImages or defaultCacheDuration, a duplicate or path-like name and an
 // unsupported apiVersion are errors naming the file.
-func LoadConfig(path string) (*kubeletconfig.CredentialProviderConfig, error) {
+func LoadConfig(path string) (*CredentialProviderConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("credential provider config: %w", err)
@@ -48,9 +47,9 @@ func LoadConfig(path string) (*kubeletconfig.CredentialProviderConfig, error) {
 }
 
 // parseConfig decodes YAML (of which JSON is a subset) strictly into the
-// upstream type: YAML to a generic value, then JSON with unknown fields
-// refused, since the upstream types carry JSON tags only.
-func parseConfig(data []byte) (*kubeletconfig.CredentialProviderConfig, error) {
+// mirror of the upstream type (wire.go): YAML to a generic value, then JSON
+// with unknown fields refused, since the upstream types carry JSON tags only.
+func parseConfig(data []byte) (*CredentialProviderConfig, error) {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not YAML or JSON: %w", err)
@@ -62,7 +61,7 @@ func parseConfig(data []byte) (*kubeletconfig.CredentialProviderConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a JSON-compatible document: %w", err)
 	}
-	var cfg kubeletconfig.CredentialProviderConfig
+	var cfg CredentialProviderConfig
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
@@ -78,7 +77,7 @@ func parseConfig(data []byte) (*kubeletconfig.CredentialProviderConfig, error) {
 }
 
 // validate applies kubelet's validateCredentialProviderConfig rules.
-func validate(cfg *kubeletconfig.CredentialProviderConfig) error {
+func validate(cfg *CredentialProviderConfig) error {
 	if len(cfg.Providers) == 0 {
 		return errors.New("providers: at least one provider is required")
 	}

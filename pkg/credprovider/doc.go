@@ -34,4 +34,8 @@
 //
 // The credentials are never logged or put in an error: a plugin's answer
 // that cannot be decoded is reported without its content.
+//
+// The config, request and response types (wire.go) mirror k8s.io/kubelet's
+// v1 types rather than import them, which would link k8s.io/apimachinery
+// into the daemon; the tests compare them with upstream's.
 package credprovider

@@ -11,10 +11,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kubeletconfig "k8s.io/kubelet/config/v1"
-	credentialproviderv1 "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 )
 
 // Bounds of one plugin run.
@@ -41,7 +37,7 @@ type plugin struct {
 	env  []string // NAME=value from the config, after the daemon's own
 }
 
-func newPlugin(binDir string, p kubeletconfig.CredentialProvider) (*plugin, error) {
+func newPlugin(binDir string, p CredentialProvider) (*plugin, error) {
 	// As kubelet, the binary must be there when the config is loaded.
 	bin, err := exec.LookPath(binDir + string(os.PathSeparator) + p.Name)
 	if err != nil {
@@ -57,7 +53,7 @@ func newPlugin(binDir string, p kubeletconfig.CredentialProvider) (*plugin, erro
 
 // response is what a plugin run yields, decoded and checked.
 type response struct {
-	keyType  credentialproviderv1.PluginCacheKeyType
+	keyType  PluginCacheKeyType
 	duration *time.Duration // nil: the provider's default
 	auth     keyring
 }
@@ -66,8 +62,8 @@ type response struct {
 // its answer. Errors wrap ErrPlugin and never quote stdout (it may hold
 // credentials); they quote at most maxStderr bytes of stderr.
 func (p *plugin) run(ctx context.Context, image string, timeout time.Duration) (*response, error) {
-	req, err := json.Marshal(credentialproviderv1.CredentialProviderRequest{
-		TypeMeta: metav1.TypeMeta{APIVersion: PluginAPIVersion, Kind: "CredentialProviderRequest"},
+	req, err := json.Marshal(CredentialProviderRequest{
+		TypeMeta: TypeMeta{APIVersion: PluginAPIVersion, Kind: "CredentialProviderRequest"},
 		Image:    image,
 	})
 	if err != nil {
@@ -101,7 +97,7 @@ func (p *plugin) run(ctx context.Context, image string, timeout time.Duration) (
 // for, kind CredentialProviderResponse, no unknown field, a known
 // cacheKeyType. The answer's content is never quoted.
 func decode(name string, data []byte) (*response, error) {
-	var out credentialproviderv1.CredentialProviderResponse
+	var out CredentialProviderResponse
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
@@ -114,7 +110,7 @@ func decode(name string, data []byte) (*response, error) {
 		return nil, fmt.Errorf("%w: %s: answered apiVersion %q kind %q; want %s CredentialProviderResponse", ErrPlugin, name, out.APIVersion, out.Kind, PluginAPIVersion)
 	}
 	switch out.CacheKeyType {
-	case credentialproviderv1.ImagePluginCacheKeyType, credentialproviderv1.RegistryPluginCacheKeyType, credentialproviderv1.GlobalPluginCacheKeyType:
+	case ImagePluginCacheKeyType, RegistryPluginCacheKeyType, GlobalPluginCacheKeyType:
 	default:
 		return nil, fmt.Errorf("%w: %s: cacheKeyType %q; want Image, Registry or Global", ErrPlugin, name, out.CacheKeyType)
 	}
@@ -128,7 +124,7 @@ func decode(name string, data []byte) (*response, error) {
 	}
 	auth := make(map[string]Credential, len(out.Auth))
 	for k, a := range out.Auth {
-		auth[k] = Credential{Username: a.Username, Password: a.Password}
+		auth[k] = Credential(a)
 	}
 	r.auth = newKeyring(auth)
 	return r, nil

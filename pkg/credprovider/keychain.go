@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/singleflight"
-	credentialproviderv1 "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 )
 
 const (
@@ -238,9 +237,9 @@ func (p *provider) runAndCache(ctx context.Context, k *Keychain, image string) (
 	}
 	var key string
 	switch resp.keyType {
-	case credentialproviderv1.ImagePluginCacheKeyType:
+	case ImagePluginCacheKeyType:
 		key = "image:" + image
-	case credentialproviderv1.RegistryPluginCacheKeyType:
+	case RegistryPluginCacheKeyType:
 		key = "registry:" + registryOf(image)
 	default:
 		key = globalKey
