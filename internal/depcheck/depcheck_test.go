@@ -47,8 +47,16 @@ var allowed = map[string][]string{
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/",
 		"golang.org/x/sync/errgroup", "google.golang.org/grpc"}, // bounded concurrent reads; containerd's content API (ContentAPI)
-	"pkg/watch": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
-		"github.com/opencontainers/runtime-spec/", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
+	"pkg/watch": {"github.com/containerd/containerd/api/", "github.com/containerd/containerd/v2/core/", "github.com/containerd/containerd/v2/pkg/namespaces",
+		"github.com/containerd/errdefs", "github.com/containerd/typeurl/", "github.com/opencontainers/runtime-spec/",
+		module + "internal/ctrdconn", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},
+	// containerd's gRPC API as nri-csigd calls it, without containerd's Go
+	// client package (TestDaemonBuildLinksNoContainerdClient).
+	"internal/ctrdconn": {"github.com/containerd/containerd/api/", "github.com/containerd/containerd/v2/core/",
+		"github.com/containerd/containerd/v2/defaults", "github.com/containerd/containerd/v2/pkg/dialer",
+		"github.com/containerd/containerd/v2/pkg/namespaces", "github.com/containerd/containerd/v2/pkg/protobuf",
+		"github.com/containerd/errdefs", "github.com/containerd/platforms", "github.com/containerd/typeurl/",
+		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/", "google.golang.org/grpc"},
 	"pkg/bundleoci": {"github.com/google/go-containerregistry/", module + "internal/registry", module + "pkg/policy"},
 	// kubelet's credential provider plugins: the upstream API types, no cloud SDK.
 	"pkg/credprovider": {"github.com/google/go-containerregistry/pkg/authn", "go.yaml.in/yaml/v3", "golang.org/x/sync/singleflight",
@@ -211,6 +219,14 @@ func TestDaemonBuildLinksNoOperatorCommands(t *testing.T) {
 // process, the full nri-csig (pkg/certchild).
 func TestDaemonBuildLinksNoCertificateVerifiers(t *testing.T) {
 	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), []string{module + "pkg/certchild"}, certLibraries)
+}
+
+// nri-csigd calls containerd's API through internal/ctrdconn: containerd's
+// Go client package is ~1 MB of binary and ~1.5 MiB of resident memory (its
+// pull, transfer, unpack and sandbox machinery) for a handful of calls.
+func TestDaemonBuildLinksNoContainerdClient(t *testing.T) {
+	checkLinks(t, "nri-csigd", linked(t, "nodeonly"), []string{module + "internal/ctrdconn", module + "pkg/watch"},
+		[]string{"github.com/containerd/containerd/v2/client"})
 }
 
 // nri-csig (no tag) is everything: the daemon, the certificate verifiers and
