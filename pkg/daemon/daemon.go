@@ -16,15 +16,14 @@ import (
 	"syscall"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
-	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nri-csig/nri-csig/internal/ctrdconn"
 	"github.com/nri-csig/nri-csig/internal/registry"
 	"github.com/nri-csig/nri-csig/internal/version"
 	"github.com/nri-csig/nri-csig/pkg/audit"
@@ -134,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	setGCPercent(cfg.GCPercent, d.log)
-	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
+	client, err := ctrdconn.Dial(cfg.ContainerdAddress, cfg.ContainerdNamespace)
 	if err != nil {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
@@ -149,7 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// is built while the signature store below replays its log and the
 	// bundle loads: neither needs the other, and at 10,000 images each
 	// takes seconds. Its callbacks wait until what they use is wired.
-	d.images = imagestore.New(client.ImageService(), imagestore.ContentOf(client), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
+	d.images = imagestore.New(client.ImageService(), imagestore.ContentAPI(client.GRPC()), cfg.ContainerdNamespace, imagestore.WithLogger(cfg.Log))
 	d.metrics.watchImages(d.images)
 	indexed, wired := make(chan struct{}), make(chan struct{})
 	var indexedOnce sync.Once
@@ -737,28 +736,23 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 // option: containerd 2.4.2 then panics in the next NRI synchronization
 // (internal/cri/nri GetRlimits on the container's missing spec).
 type taskStopper struct {
-	client    *containerd.Client
+	client    *ctrdconn.Conn
 	namespace string
 }
 
 func (s taskStopper) Stop(ctx context.Context, id, _ string) error {
 	ctx = namespaces.WithNamespace(ctx, s.namespace)
-	c, err := s.client.LoadContainer(ctx, id)
-	if err != nil {
+	if _, err := s.client.ContainerService().Get(ctx, id); err != nil {
 		return err
 	}
-	task, err := c.Task(ctx, nil)
+	task, err := s.client.LoadTask(ctx, id)
 	if err == nil {
-		return task.Kill(ctx, syscall.SIGKILL)
+		return task.Kill(ctx, syscall.SIGKILL, false)
 	}
 	if !errdefs.IsNotFound(err) {
 		return err
 	}
-	conn, ok := s.client.Conn().(grpc.ClientConnInterface)
-	if !ok {
-		return errors.New("no task to kill, and no connection to the CRI to remove the container")
-	}
-	cri := runtimeapi.NewRuntimeServiceClient(conn)
+	cri := runtimeapi.NewRuntimeServiceClient(s.client.GRPC())
 	st, err := cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	if err != nil {
 		return fmt.Errorf("no task to kill, and the CRI cannot say what state the container is in: %w", err)

@@ -8,8 +8,7 @@ import (
 	"sync"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
-
+	"github.com/nri-csig/nri-csig/internal/ctrdconn"
 	"github.com/nri-csig/nri-csig/pkg/guard"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
 	"github.com/nri-csig/nri-csig/pkg/plugin"
@@ -86,7 +85,7 @@ func (d *daemon) integrity(node *nodeconfig.Config) *plugin.Integrity {
 // containerdRoot asks containerd for its root folder: the parent of its
 // content store's. Empty when it cannot tell (the guard then assumes
 // /var/lib/containerd, or what the node config's guard.containerdRoot says).
-func containerdRoot(ctx context.Context, client *containerd.Client) string {
+func containerdRoot(ctx context.Context, client *ctrdconn.Conn) string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	resp, err := client.IntrospectionService().Plugins(ctx, "type==io.containerd.content.v1")

@@ -14,10 +14,11 @@ import (
 	"google.golang.org/grpc"
 )
 
-// ContentAPI is containerd's content store over its API connection (the
-// containerd client's Conn), for New. The index reads each blob with one
-// Read call; the content.Provider of containerd's client asks Info first,
-// two round trips per blob, which at 10,000 images is most of the build.
+// ContentAPI is containerd's content store over its API connection
+// (internal/ctrdconn's GRPC, or the containerd client's Conn), for New. The
+// index reads each blob with one Read call; the content.Provider of
+// containerd's client asks Info first, two round trips per blob, which at
+// 10,000 images is most of the build.
 func ContentAPI(conn grpc.ClientConnInterface) content.Provider {
 	return contentAPI{Provider: proxy.NewContentStore(conn), client: contentapi.NewContentClient(conn)}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
@@ -29,6 +30,14 @@ type rootfs struct {
 
 // errUnidentified wraps every reason why a container's image cannot be told.
 var errUnidentified = errors.New("the container's root filesystem is not an image's the node knows")
+
+// The runtime spec's type URL, as containerd's client registers it (its
+// init; this binary does not link that package): without it a container
+// record's spec cannot be decoded. Registering the same path twice is a
+// no-op, so a binary that also links the client is fine.
+func init() {
+	typeurl.Register(&specs.Spec{}, "types.containerd.io", "opencontainers/runtime-spec", strconv.Itoa(specs.VersionMajor), "Spec")
+}
 
 // defaultRootPath is where containerd's shims mount the container's snapshot
 // (the bundle's "rootfs"); a spec whose root is elsewhere runs another tree.

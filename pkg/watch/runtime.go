@@ -5,12 +5,12 @@ import (
 	"errors"
 	"syscall"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/nri-csig/nri-csig/internal/ctrdconn"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
 )
 
@@ -31,8 +31,8 @@ type runtime interface {
 	kill(ctx context.Context, id string) error
 }
 
-// clientRuntime is runtime on a containerd client.
-type clientRuntime struct{ client *containerd.Client }
+// clientRuntime is runtime on a containerd connection.
+type clientRuntime struct{ client *ctrdconn.Conn }
 
 func (r clientRuntime) container(ctx context.Context, id string) (containers.Container, error) {
 	return r.client.ContainerService().Get(ctx, id)
@@ -46,20 +46,20 @@ func (r clientRuntime) snapshot(ctx context.Context, snapshotter, key string) (s
 }
 
 func (r clientRuntime) imageConfig(ctx context.Context, name string) (string, string, error) {
-	img, err := r.client.GetImage(ctx, name)
+	img, err := r.client.ImageService().Get(ctx, name)
 	if err != nil {
 		return "", "", err
 	}
-	cfg, err := img.Config(ctx)
+	cfg, err := r.client.ImageConfig(ctx, img)
 	if err != nil {
 		return "", "", err
 	}
-	return cfg.Digest.String(), img.Target().Digest.String(), nil
+	return cfg.Digest.String(), img.Target.Digest.String(), nil
 }
 
 func (r clientRuntime) resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error) {
 	ns, _ := namespaces.Namespace(ctx)
-	return imagestore.New(r.client.ImageService(), imagestore.ContentOf(r.client), ns).Resolve(ctx, configDigest)
+	return imagestore.New(r.client.ImageService(), imagestore.ContentAPI(r.client.GRPC()), ns).Resolve(ctx, configDigest)
 }
 
 // labelPinned is the label the CRI puts on the image records of its pinned
@@ -73,7 +73,7 @@ func (r clientRuntime) pinnedConfigs(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, rec := range imgs {
-		cfg, err := containerd.NewImage(r.client, rec).Config(ctx)
+		cfg, err := r.client.ImageConfig(ctx, rec)
 		if err != nil {
 			continue // an unreadable pinned image is no sandbox image: judged
 		}
@@ -83,15 +83,14 @@ func (r clientRuntime) pinnedConfigs(ctx context.Context) ([]string, error) {
 }
 
 func (r clientRuntime) kill(ctx context.Context, id string) error {
-	c, err := r.client.LoadContainer(ctx, id)
+	if _, err := r.client.ContainerService().Get(ctx, id); err != nil {
+		return err
+	}
+	task, err := r.client.LoadTask(ctx, id)
 	if err != nil {
 		return err
 	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := task.Kill(ctx, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
 	return nil

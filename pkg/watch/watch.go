@@ -9,12 +9,12 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 
+	"github.com/nri-csig/nri-csig/internal/ctrdconn"
 	"github.com/nri-csig/nri-csig/pkg/audit"
 	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/policy"
@@ -61,7 +61,7 @@ type Options struct {
 
 // Watcher follows containerd's events.
 type Watcher struct {
-	client *containerd.Client // nil in unit tests
+	client *ctrdconn.Conn // nil in unit tests
 	rt     runtime
 	opts   Options
 
@@ -75,8 +75,8 @@ type Watcher struct {
 	syncDeadline time.Time
 }
 
-// New returns a watcher on client.
-func New(client *containerd.Client, opts Options) *Watcher {
+// New returns a watcher on a containerd connection.
+func New(client *ctrdconn.Conn, opts Options) *Watcher {
 	w := newWatcher(clientRuntime{client}, opts)
 	w.client = client
 	return w
@@ -192,26 +192,26 @@ func (w *Watcher) invalidate(ns string) {
 
 // Sweep judges every running container outside the CRI, in every namespace.
 func (w *Watcher) Sweep(ctx context.Context) error {
-	nss, err := w.client.NamespaceService().List(ctx)
+	nss, err := w.client.Namespaces(ctx)
 	if err != nil {
 		return fmt.Errorf("listing containerd namespaces: %w", err)
 	}
 	for _, ns := range nss {
 		nsCtx := namespaces.WithNamespace(ctx, ns)
-		ctrs, err := w.client.Containers(nsCtx)
+		ctrs, err := w.client.ContainerService().List(nsCtx)
 		if err != nil {
 			return fmt.Errorf("listing containers in namespace %s: %w", ns, err)
 		}
 		for _, c := range ctrs {
-			if _, err := c.Task(nsCtx, nil); err != nil {
+			if _, err := w.client.LoadTask(nsCtx, c.ID); err != nil {
 				if !errdefs.IsNotFound(err) {
 					w.dropped.Add(1)
 					w.opts.Log.Warn("cannot tell whether a container runs; it is not judged now", "containerd_namespace", ns,
-						"container_id", c.ID(), "error", err)
+						"container_id", c.ID, "error", err)
 				}
 				continue // no task: not running
 			}
-			w.judge(nsCtx, ns, c.ID(), "startup", time.Time{})
+			w.judge(nsCtx, ns, c.ID, "startup", time.Time{})
 		}
 	}
 	return nil
@@ -233,7 +233,7 @@ func (w *Watcher) index(ctx context.Context, ns string) ChainIndex {
 	if ok {
 		return x
 	}
-	x = imagestore.New(w.client.ImageService(), imagestore.ContentOf(w.client), ns, imagestore.WithLogger(w.opts.Log))
+	x = imagestore.New(w.client.ImageService(), imagestore.ContentAPI(w.client.GRPC()), ns, imagestore.WithLogger(w.opts.Log))
 	bctx, cancel := context.WithTimeout(ctx, indexTimeout)
 	defer cancel()
 	if err := x.Build(bctx); err != nil {
