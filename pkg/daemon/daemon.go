@@ -138,10 +138,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connecting to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
 	defer client.Close()
-	d.guard.ctrdRoot = containerdRoot(ctx, client) // for the node-integrity guard
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	d.startRootLearner(ctx, node) // for the node-integrity guard
 
 	// The image index follows containerd's image events itself (with or
 	// without the watcher), and boot verification walks it once built. It
@@ -618,6 +618,7 @@ func (d *daemon) reload(ctx context.Context, why string) {
 	d.mu.Lock()
 	d.node = node
 	d.mu.Unlock()
+	d.startRootLearner(ctx, node) // a config that named containerd's root may no longer
 	change := d.applyBundleSection(ctx, next)
 	d.refreshDecider()
 	d.metrics.reloads.WithLabelValues("accepted").Inc()
