@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -609,7 +608,7 @@ func (s *Store) Forget(digests ...string) {
 	// runtime returns a span only when nothing in it lives): once most
 	// entries left, rebuild the maps from copies of what stays.
 	if len(s.entries) < s.peak/4 {
-		s.compactLocked(strings.Clone)
+		s.compactLocked(nil)
 	}
 	s.mu.Unlock()
 	if s.log != nil {
@@ -618,13 +617,18 @@ func (s *Store) Forget(digests ...string) {
 }
 
 // compactLocked rebuilds the maps from copies of what they hold, keyed by
-// key(digest) (a copy of it, or one that lives anyway); s.mu held.
+// key(digest) (a copy of it, or one that lives anyway; nil: a copy beside
+// the entries), all in one arena (arena.go); s.mu held.
 func (s *Store) compactLocked(key func(string) string) {
 	entries := make(map[string]*storeEntry, len(s.entries))
 	hints := map[string]string{} // one copy of each key hint
+	a := newArena(s.entries)
+	if key == nil {
+		key = a.str
+	}
 	for d, e := range s.entries {
 		k := key(d)
-		entries[k] = e.copy(k, hints)
+		entries[k] = e.copy(k, hints, a)
 	}
 	errs := make(map[string]fetchError, len(s.errs))
 	for d, fe := range s.errs {
@@ -643,6 +647,7 @@ func (s *Store) compactLocked(key func(string) string) {
 // It costs one copy of the store.
 func (s *Store) Compact(canonical func(digest string) string) {
 	copies := map[string]string{}
+	keys := &arena{} // the copies, together
 	key := func(d string) string {
 		if canonical != nil {
 			if c := canonical(d); c == d {
@@ -652,7 +657,7 @@ func (s *Store) Compact(canonical func(digest string) string) {
 		if c, ok := copies[d]; ok {
 			return c
 		}
-		c := strings.Clone(d)
+		c := keys.str(d)
 		copies[c] = c
 		return c
 	}
@@ -669,17 +674,19 @@ func (s *Store) Compact(canonical func(digest string) string) {
 // A check being verified meanwhile (SetKeys, outside the store's lock) is
 // copied with what keys said of it so far; what it learns later is learnt
 // again at most once.
-func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
-	n := *e
-	n.checks = make([]*sigCheck, len(e.checks))
+func (e *storeEntry) copy(digest string, hints map[string]string, a *arena) *storeEntry {
+	n := a.entry()
+	*n = *e
+	n.checks = a.checkList(len(e.checks))
 	for i, c := range e.checks {
 		c.mu.Lock()
-		nc := &sigCheck{check: c.check, by: c.by}
+		nc := a.check()
+		nc.check, nc.by = c.check, c.by
 		if m := c.missed; m != nil {
 			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
 		}
 		c.mu.Unlock()
-		nc.source = strings.Clone(c.source)
+		nc.source = a.str(c.source)
 		if c.cert != nil {
 			nc.cert = &certSig{c.cert.CertSignature, digest}
 		}
@@ -692,14 +699,14 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		if f := c.said; f != nil {
 			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
 		}
-		nc.sigs = make([][]byte, len(c.sigs))
+		nc.sigs = a.sigList(len(c.sigs))
 		for j, sig := range c.sigs {
-			nc.sigs[j] = bytes.Clone(sig)
+			nc.sigs[j] = a.bytes(sig)
 		}
 		n.checks[i] = nc
 	}
 	n.verified = e.ring.share(e.verified)
-	return &n
+	return n
 }
 
 // Retain forgets every digest not in live (the node's images, e.g. at boot).
