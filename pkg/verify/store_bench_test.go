@@ -100,14 +100,17 @@ func BenchmarkVerifiedLookup(b *testing.B) {
 	}
 }
 
-// freshFetcher answers copies of what f holds, sources and bytes included.
+// freshFetcher answers copies of what f holds, bytes included, with the
+// source a Registry names a cosign signature by (the .sig tag of image in
+// its repository, about 100 bytes, a string of its own per fetch).
 type freshFetcher struct{ f SignatureFetcher }
 
 func (f freshFetcher) Fetch(ctx context.Context, image name.Digest) ([]signature.Manifest, error) {
 	ms, err := f.f.Fetch(ctx, image)
 	out := make([]signature.Manifest, len(ms))
 	for i, m := range ms {
-		out[i] = signature.Manifest{Source: strings.Clone(m.Source), Raw: bytes.Clone(m.Raw), Blobs: map[string][]byte{}, Err: m.Err}
+		src := image.Context().Tag(signature.SignatureTag(image.DigestStr())).String()
+		out[i] = signature.Manifest{Source: src, Raw: bytes.Clone(m.Raw), Blobs: map[string][]byte{}, Err: m.Err}
 		for k, v := range m.Blobs {
 			out[i].Blobs[strings.Clone(k)] = bytes.Clone(v)
 		}
