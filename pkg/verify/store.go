@@ -225,11 +225,12 @@ type storeEntry struct {
 	fail    int32 // index in checks of the first failure; -1: none
 }
 
-// contentOf hashes what identifies a set of signatures.
-func contentOf(cs []*sigCheck) [sha256.Size]byte {
+// contentOf hashes what identifies a set of signatures of digest.
+func contentOf(digest string, cs []*sigCheck) [sha256.Size]byte {
 	h := sha256.New()
 	for _, c := range cs {
-		fmt.Fprintf(h, "%d:%s %d %x", len(c.source), c.source, c.layer, c.sum)
+		src := c.source.text(digest)
+		fmt.Fprintf(h, "%d:%s %d %x", len(src), src, c.layer, c.sum)
 		for _, sig := range c.sigs {
 			fmt.Fprintf(h, " %x", sig)
 		}
@@ -247,10 +248,11 @@ func contentOf(cs []*sigCheck) [sha256.Size]byte {
 }
 
 // reuse replaces fresh checks by the identical ones held before, which keep
-// what keys said of them: a refresh verifies nothing twice.
+// what keys said of them: a refresh verifies nothing twice. Both are of one
+// digest, so their sources compare as their texts do.
 func reuse(fresh, held []*sigCheck) []*sigCheck {
 	type id struct {
-		source string
+		source source
 		layer  int32
 		sum    [sha256.Size]byte
 	}
@@ -545,7 +547,7 @@ func (s *Store) Status(digest string) string {
 				}
 			}
 		}
-		return fmt.Sprintf("%s: %v", c.source, err)
+		return fmt.Sprintf("%s: %v", c.source.text(digest), err)
 	}
 	if fe, ok := s.errs[digest]; ok {
 		return fmt.Sprintf("signatures could not be fetched (%s ago): %s", s.now().Sub(fe.at).Round(time.Second), fe.text)
@@ -679,7 +681,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
 		}
 		c.mu.Unlock()
-		nc.source = strings.Clone(c.source)
+		nc.source = c.source.clone()
 		if c.cert != nil {
 			nc.cert = &certSig{c.cert.CertSignature, digest}
 		}
@@ -790,16 +792,16 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	s.mu.RLock()
 	old, r := s.entries[digest], s.ring
 	s.mu.RUnlock()
-	isFresh := map[string]bool{}
+	isFresh := map[source]bool{}
 	for _, m := range fresh {
-		isFresh[m.Source] = true
+		isFresh[sourceOf(digest, m.Source)] = true
 	}
 	checks := newChecks(digest, fresh, "")
 	all := fresh
 	if old != nil {
 		checks = reuse(checks, old.checks)
 		for _, c := range old.checks {
-			if !isFresh[c.source] && c.source != boundSource {
+			if !isFresh[c.source] && c.source != sourceOf(digest, boundSource) {
 				checks = append(checks, c)
 			}
 		}
@@ -809,18 +811,18 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 				s.notePersist(err)
 			}
 			for _, m := range kept {
-				if !isFresh[m.Source] {
+				if !isFresh[sourceOf(digest, m.Source)] {
 					all = append(all, m)
 				}
 			}
 		}
 	}
 	e := (&storeEntry{checks: checks}).judge(r)
-	e, all = bound(e, all, r)
+	e, all = bound(digest, e, all, r)
 	e.fetched = s.now().UnixNano()
 	// content identifies the signatures held, so that a refresh that found
 	// the same ones writes nothing.
-	content := contentOf(e.checks)
+	content := contentOf(digest, e.checks)
 
 	// SetKeys ran meanwhile: judge again under the keys in force, outside
 	// the lock (a certificate witness's verifier may be another process).
@@ -867,7 +869,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 
 // bound keeps a digest's signatures within MaxSignaturesPerDigest and
 // MaxBytesPerDigest, manifests with a verified signature first.
-func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []signature.Manifest) {
+func bound(digest string, e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []signature.Manifest) {
 	size := 0
 	for _, m := range all {
 		size += manifestSize(m)
@@ -878,7 +880,7 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	good := map[string]bool{}
 	for _, c := range e.checks {
 		if c.verifiedBy(r) >= 0 {
-			good[c.source] = true
+			good[c.source.text(digest)] = true
 		}
 	}
 	ordered := slices.Clone(all)
@@ -896,8 +898,9 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	size, n := 0, 0
 	for _, m := range ordered {
 		mc := 0
+		src := sourceOf(digest, m.Source)
 		for _, c := range e.checks {
-			if c.source == m.Source {
+			if c.source == src {
 				mc++
 			}
 		}
@@ -909,11 +912,11 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	}
 	var checks []*sigCheck
 	for _, c := range e.checks {
-		if keep[c.source] {
+		if keep[c.source.text(digest)] {
 			checks = append(checks, c)
 		}
 	}
-	checks = append(checks, &sigCheck{check: check{source: boundSource, layer: -1,
+	checks = append(checks, &sigCheck{check: check{source: sourceOf(digest, boundSource), layer: -1,
 		err: fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
 			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest)}})
 	return (&storeEntry{checks: checks, fetched: e.fetched}).judge(r), kept

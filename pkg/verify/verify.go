@@ -170,12 +170,12 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 	}
 	for _, c := range extract(digest, manifests) {
 		if c.err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: c.err})
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Err: c.err})
 			continue
 		}
 		i, err := c.keyIndex(ks, fps)
 		if err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: err})
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Err: err})
 			continue
 		}
 		said := payloadFacts{}
@@ -183,10 +183,10 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 			said = *c.said
 		}
 		if said.after != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Key: ks[i].Name, Covers: said.covers, Err: said.after})
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Key: ks[i].Name, Covers: said.covers, Err: said.after})
 			continue
 		}
-		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source, Layer: int(c.layer), Format: c.format.String(),
+		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source.text(digest), Layer: int(c.layer), Format: c.format.String(),
 			Digest: digest, Identity: said.identity, Annotations: said.annotations})
 	}
 	return res
@@ -202,7 +202,7 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 // have (a refusal after authentication, the payload's identity) is behind a
 // pointer.
 type check struct {
-	source string
+	source source // of the digest the check is for
 	err    error
 
 	sum  [sha256.Size]byte
@@ -278,17 +278,18 @@ func (f formatCode) String() string {
 // manifest that cannot be read), in order. It does no public-key work.
 func extract(digest string, manifests []signature.Manifest) []check {
 	if err := signature.ValidateDigest(digest); err != nil {
-		return []check{{source: "input", layer: -1, err: err}}
+		return []check{{source: sourceOf(digest, "input"), layer: -1, err: err}}
 	}
 	var out []check
 	for _, sm := range manifests {
+		src := sourceOf(digest, sm.Source)
 		if sm.Err != nil {
-			out = append(out, check{source: sm.Source, layer: -1, err: sm.Err})
+			out = append(out, check{source: src, layer: -1, err: sm.Err})
 			continue
 		}
 		m, err := signature.ParseManifest(sm.Raw)
 		if err != nil {
-			out = append(out, check{source: sm.Source, layer: -1, err: err})
+			out = append(out, check{source: src, layer: -1, err: err})
 			continue
 		}
 		for i, l := range m.Layers {
@@ -297,7 +298,7 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			c := check{source: sm.Source, layer: int32(i), format: formatLegacy}
+			c := check{source: src, layer: int32(i), format: formatLegacy}
 			switch l.MediaType {
 			case signature.BundleMediaType:
 				c.format = formatBundle
