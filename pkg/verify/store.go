@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -231,7 +230,7 @@ func contentOf(digest string, cs []*sigCheck) [sha256.Size]byte {
 	for _, c := range cs {
 		src := c.source.text(digest)
 		fmt.Fprintf(h, "%d:%s %d %x", len(src), src, c.layer, c.sum)
-		for _, sig := range c.sigs {
+		for sig := range c.sigs.all() {
 			fmt.Fprintf(h, " %x", sig)
 		}
 		if c.cert != nil {
@@ -263,7 +262,7 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 		}
 	}
 	for i, c := range fresh {
-		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) && sameCert(o.cert, c.cert) {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && o.sigs == c.sigs && sameCert(o.cert, c.cert) {
 			fresh[i] = o
 		}
 	}
@@ -694,10 +693,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		if f := c.said; f != nil {
 			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
 		}
-		nc.sigs = make([][]byte, len(c.sigs))
-		for j, sig := range c.sigs {
-			nc.sigs[j] = bytes.Clone(sig)
-		}
+		nc.sigs = c.sigs.clone()
 		n.checks[i] = nc
 	}
 	n.verified = e.ring.share(e.verified)

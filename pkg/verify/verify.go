@@ -206,7 +206,7 @@ type check struct {
 	err    error
 
 	sum  [sha256.Size]byte
-	sigs [][]byte
+	sigs sigList
 	// hint is the key fingerprint the signature names (a Sigstore bundle's
 	// publicKey hint), tried first; untrusted, so only an ordering.
 	hint string
@@ -348,7 +348,7 @@ func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte
 		c.err = fmt.Errorf("signature annotation: %w", err)
 		return
 	}
-	c.sum, c.sigs = sha256.Sum256(payload), [][]byte{sig}
+	c.sum, c.sigs = sha256.Sum256(payload), sigsOf(sig)
 	p, err := signature.ParsePayload(payload)
 	switch {
 	case err != nil:
@@ -373,7 +373,7 @@ func (c *check) readBundle(digest string, blob []byte) {
 		return
 	}
 	env := b.DSSEEnvelope
-	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), env.Signatures
+	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), sigsOf(env.Signatures...)
 	c.hint, c.certificate = hintFingerprint(b.KeyHint), b.Certificate
 	st, err := signature.ParseStatement(env.Payload)
 	if err != nil {
@@ -431,8 +431,8 @@ func (c *check) verify(k Key) error {
 		}
 		return k.Cert.Verify(c.cert.digest, c.cert.CertSignature)
 	}
-	for _, sig := range c.sigs {
-		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
+	for sig := range c.sigs.all() {
+		if verifyDigest(k.Public, k.Algorithm, c.sum[:], []byte(sig)) == nil {
 			return nil
 		}
 	}
