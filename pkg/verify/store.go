@@ -154,7 +154,7 @@ func (c *sigCheck) triedKeys() []uint32 {
 // is in force (a certificate-bearing signature is tried again once it is
 // not).
 func (c *sigCheck) verifiedBy(r *keyring) int {
-	if c.err != nil {
+	if c.failure() != nil {
 		return -1
 	}
 	c.mu.Lock()
@@ -236,8 +236,8 @@ func contentOf(digest string, cs []*sigCheck) [sha256.Size]byte {
 		if c.cert != nil {
 			fmt.Fprintf(h, " cert %x", sha256.Sum256(c.cert.Blob))
 		}
-		if c.err != nil {
-			fmt.Fprintf(h, " err %q", c.err.Error())
+		if err := c.failure(); err != nil {
+			fmt.Fprintf(h, " err %q", err.Error())
 		}
 		h.Write([]byte{'\n'})
 	}
@@ -257,12 +257,12 @@ func reuse(fresh, held []*sigCheck) []*sigCheck {
 	}
 	byID := make(map[id]*sigCheck, len(held))
 	for _, c := range held {
-		if c.err == nil {
+		if c.failure() == nil {
 			byID[id{c.source, c.layer, c.sum}] = c
 		}
 	}
 	for i, c := range fresh {
-		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && o.sigs == c.sigs && sameCert(o.cert, c.cert) {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.failure() == nil && o.sigs == c.sigs && sameCert(o.cert, c.cert) {
 			fresh[i] = o
 		}
 	}
@@ -339,8 +339,8 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 		if f := out[i].said; f != nil {
 			// The identity and annotations are not asked of the store.
 			out[i].said = nil
-			if f.after != nil {
-				out[i].said = &payloadFacts{after: f.after, covers: f.covers}
+			if f.err != nil || f.after != nil {
+				out[i].said = &payloadFacts{err: f.err, after: f.after, covers: f.covers}
 			}
 		}
 		if out[i].hint == "" {
@@ -536,7 +536,7 @@ func (s *Store) Status(digest string) string {
 			return ErrNoSignatures.Error()
 		}
 		c := e.checks[e.fail]
-		err := c.err
+		err := c.failure()
 		if err == nil {
 			err = c.refusal()
 			if i := c.verifiedBy(e.ring); i < 0 {
@@ -691,7 +691,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 			hints[nc.hint] = nc.hint
 		}
 		if f := c.said; f != nil {
-			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
+			nc.said = &payloadFacts{err: f.err, after: f.after, covers: strings.Clone(f.covers)}
 		}
 		nc.sigs = c.sigs.clone()
 		n.checks[i] = nc
@@ -912,9 +912,9 @@ func bound(digest string, e *storeEntry, all []signature.Manifest, r *keyring) (
 			checks = append(checks, c)
 		}
 	}
-	checks = append(checks, &sigCheck{check: check{source: sourceOf(digest, boundSource), layer: -1,
-		err: fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
-			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest)}})
+	checks = append(checks, &sigCheck{check: failed(sourceOf(digest, boundSource), -1,
+		fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
+			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest))})
 	return (&storeEntry{checks: checks, fetched: e.fetched}).judge(r), kept
 }
 
