@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,4 +154,45 @@ func TestStoreSourcesKeepTheirText(t *testing.T) {
 	if n != 1 {
 		t.Errorf("finding a signature again in its repository holds %d checks of it; want 1", n)
 	}
+}
+
+// A digest's verdict names every key that verified it, in the order of its
+// signatures and each once, whether one key did (held as an index in the
+// keys in force) or several; Compact and a change of keys keep it so.
+func TestStoreVerdictKeys(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 3)
+	one, two := testDigest(1), testDigest(2)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{
+		one: {legacyManifest(t, ss[1], one)},
+		two: {legacyManifest(t, ss[2], two), legacyManifest(t, ss[0], two), legacyManifest(t, ss[2], two)},
+	}}
+	st := NewStore(nil, f)
+	st.SetKeys(ks)
+	prefetchAll(t, st, []string{one, two})
+	check := func(what string, d string, want ...string) {
+		t.Helper()
+		wantStatus := "verified signatures by key(s) " + strings.Join(want, ", ")
+		if len(want) == 0 {
+			wantStatus = "signature not made by any of the keys"
+		}
+		if got := st.Status(d); !strings.HasPrefix(got, wantStatus) && !strings.Contains(got, wantStatus) {
+			t.Errorf("%s: Status = %q; want %q", what, got, wantStatus)
+		}
+		for _, k := range ks {
+			if got := st.Verified(d, k.Name); got != slices.Contains(want, k.Name) {
+				t.Errorf("%s: Verified(%s) = %v", what, k.Name, got)
+			}
+		}
+	}
+	check("one key", one, ks[1].Name)
+	check("two keys", two, ks[2].Name, ks[0].Name)
+	st.Compact(nil)
+	check("one key after Compact", one, ks[1].Name)
+	check("two keys after Compact", two, ks[2].Name, ks[0].Name)
+	st.SetKeys([]Key{ks[2], ks[1]}) // another order: indexes in the keys change
+	check("one key, keys reordered", one, ks[1].Name)
+	check("two keys, one left", two, ks[2].Name)
+	st.SetKeys(ks[:1])
+	check("no key left", one)
+	check("one key left", two, ks[0].Name)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -92,18 +93,6 @@ type keyring struct {
 	fps   []string       // fingerprints, for hints
 	names []string       // the keys' names: nearly every verdict is one of them, shared
 	pos   map[uint32]int // ID -> index in keys
-}
-
-// share returns names (the keys that verified a digest) as a slice of
-// r.names when it is one of them, rather than a copy of its own: 16 bytes
-// less per digest.
-func (r *keyring) share(names []string) []string {
-	if len(names) == 1 {
-		if i := slices.Index(r.names, names[0]); i >= 0 {
-			return r.names[i : i+1 : i+1]
-		}
-	}
-	return slices.Clone(names)
 }
 
 // sameAs reports whether r holds the same keys as o, in the same order and
@@ -209,19 +198,51 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	return -1
 }
 
-// storeEntry is what the store holds of one image digest (80 bytes, besides
-// its checks: the node has one per image digest).
+// storeEntry is what the store holds of one image digest (56 bytes, besides
+// its checks: the node has one per image digest). Its verdict is nearly
+// always one key, held as an index in ring; several keys and verdicts that
+// end (CertExpiry) are behind more.
 type storeEntry struct {
-	checks   []*sigCheck
-	ring     *keyring // the keys verified is for
-	verified []string // fingerprints (Key.Name) that verified the digest
-	// until holds, for the keys in verified whose every verified signature
-	// stops verifying at a time (CertExpiry), the latest such time.
-	until map[string]time.Time
+	checks []*sigCheck
+	ring   *keyring   // the keys verified is for
+	more   *entryMore // nil: one key verified, or none
 	// fetched is when the sources were last read (Unix nanoseconds; 0:
 	// never, what is held came from disk).
 	fetched int64
-	fail    int32 // index in checks of the first failure; -1: none
+	// one is 1 + the index in ring.names of the key that verified the
+	// digest when it is the only one (0: none, or several: more).
+	one  uint32
+	fail int32 // index in checks of the first failure; -1: none
+}
+
+// entryMore is what few entries have.
+type entryMore struct {
+	// verified are the fingerprints (Key.Name) that verified the digest,
+	// when they are several.
+	verified []string
+	// until holds, for the keys in verified whose every verified signature
+	// stops verifying at a time (CertExpiry), the latest such time.
+	until map[string]time.Time
+}
+
+// verified returns the fingerprints (Key.Name) that verified the digest,
+// in the order of its checks; the slice is shared, not to be changed.
+func (e *storeEntry) verified() []string {
+	if e.more != nil && e.more.verified != nil {
+		return e.more.verified
+	}
+	if e.one > 0 {
+		return e.ring.names[e.one-1 : e.one : e.one]
+	}
+	return nil
+}
+
+// extra returns e.more, adding it.
+func (e *storeEntry) extra() *entryMore {
+	if e.more == nil {
+		e.more = &entryMore{}
+	}
+	return e.more
 }
 
 // contentOf hashes what identifies a set of signatures of digest.
@@ -371,10 +392,14 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 			name := r.keys[k].Name
 			end := validUntil(r.keys[k], c)
 			if prev, seen := ends[name]; !seen {
-				if ne.verified == nil {
-					ne.verified = r.names[k : k+1 : k+1] // appending copies it
-				} else {
-					ne.verified = append(ne.verified, name)
+				switch {
+				case len(ends) == 0:
+					ne.one = uint32(k + 1)
+				case len(ends) == 1:
+					ne.extra().verified = []string{r.names[ne.one-1], name}
+					ne.one = 0
+				default:
+					ne.more.verified = append(ne.more.verified, name)
 				}
 				ends[name] = end
 			} else if !prev.IsZero() && (end.IsZero() || end.After(prev)) {
@@ -386,10 +411,11 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 	}
 	for name, end := range ends {
 		if !end.IsZero() {
-			if ne.until == nil {
-				ne.until = map[string]time.Time{}
+			m := ne.extra()
+			if m.until == nil {
+				m.until = map[string]time.Time{}
 			}
-			ne.until[name] = end
+			m.until[name] = end
 		}
 	}
 	return ne
@@ -406,7 +432,10 @@ func validUntil(k Key, c *sigCheck) time.Time {
 
 // expired reports whether key's verdict on e has ended at now.
 func (e *storeEntry) expired(key string, now time.Time) bool {
-	end, ok := e.until[key]
+	if e.more == nil {
+		return false
+	}
+	end, ok := e.more.until[key]
 	return ok && !now.Before(end)
 }
 
@@ -492,7 +521,7 @@ func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.entries[digest]
-	return ok && slices.Contains(e.verified, fingerprint) && !e.expired(fingerprint, s.now())
+	return ok && slices.Contains(e.verified(), fingerprint) && !e.expired(fingerprint, s.now())
 }
 
 // FetchedAt returns when the sources were last read for digest (zero when
@@ -522,13 +551,13 @@ func (s *Store) Status(digest string) string {
 	defer s.mu.RUnlock()
 	if e, ok := s.entries[digest]; ok {
 		switch {
-		case len(e.verified) > 0:
-			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
+		case len(e.verified()) > 0:
+			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified(), ", "))
 			now := s.now()
-			for _, k := range e.verified {
+			for _, k := range e.verified() {
 				if e.expired(k, now) {
 					msg += fmt.Sprintf("; %s's signature stopped verifying at %s (its certificate chain expired): re-sign with a valid certificate",
-						k, e.until[k].UTC().Format(time.RFC3339))
+						k, e.more.until[k].UTC().Format(time.RFC3339))
 				}
 			}
 			return msg
@@ -696,7 +725,9 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		nc.sigs = c.sigs.clone()
 		n.checks[i] = nc
 	}
-	n.verified = e.ring.share(e.verified)
+	if m := e.more; m != nil {
+		n.more = &entryMore{verified: slices.Clone(m.verified), until: maps.Clone(m.until)}
+	}
 	return &n
 }
 
@@ -855,7 +886,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	if s.log == nil || len(all) == 0 || s.log.holds(digest, content) {
 		return partial // nothing new to write
 	}
-	err := s.log.put(digest, content, all, e.verified)
+	err := s.log.put(digest, content, all, e.verified())
 	s.notePersist(err)
 	if err != nil {
 		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))
