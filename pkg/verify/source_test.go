@@ -143,13 +143,13 @@ func TestStoreSourcesKeepTheirText(t *testing.T) {
 		}
 	}
 	st.mu.RLock()
-	n := len(st.entries[d].checks)
+	n := len(entryOf(st, d).checks)
 	st.mu.RUnlock()
 	if err := st.Prefetch(context.Background(), d, []string{"reg.example/a"}); err != nil || n != 1 {
 		t.Fatalf("%d checks held; %v", n, err)
 	}
 	st.mu.RLock()
-	n = len(st.entries[d].checks)
+	n = len(entryOf(st, d).checks)
 	st.mu.RUnlock()
 	if n != 1 {
 		t.Errorf("finding a signature again in its repository holds %d checks of it; want 1", n)
@@ -195,4 +195,10 @@ func TestStoreVerdictKeys(t *testing.T) {
 	st.SetKeys(ks[:1])
 	check("no key left", one)
 	check("one key left", two, ks[0].Name)
+}
+
+// entryOf is what st holds of digest d (nil: nothing).
+func entryOf(st *Store, d string) *storeEntry {
+	e, _ := st.entries.get(d)
+	return e
 }

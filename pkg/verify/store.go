@@ -75,9 +75,9 @@ type Store struct {
 
 	mu      sync.RWMutex
 	ring    *keyring
-	entries map[string]*storeEntry
-	peak    int                   // len(entries) high-water mark, to shrink the map
-	errs    map[string]fetchError // last failed discovery per digest
+	entries digestMap[*storeEntry]
+	peak    int                   // entries.len() high-water mark, to shrink the map
+	errs    digestMap[fetchError] // last failed discovery per digest
 	persist persistState
 }
 
@@ -312,7 +312,7 @@ type fetchError struct {
 // PersistError and leaves the store working from memory.
 func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 	s := &Store{sources: sources, now: time.Now, keyIDs: map[string]uint32{},
-		ring: &keyring{pos: map[uint32]int{}}, entries: map[string]*storeEntry{}, errs: map[string]fetchError{}}
+		ring: &keyring{pos: map[uint32]int{}}, entries: newDigestMap[*storeEntry](0), errs: newDigestMap[fetchError](0)}
 	if persist == nil {
 		return s
 	}
@@ -330,23 +330,23 @@ func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 		if len(checks) > MaxSignaturesPerDigest {
 			checks = checks[:MaxSignaturesPerDigest]
 		}
-		s.entries[digest] = &storeEntry{checks: checks, ring: s.ring, fail: -1}
-	}, func(digest string) { delete(s.entries, digest) })
+		s.entries.set(digest, &storeEntry{checks: checks, ring: s.ring, fail: -1})
+	}, func(digest string) { s.entries.del(digest) })
 	s.log = l
 	if err != nil {
 		s.persist = persistState{err: err, at: s.now()}
 	}
-	if len(s.entries) > MaxDigests {
+	if s.entries.len() > MaxDigests {
 		var drop []string
-		for d := range s.entries {
-			if len(s.entries)-len(drop) <= MaxDigests {
+		for d := range s.entries.all {
+			if s.entries.len()-len(drop) <= MaxDigests {
 				break
 			}
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 		s.Forget(drop...)
 	}
-	s.peak = len(s.entries)
+	s.peak = s.entries.len()
 	return s
 }
 
@@ -475,9 +475,9 @@ func (s *Store) SetKeys(ks []Key) {
 	}
 
 	s.mu.RLock()
-	digests := make([]string, 0, len(s.entries))
-	old := make([]*storeEntry, 0, len(s.entries))
-	for d, e := range s.entries {
+	digests := make([]digestID, 0, s.entries.len())
+	old := make([]*storeEntry, 0, s.entries.len())
+	for d, e := range s.entries.all {
 		digests, old = append(digests, d), append(old, e)
 	}
 	s.mu.RUnlock()
@@ -489,8 +489,8 @@ func (s *Store) SetKeys(ks []Key) {
 
 	s.mu.Lock()
 	for i, d := range digests {
-		if s.entries[d] == old[i] {
-			s.entries[d] = judged[i]
+		if e, _ := s.entries.getID(d); e == old[i] {
+			s.entries.setID(d, judged[i])
 		}
 	}
 	s.ring = r
@@ -498,8 +498,8 @@ func (s *Store) SetKeys(ks []Key) {
 	// they are judged again outside the lock (a certificate witness's
 	// verifier may be another process), their old verdicts standing until
 	// then. A Prefetch storing from now on judges under r itself.
-	stale := map[string]*storeEntry{}
-	for d, e := range s.entries {
+	stale := map[digestID]*storeEntry{}
+	for d, e := range s.entries.all {
 		if e.ring != r {
 			stale[d] = e
 		}
@@ -508,8 +508,8 @@ func (s *Store) SetKeys(ks []Key) {
 	for d, e := range stale {
 		ne := e.judge(r)
 		s.mu.Lock()
-		if s.entries[d] == e {
-			s.entries[d] = ne
+		if cur, _ := s.entries.getID(d); cur == e {
+			s.entries.setID(d, ne)
 		}
 		s.mu.Unlock()
 	}
@@ -520,8 +520,10 @@ func (s *Store) SetKeys(ks []Key) {
 func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, ok := s.entries[digest]
-	return ok && slices.Contains(e.verified(), fingerprint) && !e.expired(fingerprint, s.now())
+	e, ok := s.entries.get(digest)
+	// The clock is read only for a verdict that ends (rare): a decision's
+	// lookup costs the digest's decoding (digestMap) and no time.Now.
+	return ok && slices.Contains(e.verified(), fingerprint) && (e.more == nil || !e.expired(fingerprint, s.now()))
 }
 
 // FetchedAt returns when the sources were last read for digest (zero when
@@ -529,7 +531,7 @@ func (s *Store) Verified(digest, fingerprint string) bool {
 func (s *Store) FetchedAt(digest string) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e, ok := s.entries[digest]; ok {
+	if e, ok := s.entries.get(digest); ok {
 		if e.fetched != 0 {
 			return time.Unix(0, e.fetched)
 		}
@@ -541,7 +543,7 @@ func (s *Store) FetchedAt(digest string) time.Time {
 func (s *Store) Known(digest string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.entries[digest]
+	_, ok := s.entries.get(digest)
 	return ok
 }
 
@@ -549,7 +551,7 @@ func (s *Store) Known(digest string) bool {
 func (s *Store) Status(digest string) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e, ok := s.entries[digest]; ok {
+	if e, ok := s.entries.get(digest); ok {
 		switch {
 		case len(e.verified()) > 0:
 			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified(), ", "))
@@ -577,7 +579,7 @@ func (s *Store) Status(digest string) string {
 		}
 		return fmt.Sprintf("%s: %v", c.source.text(digest), err)
 	}
-	if fe, ok := s.errs[digest]; ok {
+	if fe, ok := s.errs.get(digest); ok {
 		return fmt.Sprintf("signatures could not be fetched (%s ago): %s", s.now().Sub(fe.at).Round(time.Second), fe.text)
 	}
 	return "signatures not looked up yet"
@@ -589,10 +591,10 @@ func (s *Store) Status(digest string) string {
 func (s *Store) Unreadable(digest string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, ok := s.entries[digest]; ok {
+	if _, ok := s.entries.get(digest); ok {
 		return false
 	}
-	_, failed := s.errs[digest]
+	_, failed := s.errs.get(digest)
 	return failed
 }
 
@@ -600,7 +602,7 @@ func (s *Store) Unreadable(digest string) bool {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.entries)
+	return s.entries.len()
 }
 
 // Load reports whether the store holds signatures of digest from disk or an
@@ -631,14 +633,14 @@ func (s *Store) notePersist(err error) {
 func (s *Store) Forget(digests ...string) {
 	s.mu.Lock()
 	for _, d := range digests {
-		delete(s.entries, d)
-		delete(s.errs, d)
+		s.entries.del(d)
+		s.errs.del(d)
 	}
 	// Go maps never give back their buckets, and the entries left are
 	// scattered over memory spans the forgotten ones half-emptied (the
 	// runtime returns a span only when nothing in it lives): once most
 	// entries left, rebuild the maps from copies of what stays.
-	if len(s.entries) < s.peak/4 {
+	if s.entries.len() < s.peak/4 {
 		s.compactLocked(strings.Clone)
 	}
 	s.mu.Unlock()
@@ -650,27 +652,27 @@ func (s *Store) Forget(digests ...string) {
 // compactLocked rebuilds the maps from copies of what they hold, keyed by
 // key(digest) (a copy of it, or one that lives anyway); s.mu held.
 func (s *Store) compactLocked(key func(string) string) {
-	entries := make(map[string]*storeEntry, len(s.entries))
+	entries := newDigestMap[*storeEntry](s.entries.len())
 	hints := map[string]string{} // one copy of each key hint
-	for d, e := range s.entries {
-		k := key(d)
-		entries[k] = e.copy(k, hints)
+	for d, e := range s.entries.all {
+		entries.setID(d.rekey(key), e.copy(hints))
 	}
-	errs := make(map[string]fetchError, len(s.errs))
-	for d, fe := range s.errs {
-		errs[key(d)] = fetchError{text: strings.Clone(fe.text), at: fe.at}
+	errs := newDigestMap[fetchError](s.errs.len())
+	for d, fe := range s.errs.all {
+		errs.setID(d.rekey(key), fetchError{text: strings.Clone(fe.text), at: fe.at})
 	}
-	s.entries, s.errs, s.peak = entries, errs, len(entries)
+	s.entries, s.errs, s.peak = entries, errs, entries.len()
 }
 
 // Compact rebuilds the store's memory (and its log's index) from copies, as
 // Forget does once most digests left. Call it after a burst that allocated
 // much besides the store (boot verification): its entries are then
 // scattered over memory spans that the burst's garbage half-emptied, which
-// the runtime cannot give back while one object in them lives. canonical,
-// if not nil, returns a copy of a digest that lives anyway, "" for none;
-// the store copies the others, once for its entries and its log's index.
-// It costs one copy of the store.
+// the runtime cannot give back while one object in them lives. The store
+// keeps sha256 digests as their bytes; for the others, kept as text,
+// canonical, if not nil, returns a copy that lives anyway, "" for none, and
+// the store copies the rest, once for its entries and its log's index. It
+// costs one copy of the store.
 func (s *Store) Compact(canonical func(digest string) string) {
 	copies := map[string]string{}
 	key := func(d string) string {
@@ -694,12 +696,11 @@ func (s *Store) Compact(canonical func(digest string) string) {
 	}
 }
 
-// copy returns e in fresh memory: its checks, their signatures and sources,
-// with digest (the new key) as the digest they judge.
+// copy returns e in fresh memory: its checks, their signatures and sources.
 // A check being verified meanwhile (SetKeys, outside the store's lock) is
 // copied with what keys said of it so far; what it learns later is learnt
 // again at most once.
-func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
+func (e *storeEntry) copy(hints map[string]string) *storeEntry {
 	n := *e
 	n.checks = make([]*sigCheck, len(e.checks))
 	for i, c := range e.checks {
@@ -711,7 +712,7 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 		c.mu.Unlock()
 		nc.source = c.source.clone()
 		if c.cert != nil {
-			nc.cert = &certSig{c.cert.CertSignature, digest}
+			nc.cert = &certSig{c.cert.CertSignature, strings.Clone(c.cert.digest)}
 		}
 		if h, ok := hints[c.hint]; ok {
 			nc.hint = h
@@ -733,20 +734,20 @@ func (e *storeEntry) copy(digest string, hints map[string]string) *storeEntry {
 
 // Retain forgets every digest not in live (the node's images, e.g. at boot).
 func (s *Store) Retain(live []string) {
-	keep := make(map[string]struct{}, len(live))
+	keep := make(map[digestID]struct{}, len(live))
 	for _, d := range live {
-		keep[d] = struct{}{}
+		keep[idOf(d)] = struct{}{}
 	}
 	var drop []string
 	s.mu.RLock()
-	for d := range s.entries {
+	for d := range s.entries.all {
 		if _, ok := keep[d]; !ok {
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 	}
-	for d := range s.errs {
+	for d := range s.errs.all {
 		if _, ok := keep[d]; !ok {
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 	}
 	s.mu.RUnlock()
@@ -817,7 +818,8 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	// Signatures live per repository: keep what other repositories (or an
 	// earlier look-up) gave, replacing only what these sources gave again.
 	s.mu.RLock()
-	old, r := s.entries[digest], s.ring
+	old, _ := s.entries.get(digest)
+	r := s.ring
 	s.mu.RUnlock()
 	isFresh := map[source]bool{}
 	for _, m := range fresh {
@@ -860,18 +862,19 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		e = e.judge(r)
 		s.mu.Lock()
 	}
-	s.entries[digest] = e
-	delete(s.errs, digest)
+	s.entries.set(digest, e)
+	s.errs.del(digest)
 	var evict string
-	if len(s.entries) > MaxDigests {
-		for d := range s.entries {
-			if d != digest {
-				evict = d
+	if s.entries.len() > MaxDigests {
+		id := idOf(digest)
+		for d := range s.entries.all {
+			if d != id {
+				evict = d.String()
 				break
 			}
 		}
 	}
-	s.peak = max(s.peak, len(s.entries))
+	s.peak = max(s.peak, s.entries.len())
 	s.mu.Unlock()
 	if evict != "" {
 		s.Forget(evict)
@@ -969,11 +972,11 @@ func (s *Store) noteFetchError(digest string, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.errs[digest]; !ok && len(s.errs) >= MaxErrors {
-		for d := range s.errs {
-			delete(s.errs, d)
+	if _, ok := s.errs.get(digest); !ok && s.errs.len() >= MaxErrors {
+		for d := range s.errs.all {
+			s.errs.del(d.String())
 			break
 		}
 	}
-	s.errs[digest] = fetchError{text: text, at: s.now()}
+	s.errs.set(digest, fetchError{text: text, at: s.now()})
 }
