@@ -65,10 +65,22 @@ type logManifest struct {
 	Blobs  map[string][]byte `json:"blobs,omitempty"`
 }
 
+// span is where a digest's last record is (32 bytes: the index holds one
+// per digest of the node).
 type span struct {
-	off     int64
-	size    int64             // header included
-	content [sha256.Size]byte // the store's content hash of the record (zero: unknown)
+	off  int64
+	size uint32 // header included; a record is within maxRecord
+	// content is the store's content hash of the record, its first 20
+	// bytes (zero: unknown): it only spares rewriting a record unchanged.
+	content [20]byte
+}
+
+func (s span) len() int64 { return int64(s.size) }
+
+// contentKey is what a span keeps of a content hash.
+func contentKey(content [sha256.Size]byte) (k [20]byte) {
+	copy(k[:], content[:])
+	return k
 }
 
 // sigLog is the open signature log. Its methods serialise on mu; none is
@@ -115,7 +127,7 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 	end, err := replay(f, func(off, size int64, r logRecord) {
 		for _, d := range r.Forget {
 			if s, ok := l.spans.get(d); ok {
-				l.live -= s.size
+				l.live -= s.len()
 				l.spans.del(d)
 				forget(d)
 			}
@@ -124,9 +136,9 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 			return
 		}
 		if s, ok := l.spans.get(r.Digest); ok {
-			l.live -= s.size
+			l.live -= s.len()
 		}
-		l.spans.set(r.Digest, span{off: off, size: size})
+		l.spans.set(r.Digest, span{off: off, size: uint32(size)})
 		l.live += size
 		apply(r.Digest, r.manifests(), r.Keys)
 	})
@@ -234,7 +246,7 @@ func (l *sigLog) holds(digest string, content [sha256.Size]byte) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, ok := l.spans.get(digest)
-	return ok && s.content == content
+	return ok && s.content == contentKey(content)
 }
 
 // put appends the signatures of digest (of content, as the store hashes
@@ -250,9 +262,9 @@ func (l *sigLog) put(digest string, content [sha256.Size]byte, ms []signature.Ma
 		return err
 	}
 	if s, ok := l.spans.get(digest); ok {
-		l.live -= s.size
+		l.live -= s.len()
 	}
-	l.spans.set(digest, span{l.end - int64(len(b)), int64(len(b)), content})
+	l.spans.set(digest, span{l.end - int64(len(b)), uint32(len(b)), contentKey(content)})
 	l.live += int64(len(b))
 	return l.maybeCompactLocked()
 }
@@ -265,7 +277,7 @@ func (l *sigLog) forget(digests []string) error {
 	for _, d := range digests {
 		if s, ok := l.spans.get(d); ok {
 			held = append(held, d)
-			l.live -= s.size
+			l.live -= s.len()
 			l.spans.del(d)
 		}
 	}
@@ -290,7 +302,7 @@ func (l *sigLog) get(digest string) ([]signature.Manifest, error) {
 	if !ok || l.f == nil {
 		return nil, nil
 	}
-	b := make([]byte, s.size)
+	b := make([]byte, s.len())
 	if _, err := l.f.ReadAt(b, s.off); err != nil {
 		return nil, persistErr(err)
 	}
@@ -341,11 +353,11 @@ func (l *sigLog) maybeCompactLocked() error {
 	spans := newDigestMap[span](l.spans.len())
 	var off int64
 	for d, s := range l.spans.all {
-		if _, err := io.Copy(w, io.NewSectionReader(l.f, s.off, s.size)); err != nil {
+		if _, err := io.Copy(w, io.NewSectionReader(l.f, s.off, s.len())); err != nil {
 			return fail(err)
 		}
 		spans.setID(d.rekey(strings.Clone), span{off, s.size, s.content}) // fresh memory: see Store.Forget
-		off += s.size
+		off += s.len()
 	}
 	if err := w.Flush(); err != nil {
 		return fail(err)
