@@ -12,8 +12,8 @@ import (
 // half empty, and a span goes back to the system only when nothing in it
 // lives. Copied together, they fill arrays of their own (large objects, no
 // size-class rounding), and the arrays they replace are freed whole once
-// nothing points into them: 667 -> 469 bytes of spans per digest in memory,
-// 775 -> 594 persisted (BenchmarkStoreHeapPerDigest, compacted). An array
+// nothing points into them: 480 -> 348 bytes of spans per digest in memory,
+// 605 -> 466 persisted (BenchmarkStoreHeapPerDigest, compacted). An array
 // lives while one of its elements does; the next compaction (after most
 // digests left) moves the survivors again. Entries added between
 // compactions are allocated one by one.
@@ -21,21 +21,17 @@ type arena struct {
 	entries []storeEntry
 	checks  []sigCheck
 	lists   []*sigCheck
-	sigs    [][]byte
-	data    []byte // the current chunk of bytes: signatures, sources, digests
+	data    []byte // the current chunk of bytes: signatures and sources
 }
 
 // newArena reserves room for copies of es.
-func newArena(es map[string]*storeEntry) *arena {
-	var checks, sigs int
-	for _, e := range es {
+func newArena(es digestMap[*storeEntry]) *arena {
+	var checks int
+	for _, e := range es.all {
 		checks += len(e.checks)
-		for _, c := range e.checks {
-			sigs += len(c.sigs)
-		}
 	}
-	return &arena{entries: make([]storeEntry, 0, len(es)), checks: make([]sigCheck, 0, checks),
-		lists: make([]*sigCheck, 0, checks), sigs: make([][]byte, 0, sigs)}
+	return &arena{entries: make([]storeEntry, 0, es.len()), checks: make([]sigCheck, 0, checks),
+		lists: make([]*sigCheck, 0, checks)}
 }
 
 // take returns the next free element of *s, nil when it is full. *s never
@@ -88,15 +84,6 @@ func (a *arena) checkList(n int) []*sigCheck {
 	return make([]*sigCheck, n)
 }
 
-func (a *arena) sigList(n int) [][]byte {
-	if a != nil {
-		if l := carve(&a.sigs, n); l != nil {
-			return l
-		}
-	}
-	return make([][]byte, n)
-}
-
 // room returns n bytes of the arena's current chunk, starting a new chunk
 // (64 KiB, a large object with its own spans) when it has not that many left.
 func (a *arena) room(n int) []byte {
@@ -104,15 +91,6 @@ func (a *arena) room(n int) []byte {
 		a.data = make([]byte, 0, max(64<<10, n))
 	}
 	return carve(&a.data, n)
-}
-
-func (a *arena) bytes(b []byte) []byte {
-	if a == nil || len(b) == 0 {
-		return append([]byte(nil), b...)
-	}
-	d := a.room(len(b))
-	copy(d, b)
-	return d
 }
 
 // str returns a copy of s in the arena. Strings are immutable and these

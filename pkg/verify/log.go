@@ -65,10 +65,22 @@ type logManifest struct {
 	Blobs  map[string][]byte `json:"blobs,omitempty"`
 }
 
+// span is where a digest's last record is (32 bytes: the index holds one
+// per digest of the node).
 type span struct {
-	off     int64
-	size    int64             // header included
-	content [sha256.Size]byte // the store's content hash of the record (zero: unknown)
+	off  int64
+	size uint32 // header included; a record is within maxRecord
+	// content is the store's content hash of the record, its first 20
+	// bytes (zero: unknown): it only spares rewriting a record unchanged.
+	content [20]byte
+}
+
+func (s span) len() int64 { return int64(s.size) }
+
+// contentKey is what a span keeps of a content hash.
+func contentKey(content [sha256.Size]byte) (k [20]byte) {
+	copy(k[:], content[:])
+	return k
 }
 
 // sigLog is the open signature log. Its methods serialise on mu; none is
@@ -78,7 +90,7 @@ type sigLog struct {
 	path     string
 	f        *os.File // nil: read-only, records are not kept
 	end      int64
-	spans    map[string]span // digest -> its last record
+	spans    digestMap[span] // digest -> its last record
 	live     int64           // bytes of the records in spans
 	lastSync time.Time
 }
@@ -92,7 +104,7 @@ type sigLog struct {
 // images). The error wraps ErrPersist; the log is then usable as far as it
 // could be read (f nil when it cannot be written).
 func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys []string), forget func(digest string)) (*sigLog, error) {
-	l := &sigLog{path: filepath.Join(dir, logName), spans: map[string]span{}}
+	l := &sigLog{path: filepath.Join(dir, logName), spans: newDigestMap[span](0)}
 	var errs []error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		errs = append(errs, err)
@@ -114,19 +126,19 @@ func openLog(dir string, apply func(digest string, ms []signature.Manifest, keys
 	}
 	end, err := replay(f, func(off, size int64, r logRecord) {
 		for _, d := range r.Forget {
-			if s, ok := l.spans[d]; ok {
-				l.live -= s.size
-				delete(l.spans, d)
+			if s, ok := l.spans.get(d); ok {
+				l.live -= s.len()
+				l.spans.del(d)
 				forget(d)
 			}
 		}
 		if r.Digest == "" {
 			return
 		}
-		if s, ok := l.spans[r.Digest]; ok {
-			l.live -= s.size
+		if s, ok := l.spans.get(r.Digest); ok {
+			l.live -= s.len()
 		}
-		l.spans[r.Digest] = span{off: off, size: size}
+		l.spans.set(r.Digest, span{off: off, size: uint32(size)})
 		l.live += size
 		apply(r.Digest, r.manifests(), r.Keys)
 	})
@@ -222,9 +234,9 @@ func toLog(ms []signature.Manifest) []logManifest {
 func (l *sigLog) rekey(key func(string) string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	spans := make(map[string]span, len(l.spans))
-	for d, s := range l.spans {
-		spans[key(d)] = s
+	spans := newDigestMap[span](l.spans.len())
+	for d, s := range l.spans.all {
+		spans.setID(d.rekey(key), s)
 	}
 	l.spans = spans
 }
@@ -233,8 +245,8 @@ func (l *sigLog) rekey(key func(string) string) {
 func (l *sigLog) holds(digest string, content [sha256.Size]byte) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, ok := l.spans[digest]
-	return ok && s.content == content
+	s, ok := l.spans.get(digest)
+	return ok && s.content == contentKey(content)
 }
 
 // put appends the signatures of digest (of content, as the store hashes
@@ -249,10 +261,10 @@ func (l *sigLog) put(digest string, content [sha256.Size]byte, ms []signature.Ma
 	if err := l.appendLocked(b); err != nil {
 		return err
 	}
-	if s, ok := l.spans[digest]; ok {
-		l.live -= s.size
+	if s, ok := l.spans.get(digest); ok {
+		l.live -= s.len()
 	}
-	l.spans[digest] = span{l.end - int64(len(b)), int64(len(b)), content}
+	l.spans.set(digest, span{l.end - int64(len(b)), uint32(len(b)), contentKey(content)})
 	l.live += int64(len(b))
 	return l.maybeCompactLocked()
 }
@@ -263,10 +275,10 @@ func (l *sigLog) forget(digests []string) error {
 	defer l.mu.Unlock()
 	var held []string
 	for _, d := range digests {
-		if s, ok := l.spans[d]; ok {
+		if s, ok := l.spans.get(d); ok {
 			held = append(held, d)
-			l.live -= s.size
-			delete(l.spans, d)
+			l.live -= s.len()
+			l.spans.del(d)
 		}
 	}
 	if len(held) == 0 {
@@ -286,11 +298,11 @@ func (l *sigLog) forget(digests []string) error {
 func (l *sigLog) get(digest string) ([]signature.Manifest, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, ok := l.spans[digest]
+	s, ok := l.spans.get(digest)
 	if !ok || l.f == nil {
 		return nil, nil
 	}
-	b := make([]byte, s.size)
+	b := make([]byte, s.len())
 	if _, err := l.f.ReadAt(b, s.off); err != nil {
 		return nil, persistErr(err)
 	}
@@ -338,14 +350,14 @@ func (l *sigLog) maybeCompactLocked() error {
 		return persistErr(fmt.Errorf("compacting %s: %w", l.path, err))
 	}
 	w := bufio.NewWriterSize(nf, 256<<10)
-	spans := make(map[string]span, len(l.spans))
+	spans := newDigestMap[span](l.spans.len())
 	var off int64
-	for d, s := range l.spans {
-		if _, err := io.Copy(w, io.NewSectionReader(l.f, s.off, s.size)); err != nil {
+	for d, s := range l.spans.all {
+		if _, err := io.Copy(w, io.NewSectionReader(l.f, s.off, s.len())); err != nil {
 			return fail(err)
 		}
-		spans[strings.Clone(d)] = span{off, s.size, s.content} // fresh memory: see Store.Forget
-		off += s.size
+		spans.setID(d.rekey(strings.Clone), span{off, s.size, s.content}) // fresh memory: see Store.Forget
+		off += s.len()
 	}
 	if err := w.Flush(); err != nil {
 		return fail(err)

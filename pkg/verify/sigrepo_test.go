@@ -117,7 +117,7 @@ func TestDirAskedOncePerDiscovery(t *testing.T) {
 		t.Errorf("the signature directory was asked %d times for one discovery; want 1", dir.calls)
 	}
 	st.mu.RLock()
-	n := len(st.entries[d].checks)
+	n := len(entryOf(st, d).checks)
 	st.mu.RUnlock()
 	if n != 1 || !st.Verified(d, k.Name) {
 		t.Errorf("the store holds %d checks (verified %v); want the one signature once", n, st.Verified(d, k.Name))

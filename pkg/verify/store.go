@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -74,9 +75,9 @@ type Store struct {
 
 	mu      sync.RWMutex
 	ring    *keyring
-	entries map[string]*storeEntry
-	peak    int                   // len(entries) high-water mark, to shrink the map
-	errs    map[string]fetchError // last failed discovery per digest
+	entries digestMap[*storeEntry]
+	peak    int                   // entries.len() high-water mark, to shrink the map
+	errs    digestMap[fetchError] // last failed discovery per digest
 	persist persistState
 }
 
@@ -92,18 +93,6 @@ type keyring struct {
 	fps   []string       // fingerprints, for hints
 	names []string       // the keys' names: nearly every verdict is one of them, shared
 	pos   map[uint32]int // ID -> index in keys
-}
-
-// share returns names (the keys that verified a digest) as a slice of
-// r.names when it is one of them, rather than a copy of its own: 16 bytes
-// less per digest.
-func (r *keyring) share(names []string) []string {
-	if len(names) == 1 {
-		if i := slices.Index(r.names, names[0]); i >= 0 {
-			return r.names[i : i+1 : i+1]
-		}
-	}
-	return slices.Clone(names)
 }
 
 // sameAs reports whether r holds the same keys as o, in the same order and
@@ -154,7 +143,7 @@ func (c *sigCheck) triedKeys() []uint32 {
 // is in force (a certificate-bearing signature is tried again once it is
 // not).
 func (c *sigCheck) verifiedBy(r *keyring) int {
-	if c.err != nil {
+	if c.failure() != nil {
 		return -1
 	}
 	c.mu.Lock()
@@ -209,34 +198,67 @@ func (c *sigCheck) verifiedBy(r *keyring) int {
 	return -1
 }
 
-// storeEntry is what the store holds of one image digest (80 bytes, besides
-// its checks: the node has one per image digest).
+// storeEntry is what the store holds of one image digest (56 bytes, besides
+// its checks: the node has one per image digest). Its verdict is nearly
+// always one key, held as an index in ring; several keys and verdicts that
+// end (CertExpiry) are behind more.
 type storeEntry struct {
-	checks   []*sigCheck
-	ring     *keyring // the keys verified is for
-	verified []string // fingerprints (Key.Name) that verified the digest
-	// until holds, for the keys in verified whose every verified signature
-	// stops verifying at a time (CertExpiry), the latest such time.
-	until map[string]time.Time
+	checks []*sigCheck
+	ring   *keyring   // the keys verified is for
+	more   *entryMore // nil: one key verified, or none
 	// fetched is when the sources were last read (Unix nanoseconds; 0:
 	// never, what is held came from disk).
 	fetched int64
-	fail    int32 // index in checks of the first failure; -1: none
+	// one is 1 + the index in ring.names of the key that verified the
+	// digest when it is the only one (0: none, or several: more).
+	one  uint32
+	fail int32 // index in checks of the first failure; -1: none
 }
 
-// contentOf hashes what identifies a set of signatures.
-func contentOf(cs []*sigCheck) [sha256.Size]byte {
+// entryMore is what few entries have.
+type entryMore struct {
+	// verified are the fingerprints (Key.Name) that verified the digest,
+	// when they are several.
+	verified []string
+	// until holds, for the keys in verified whose every verified signature
+	// stops verifying at a time (CertExpiry), the latest such time.
+	until map[string]time.Time
+}
+
+// verified returns the fingerprints (Key.Name) that verified the digest,
+// in the order of its checks; the slice is shared, not to be changed.
+func (e *storeEntry) verified() []string {
+	if e.more != nil && e.more.verified != nil {
+		return e.more.verified
+	}
+	if e.one > 0 {
+		return e.ring.names[e.one-1 : e.one : e.one]
+	}
+	return nil
+}
+
+// extra returns e.more, adding it.
+func (e *storeEntry) extra() *entryMore {
+	if e.more == nil {
+		e.more = &entryMore{}
+	}
+	return e.more
+}
+
+// contentOf hashes what identifies a set of signatures of digest.
+func contentOf(digest string, cs []*sigCheck) [sha256.Size]byte {
 	h := sha256.New()
 	for _, c := range cs {
-		fmt.Fprintf(h, "%d:%s %d %x", len(c.source), c.source, c.layer, c.sum)
-		for _, sig := range c.sigs {
+		src := c.source.text(digest)
+		fmt.Fprintf(h, "%d:%s %d %x", len(src), src, c.layer, c.sum)
+		for sig := range c.sigs.all() {
 			fmt.Fprintf(h, " %x", sig)
 		}
 		if c.cert != nil {
 			fmt.Fprintf(h, " cert %x", sha256.Sum256(c.cert.Blob))
 		}
-		if c.err != nil {
-			fmt.Fprintf(h, " err %q", c.err.Error())
+		if err := c.failure(); err != nil {
+			fmt.Fprintf(h, " err %q", err.Error())
 		}
 		h.Write([]byte{'\n'})
 	}
@@ -246,21 +268,22 @@ func contentOf(cs []*sigCheck) [sha256.Size]byte {
 }
 
 // reuse replaces fresh checks by the identical ones held before, which keep
-// what keys said of them: a refresh verifies nothing twice.
+// what keys said of them: a refresh verifies nothing twice. Both are of one
+// digest, so their sources compare as their texts do.
 func reuse(fresh, held []*sigCheck) []*sigCheck {
 	type id struct {
-		source string
+		source source
 		layer  int32
 		sum    [sha256.Size]byte
 	}
 	byID := make(map[id]*sigCheck, len(held))
 	for _, c := range held {
-		if c.err == nil {
+		if c.failure() == nil {
 			byID[id{c.source, c.layer, c.sum}] = c
 		}
 	}
 	for i, c := range fresh {
-		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.err == nil && slices.EqualFunc(o.sigs, c.sigs, bytesEqual) && sameCert(o.cert, c.cert) {
+		if o, ok := byID[id{c.source, c.layer, c.sum}]; ok && c.failure() == nil && o.sigs == c.sigs && sameCert(o.cert, c.cert) {
 			fresh[i] = o
 		}
 	}
@@ -289,7 +312,7 @@ type fetchError struct {
 // PersistError and leaves the store working from memory.
 func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 	s := &Store{sources: sources, now: time.Now, keyIDs: map[string]uint32{},
-		ring: &keyring{pos: map[uint32]int{}}, entries: map[string]*storeEntry{}, errs: map[string]fetchError{}}
+		ring: &keyring{pos: map[uint32]int{}}, entries: newDigestMap[*storeEntry](0), errs: newDigestMap[fetchError](0)}
 	if persist == nil {
 		return s
 	}
@@ -307,23 +330,23 @@ func NewStore(persist *Dir, sources ...SignatureFetcher) *Store {
 		if len(checks) > MaxSignaturesPerDigest {
 			checks = checks[:MaxSignaturesPerDigest]
 		}
-		s.entries[digest] = &storeEntry{checks: checks, ring: s.ring, fail: -1}
-	}, func(digest string) { delete(s.entries, digest) })
+		s.entries.set(digest, &storeEntry{checks: checks, ring: s.ring, fail: -1})
+	}, func(digest string) { s.entries.del(digest) })
 	s.log = l
 	if err != nil {
 		s.persist = persistState{err: err, at: s.now()}
 	}
-	if len(s.entries) > MaxDigests {
+	if s.entries.len() > MaxDigests {
 		var drop []string
-		for d := range s.entries {
-			if len(s.entries)-len(drop) <= MaxDigests {
+		for d := range s.entries.all {
+			if s.entries.len()-len(drop) <= MaxDigests {
 				break
 			}
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 		s.Forget(drop...)
 	}
-	s.peak = len(s.entries)
+	s.peak = s.entries.len()
 	return s
 }
 
@@ -337,8 +360,8 @@ func newChecks(digest string, ms []signature.Manifest, hint string) []*sigCheck 
 		if f := out[i].said; f != nil {
 			// The identity and annotations are not asked of the store.
 			out[i].said = nil
-			if f.after != nil {
-				out[i].said = &payloadFacts{after: f.after, covers: f.covers}
+			if f.err != nil || f.after != nil {
+				out[i].said = &payloadFacts{err: f.err, after: f.after, covers: f.covers}
 			}
 		}
 		if out[i].hint == "" {
@@ -369,10 +392,14 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 			name := r.keys[k].Name
 			end := validUntil(r.keys[k], c)
 			if prev, seen := ends[name]; !seen {
-				if ne.verified == nil {
-					ne.verified = r.names[k : k+1 : k+1] // appending copies it
-				} else {
-					ne.verified = append(ne.verified, name)
+				switch {
+				case len(ends) == 0:
+					ne.one = uint32(k + 1)
+				case len(ends) == 1:
+					ne.extra().verified = []string{r.names[ne.one-1], name}
+					ne.one = 0
+				default:
+					ne.more.verified = append(ne.more.verified, name)
 				}
 				ends[name] = end
 			} else if !prev.IsZero() && (end.IsZero() || end.After(prev)) {
@@ -384,10 +411,11 @@ func (e *storeEntry) judge(r *keyring) *storeEntry {
 	}
 	for name, end := range ends {
 		if !end.IsZero() {
-			if ne.until == nil {
-				ne.until = map[string]time.Time{}
+			m := ne.extra()
+			if m.until == nil {
+				m.until = map[string]time.Time{}
 			}
-			ne.until[name] = end
+			m.until[name] = end
 		}
 	}
 	return ne
@@ -404,7 +432,10 @@ func validUntil(k Key, c *sigCheck) time.Time {
 
 // expired reports whether key's verdict on e has ended at now.
 func (e *storeEntry) expired(key string, now time.Time) bool {
-	end, ok := e.until[key]
+	if e.more == nil {
+		return false
+	}
+	end, ok := e.more.until[key]
 	return ok && !now.Before(end)
 }
 
@@ -444,9 +475,9 @@ func (s *Store) SetKeys(ks []Key) {
 	}
 
 	s.mu.RLock()
-	digests := make([]string, 0, len(s.entries))
-	old := make([]*storeEntry, 0, len(s.entries))
-	for d, e := range s.entries {
+	digests := make([]digestID, 0, s.entries.len())
+	old := make([]*storeEntry, 0, s.entries.len())
+	for d, e := range s.entries.all {
 		digests, old = append(digests, d), append(old, e)
 	}
 	s.mu.RUnlock()
@@ -458,8 +489,8 @@ func (s *Store) SetKeys(ks []Key) {
 
 	s.mu.Lock()
 	for i, d := range digests {
-		if s.entries[d] == old[i] {
-			s.entries[d] = judged[i]
+		if e, _ := s.entries.getID(d); e == old[i] {
+			s.entries.setID(d, judged[i])
 		}
 	}
 	s.ring = r
@@ -467,8 +498,8 @@ func (s *Store) SetKeys(ks []Key) {
 	// they are judged again outside the lock (a certificate witness's
 	// verifier may be another process), their old verdicts standing until
 	// then. A Prefetch storing from now on judges under r itself.
-	stale := map[string]*storeEntry{}
-	for d, e := range s.entries {
+	stale := map[digestID]*storeEntry{}
+	for d, e := range s.entries.all {
 		if e.ring != r {
 			stale[d] = e
 		}
@@ -477,8 +508,8 @@ func (s *Store) SetKeys(ks []Key) {
 	for d, e := range stale {
 		ne := e.judge(r)
 		s.mu.Lock()
-		if s.entries[d] == e {
-			s.entries[d] = ne
+		if cur, _ := s.entries.getID(d); cur == e {
+			s.entries.setID(d, ne)
 		}
 		s.mu.Unlock()
 	}
@@ -489,8 +520,10 @@ func (s *Store) SetKeys(ks []Key) {
 func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, ok := s.entries[digest]
-	return ok && slices.Contains(e.verified, fingerprint) && !e.expired(fingerprint, s.now())
+	e, ok := s.entries.get(digest)
+	// The clock is read only for a verdict that ends (rare): a decision's
+	// lookup costs the digest's decoding (digestMap) and no time.Now.
+	return ok && slices.Contains(e.verified(), fingerprint) && (e.more == nil || !e.expired(fingerprint, s.now()))
 }
 
 // FetchedAt returns when the sources were last read for digest (zero when
@@ -498,7 +531,7 @@ func (s *Store) Verified(digest, fingerprint string) bool {
 func (s *Store) FetchedAt(digest string) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e, ok := s.entries[digest]; ok {
+	if e, ok := s.entries.get(digest); ok {
 		if e.fetched != 0 {
 			return time.Unix(0, e.fetched)
 		}
@@ -510,7 +543,7 @@ func (s *Store) FetchedAt(digest string) time.Time {
 func (s *Store) Known(digest string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.entries[digest]
+	_, ok := s.entries.get(digest)
 	return ok
 }
 
@@ -518,15 +551,15 @@ func (s *Store) Known(digest string) bool {
 func (s *Store) Status(digest string) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e, ok := s.entries[digest]; ok {
+	if e, ok := s.entries.get(digest); ok {
 		switch {
-		case len(e.verified) > 0:
-			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified, ", "))
+		case len(e.verified()) > 0:
+			msg := fmt.Sprintf("verified signatures by key(s) %s", strings.Join(e.verified(), ", "))
 			now := s.now()
-			for _, k := range e.verified {
+			for _, k := range e.verified() {
 				if e.expired(k, now) {
 					msg += fmt.Sprintf("; %s's signature stopped verifying at %s (its certificate chain expired): re-sign with a valid certificate",
-						k, e.until[k].UTC().Format(time.RFC3339))
+						k, e.more.until[k].UTC().Format(time.RFC3339))
 				}
 			}
 			return msg
@@ -534,7 +567,7 @@ func (s *Store) Status(digest string) string {
 			return ErrNoSignatures.Error()
 		}
 		c := e.checks[e.fail]
-		err := c.err
+		err := c.failure()
 		if err == nil {
 			err = c.refusal()
 			if i := c.verifiedBy(e.ring); i < 0 {
@@ -544,9 +577,9 @@ func (s *Store) Status(digest string) string {
 				}
 			}
 		}
-		return fmt.Sprintf("%s: %v", c.source, err)
+		return fmt.Sprintf("%s: %v", c.source.text(digest), err)
 	}
-	if fe, ok := s.errs[digest]; ok {
+	if fe, ok := s.errs.get(digest); ok {
 		return fmt.Sprintf("signatures could not be fetched (%s ago): %s", s.now().Sub(fe.at).Round(time.Second), fe.text)
 	}
 	return "signatures not looked up yet"
@@ -558,10 +591,10 @@ func (s *Store) Status(digest string) string {
 func (s *Store) Unreadable(digest string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, ok := s.entries[digest]; ok {
+	if _, ok := s.entries.get(digest); ok {
 		return false
 	}
-	_, failed := s.errs[digest]
+	_, failed := s.errs.get(digest)
 	return failed
 }
 
@@ -569,7 +602,7 @@ func (s *Store) Unreadable(digest string) bool {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.entries)
+	return s.entries.len()
 }
 
 // Load reports whether the store holds signatures of digest from disk or an
@@ -600,15 +633,15 @@ func (s *Store) notePersist(err error) {
 func (s *Store) Forget(digests ...string) {
 	s.mu.Lock()
 	for _, d := range digests {
-		delete(s.entries, d)
-		delete(s.errs, d)
+		s.entries.del(d)
+		s.errs.del(d)
 	}
 	// Go maps never give back their buckets, and the entries left are
 	// scattered over memory spans the forgotten ones half-emptied (the
 	// runtime returns a span only when nothing in it lives): once most
 	// entries left, rebuild the maps from copies of what stays.
-	if len(s.entries) < s.peak/4 {
-		s.compactLocked(nil)
+	if s.entries.len() < s.peak/4 {
+		s.compactLocked(strings.Clone)
 	}
 	s.mu.Unlock()
 	if s.log != nil {
@@ -617,37 +650,33 @@ func (s *Store) Forget(digests ...string) {
 }
 
 // compactLocked rebuilds the maps from copies of what they hold, keyed by
-// key(digest) (a copy of it, or one that lives anyway; nil: a copy beside
-// the entries), all in one arena (arena.go); s.mu held.
+// key(digest) (a copy of it, or one that lives anyway), the entries' copies
+// in one arena (arena.go); s.mu held.
 func (s *Store) compactLocked(key func(string) string) {
-	entries := make(map[string]*storeEntry, len(s.entries))
+	entries := newDigestMap[*storeEntry](s.entries.len())
 	hints := map[string]string{} // one copy of each key hint
 	a := newArena(s.entries)
-	if key == nil {
-		key = a.str
+	for d, e := range s.entries.all {
+		entries.setID(d.rekey(key), e.copy(hints, a))
 	}
-	for d, e := range s.entries {
-		k := key(d)
-		entries[k] = e.copy(k, hints, a)
+	errs := newDigestMap[fetchError](s.errs.len())
+	for d, fe := range s.errs.all {
+		errs.setID(d.rekey(key), fetchError{text: strings.Clone(fe.text), at: fe.at})
 	}
-	errs := make(map[string]fetchError, len(s.errs))
-	for d, fe := range s.errs {
-		errs[key(d)] = fetchError{text: strings.Clone(fe.text), at: fe.at}
-	}
-	s.entries, s.errs, s.peak = entries, errs, len(entries)
+	s.entries, s.errs, s.peak = entries, errs, entries.len()
 }
 
 // Compact rebuilds the store's memory (and its log's index) from copies, as
 // Forget does once most digests left. Call it after a burst that allocated
 // much besides the store (boot verification): its entries are then
 // scattered over memory spans that the burst's garbage half-emptied, which
-// the runtime cannot give back while one object in them lives. canonical,
-// if not nil, returns a copy of a digest that lives anyway, "" for none;
-// the store copies the others, once for its entries and its log's index.
-// It costs one copy of the store.
+// the runtime cannot give back while one object in them lives. The store
+// keeps sha256 digests as their bytes; for the others, kept as text,
+// canonical, if not nil, returns a copy that lives anyway, "" for none, and
+// the store copies the rest, once for its entries and its log's index. It
+// costs one copy of the store.
 func (s *Store) Compact(canonical func(digest string) string) {
 	copies := map[string]string{}
-	keys := &arena{} // the copies, together
 	key := func(d string) string {
 		if canonical != nil {
 			if c := canonical(d); c == d {
@@ -657,7 +686,7 @@ func (s *Store) Compact(canonical func(digest string) string) {
 		if c, ok := copies[d]; ok {
 			return c
 		}
-		c := keys.str(d)
+		c := strings.Clone(d)
 		copies[c] = c
 		return c
 	}
@@ -669,12 +698,11 @@ func (s *Store) Compact(canonical func(digest string) string) {
 	}
 }
 
-// copy returns e in fresh memory: its checks, their signatures and sources,
-// with digest (the new key) as the digest they judge.
+// copy returns e in fresh memory: its checks, their signatures and sources.
 // A check being verified meanwhile (SetKeys, outside the store's lock) is
 // copied with what keys said of it so far; what it learns later is learnt
 // again at most once.
-func (e *storeEntry) copy(digest string, hints map[string]string, a *arena) *storeEntry {
+func (e *storeEntry) copy(hints map[string]string, a *arena) *storeEntry {
 	n := a.entry()
 	*n = *e
 	n.checks = a.checkList(len(e.checks))
@@ -686,9 +714,9 @@ func (e *storeEntry) copy(digest string, hints map[string]string, a *arena) *sto
 			nc.missed = &keyMisses{tried: slices.Clone(m.tried), certReasons: strings.Clone(m.certReasons)}
 		}
 		c.mu.Unlock()
-		nc.source = a.str(c.source)
+		nc.source = c.source.cloneIn(a)
 		if c.cert != nil {
-			nc.cert = &certSig{c.cert.CertSignature, digest}
+			nc.cert = &certSig{c.cert.CertSignature, strings.Clone(c.cert.digest)}
 		}
 		if h, ok := hints[c.hint]; ok {
 			nc.hint = h
@@ -697,34 +725,33 @@ func (e *storeEntry) copy(digest string, hints map[string]string, a *arena) *sto
 			hints[nc.hint] = nc.hint
 		}
 		if f := c.said; f != nil {
-			nc.said = &payloadFacts{after: f.after, covers: strings.Clone(f.covers)}
+			nc.said = &payloadFacts{err: f.err, after: f.after, covers: strings.Clone(f.covers)}
 		}
-		nc.sigs = a.sigList(len(c.sigs))
-		for j, sig := range c.sigs {
-			nc.sigs[j] = a.bytes(sig)
-		}
+		nc.sigs = sigList(a.str(string(c.sigs)))
 		n.checks[i] = nc
 	}
-	n.verified = e.ring.share(e.verified)
+	if m := e.more; m != nil {
+		n.more = &entryMore{verified: slices.Clone(m.verified), until: maps.Clone(m.until)}
+	}
 	return n
 }
 
 // Retain forgets every digest not in live (the node's images, e.g. at boot).
 func (s *Store) Retain(live []string) {
-	keep := make(map[string]struct{}, len(live))
+	keep := make(map[digestID]struct{}, len(live))
 	for _, d := range live {
-		keep[d] = struct{}{}
+		keep[idOf(d)] = struct{}{}
 	}
 	var drop []string
 	s.mu.RLock()
-	for d := range s.entries {
+	for d := range s.entries.all {
 		if _, ok := keep[d]; !ok {
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 	}
-	for d := range s.errs {
+	for d := range s.errs.all {
 		if _, ok := keep[d]; !ok {
-			drop = append(drop, d)
+			drop = append(drop, d.String())
 		}
 	}
 	s.mu.RUnlock()
@@ -795,18 +822,19 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	// Signatures live per repository: keep what other repositories (or an
 	// earlier look-up) gave, replacing only what these sources gave again.
 	s.mu.RLock()
-	old, r := s.entries[digest], s.ring
+	old, _ := s.entries.get(digest)
+	r := s.ring
 	s.mu.RUnlock()
-	isFresh := map[string]bool{}
+	isFresh := map[source]bool{}
 	for _, m := range fresh {
-		isFresh[m.Source] = true
+		isFresh[sourceOf(digest, m.Source)] = true
 	}
 	checks := newChecks(digest, fresh, "")
 	all := fresh
 	if old != nil {
 		checks = reuse(checks, old.checks)
 		for _, c := range old.checks {
-			if !isFresh[c.source] && c.source != boundSource {
+			if !isFresh[c.source] && c.source != sourceOf(digest, boundSource) {
 				checks = append(checks, c)
 			}
 		}
@@ -816,18 +844,18 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 				s.notePersist(err)
 			}
 			for _, m := range kept {
-				if !isFresh[m.Source] {
+				if !isFresh[sourceOf(digest, m.Source)] {
 					all = append(all, m)
 				}
 			}
 		}
 	}
 	e := (&storeEntry{checks: checks}).judge(r)
-	e, all = bound(e, all, r)
+	e, all = bound(digest, e, all, r)
 	e.fetched = s.now().UnixNano()
 	// content identifies the signatures held, so that a refresh that found
 	// the same ones writes nothing.
-	content := contentOf(e.checks)
+	content := contentOf(digest, e.checks)
 
 	// SetKeys ran meanwhile: judge again under the keys in force, outside
 	// the lock (a certificate witness's verifier may be another process).
@@ -838,18 +866,19 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 		e = e.judge(r)
 		s.mu.Lock()
 	}
-	s.entries[digest] = e
-	delete(s.errs, digest)
+	s.entries.set(digest, e)
+	s.errs.del(digest)
 	var evict string
-	if len(s.entries) > MaxDigests {
-		for d := range s.entries {
-			if d != digest {
-				evict = d
+	if s.entries.len() > MaxDigests {
+		id := idOf(digest)
+		for d := range s.entries.all {
+			if d != id {
+				evict = d.String()
 				break
 			}
 		}
 	}
-	s.peak = max(s.peak, len(s.entries))
+	s.peak = max(s.peak, s.entries.len())
 	s.mu.Unlock()
 	if evict != "" {
 		s.Forget(evict)
@@ -864,7 +893,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 	if s.log == nil || len(all) == 0 || s.log.holds(digest, content) {
 		return partial // nothing new to write
 	}
-	err := s.log.put(digest, content, all, e.verified)
+	err := s.log.put(digest, content, all, e.verified())
 	s.notePersist(err)
 	if err != nil {
 		return errors.Join(partial, fmt.Errorf("keeping signatures of %s on disk: %w", digest, err))
@@ -874,7 +903,7 @@ func (s *Store) Prefetch(ctx context.Context, digest string, repos []string) err
 
 // bound keeps a digest's signatures within MaxSignaturesPerDigest and
 // MaxBytesPerDigest, manifests with a verified signature first.
-func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []signature.Manifest) {
+func bound(digest string, e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []signature.Manifest) {
 	size := 0
 	for _, m := range all {
 		size += manifestSize(m)
@@ -885,7 +914,7 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	good := map[string]bool{}
 	for _, c := range e.checks {
 		if c.verifiedBy(r) >= 0 {
-			good[c.source] = true
+			good[c.source.text(digest)] = true
 		}
 	}
 	ordered := slices.Clone(all)
@@ -903,8 +932,9 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	size, n := 0, 0
 	for _, m := range ordered {
 		mc := 0
+		src := sourceOf(digest, m.Source)
 		for _, c := range e.checks {
-			if c.source == m.Source {
+			if c.source == src {
 				mc++
 			}
 		}
@@ -916,13 +946,13 @@ func bound(e *storeEntry, all []signature.Manifest, r *keyring) (*storeEntry, []
 	}
 	var checks []*sigCheck
 	for _, c := range e.checks {
-		if keep[c.source] {
+		if keep[c.source.text(digest)] {
 			checks = append(checks, c)
 		}
 	}
-	checks = append(checks, &sigCheck{check: check{source: boundSource, layer: -1,
-		err: fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
-			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest)}})
+	checks = append(checks, &sigCheck{check: failed(sourceOf(digest, boundSource), -1,
+		fmt.Errorf("%w: more signatures than the %d (or %d bytes) kept per image digest; the others were dropped",
+			signature.ErrTooMany, MaxSignaturesPerDigest, MaxBytesPerDigest))})
 	return (&storeEntry{checks: checks, fetched: e.fetched}).judge(r), kept
 }
 
@@ -946,11 +976,11 @@ func (s *Store) noteFetchError(digest string, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.errs[digest]; !ok && len(s.errs) >= MaxErrors {
-		for d := range s.errs {
-			delete(s.errs, d)
+	if _, ok := s.errs.get(digest); !ok && s.errs.len() >= MaxErrors {
+		for d := range s.errs.all {
+			s.errs.del(d.String())
 			break
 		}
 	}
-	s.errs[digest] = fetchError{text: text, at: s.now()}
+	s.errs.set(digest, fetchError{text: text, at: s.now()})
 }

@@ -169,13 +169,13 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 		fps[i], _ = keys.Fingerprint(k.Public) // "" for a key that cannot be hinted
 	}
 	for _, c := range extract(digest, manifests) {
-		if c.err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: c.err})
+		if err := c.failure(); err != nil {
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Err: err})
 			continue
 		}
 		i, err := c.keyIndex(ks, fps)
 		if err != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Err: err})
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Err: err})
 			continue
 		}
 		said := payloadFacts{}
@@ -183,10 +183,10 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 			said = *c.said
 		}
 		if said.after != nil {
-			res.Failures = append(res.Failures, Failure{Source: c.source, Layer: int(c.layer), Key: ks[i].Name, Covers: said.covers, Err: said.after})
+			res.Failures = append(res.Failures, Failure{Source: c.source.text(digest), Layer: int(c.layer), Key: ks[i].Name, Covers: said.covers, Err: said.after})
 			continue
 		}
-		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source, Layer: int(c.layer), Format: c.format.String(),
+		res.Verified = append(res.Verified, Match{Key: ks[i].Name, Source: c.source.text(digest), Layer: int(c.layer), Format: c.format.String(),
 			Digest: digest, Identity: said.identity, Annotations: said.annotations})
 	}
 	return res
@@ -194,26 +194,26 @@ func Verify(digest string, manifests []signature.Manifest, ks []Key) Result {
 
 // check is one signature reduced to what a key decides: the SHA-256 digest
 // the key must have signed, the signatures over it, and what the signed
-// document says once authenticated. A check with err set (a malformed
+// document says once authenticated. A check with a failure (a malformed
 // manifest or layer) is refused before any key is tried.
 //
 // The signature store holds one per signature of every image of the node, so
-// its fields are laid out small (128 bytes), and what only some signatures
-// have (a refusal after authentication, the payload's identity) is behind a
-// pointer.
+// its fields are laid out small (104 bytes), and what only some signatures
+// have (a failure, a refusal after authentication, the payload's identity)
+// is behind a pointer.
 type check struct {
-	source string
-	err    error
+	source source // of the digest the check is for
 
 	sum  [sha256.Size]byte
-	sigs [][]byte
+	sigs sigList
 	// hint is the key fingerprint the signature names (a Sigstore bundle's
 	// publicKey hint), tried first; untrusted, so only an ordering.
 	hint string
 	// cert is the signature whole, for certificate witnesses: set for
 	// notation envelopes and for bundles that carry a certificate.
 	cert *certSig
-	// said is what the signed payload says beyond the digest (nil: nothing).
+	// said is what the signed payload says beyond the digest, and the
+	// check's failure (nil: nothing, no failure).
 	said *payloadFacts
 
 	layer       int32 // -1: the manifest as a whole
@@ -228,8 +228,12 @@ type certSig struct {
 	digest string
 }
 
-// payloadFacts are what a signed payload says besides covering the digest.
+// payloadFacts are what a signed payload says besides covering the digest,
+// and a check's failure: what few checks have.
 type payloadFacts struct {
+	// err is why the check is refused before any key is tried (the others
+	// are then unset).
+	err error
 	// after is why an authenticated signature is refused anyway (it covers
 	// another digest, or its payload is malformed); covers is that digest.
 	after    error
@@ -245,6 +249,22 @@ func (c *check) facts() *payloadFacts {
 		c.said = &payloadFacts{}
 	}
 	return c.said
+}
+
+// failure is why c is refused before any key is tried (nil: it is not).
+func (c *check) failure() error {
+	if c.said == nil {
+		return nil
+	}
+	return c.said.err
+}
+
+// fail sets c's failure.
+func (c *check) fail(err error) { c.facts().err = err }
+
+// failed returns a check of src refused before any key is tried.
+func failed(src source, layer int32, err error) check {
+	return check{source: src, layer: layer, said: &payloadFacts{err: err}}
 }
 
 // refusal is why c, authenticated, is refused anyway (nil: it is not).
@@ -278,17 +298,18 @@ func (f formatCode) String() string {
 // manifest that cannot be read), in order. It does no public-key work.
 func extract(digest string, manifests []signature.Manifest) []check {
 	if err := signature.ValidateDigest(digest); err != nil {
-		return []check{{source: "input", layer: -1, err: err}}
+		return []check{failed(sourceOf(digest, "input"), -1, err)}
 	}
 	var out []check
 	for _, sm := range manifests {
+		src := sourceOf(digest, sm.Source)
 		if sm.Err != nil {
-			out = append(out, check{source: sm.Source, layer: -1, err: sm.Err})
+			out = append(out, failed(src, -1, sm.Err))
 			continue
 		}
 		m, err := signature.ParseManifest(sm.Raw)
 		if err != nil {
-			out = append(out, check{source: sm.Source, layer: -1, err: err})
+			out = append(out, failed(src, -1, err))
 			continue
 		}
 		for i, l := range m.Layers {
@@ -297,7 +318,7 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				// index; they are not signatures, so they are skipped silently.
 				continue
 			}
-			c := check{source: sm.Source, layer: int32(i), format: formatLegacy}
+			c := check{source: src, layer: int32(i), format: formatLegacy}
 			switch l.MediaType {
 			case signature.BundleMediaType:
 				c.format = formatBundle
@@ -307,11 +328,11 @@ func extract(digest string, manifests []signature.Manifest) []check {
 			blob, ok := sm.Blobs[l.Digest]
 			switch max := signature.MaxBlobSize(l.MediaType); {
 			case l.Size > max:
-				c.err = fmt.Errorf("%w: layer %s declares %d bytes, more than the %d read", signature.ErrMalformed, l.Digest, l.Size, max)
+				c.fail(fmt.Errorf("%w: layer %s declares %d bytes, more than the %d read", signature.ErrMalformed, l.Digest, l.Size, max))
 			case !ok:
-				c.err = fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest)
+				c.fail(fmt.Errorf("%w: layer %s", ErrMissingBlob, l.Digest))
 			case signature.DigestOf(blob) != l.Digest:
-				c.err = fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, signature.DigestOf(blob), l.Digest)
+				c.fail(fmt.Errorf("%w: layer content digest %s, manifest says %s", signature.ErrMalformed, signature.DigestOf(blob), l.Digest))
 			case c.format == formatNotation:
 				// Only a certificate witness can read it; the digest it
 				// covers is the witness's verifier's to check.
@@ -319,12 +340,12 @@ func extract(digest string, manifests []signature.Manifest) []check {
 				c.sum = sha256.Sum256(blob) // identifies it in the store; no key signs it
 			case c.format == formatBundle:
 				c.readBundle(digest, blob)
-				if c.err == nil && c.certificate {
+				if c.failure() == nil && c.certificate {
 					c.cert = &certSig{CertSignature{Format: FormatBundle, MediaType: l.MediaType, Blob: blob, Annotations: m.Annotations}, digest}
 				}
 			default:
 				c.readLegacy(digest, l, blob)
-				if _, keyless := l.Annotations[signature.CertificateAnnotation]; keyless && c.err == nil {
+				if _, keyless := l.Annotations[signature.CertificateAnnotation]; keyless && c.failure() == nil {
 					c.cert = &certSig{CertSignature{Format: FormatLegacy, MediaType: l.MediaType, Blob: blob, Annotations: l.Annotations}, digest}
 				}
 			}
@@ -339,15 +360,15 @@ func extract(digest string, manifests []signature.Manifest) []check {
 func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte) {
 	b64, ok := l.Annotations[signature.SignatureAnnotation]
 	if !ok {
-		c.err = fmt.Errorf("%w: layer has no %s annotation", signature.ErrMalformed, signature.SignatureAnnotation)
+		c.fail(fmt.Errorf("%w: layer has no %s annotation", signature.ErrMalformed, signature.SignatureAnnotation))
 		return
 	}
 	sig, err := signature.DecodeBase64(b64)
 	if err != nil {
-		c.err = fmt.Errorf("signature annotation: %w", err)
+		c.fail(fmt.Errorf("signature annotation: %w", err))
 		return
 	}
-	c.sum, c.sigs = sha256.Sum256(payload), [][]byte{sig}
+	c.sum, c.sigs = sha256.Sum256(payload), sigsOf(sig)
 	p, err := signature.ParsePayload(payload)
 	switch {
 	case err != nil:
@@ -368,11 +389,11 @@ func (c *check) readLegacy(digest string, l signature.Descriptor, payload []byte
 func (c *check) readBundle(digest string, blob []byte) {
 	b, err := signature.ParseSigstoreBundle(blob)
 	if err != nil {
-		c.err = err
+		c.fail(err)
 		return
 	}
 	env := b.DSSEEnvelope
-	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), env.Signatures
+	c.sum, c.sigs = sha256.Sum256(signature.PAE(env.PayloadType, env.Payload)), sigsOf(env.Signatures...)
 	c.hint, c.certificate = hintFingerprint(b.KeyHint), b.Certificate
 	st, err := signature.ParseStatement(env.Payload)
 	if err != nil {
@@ -430,8 +451,8 @@ func (c *check) verify(k Key) error {
 		}
 		return k.Cert.Verify(c.cert.digest, c.cert.CertSignature)
 	}
-	for _, sig := range c.sigs {
-		if verifyDigest(k.Public, k.Algorithm, c.sum[:], sig) == nil {
+	for sig := range c.sigs.all() {
+		if verifyDigest(k.Public, k.Algorithm, c.sum[:], []byte(sig)) == nil {
 			return nil
 		}
 	}
