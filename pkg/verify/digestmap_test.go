@@ -38,8 +38,7 @@ func TestDigestIDExact(t *testing.T) {
 			t.Fatalf("idOf(%q) = %+v (%q); want bytes %v", d, id, id.String(), want)
 		}
 	}
-	var m digestMap[int]
-	m = newDigestMap[int](0)
+	m := newDigestMap[int](0)
 	for i, d := range texts[:12] {
 		m.set(d, i)
 	}

@@ -3,7 +3,6 @@ package verify
 import (
 	"encoding/binary"
 	"iter"
-	"strings"
 )
 
 // sigList is a check's signatures (nearly always one) in one string, each
@@ -41,6 +40,3 @@ func (l sigList) all() iter.Seq[string] {
 		}
 	}
 }
-
-// clone returns l in fresh memory (see Store.Compact).
-func (l sigList) clone() sigList { return sigList(strings.Clone(string(l))) }
