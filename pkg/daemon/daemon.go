@@ -76,6 +76,30 @@ type Config struct {
 // closed (allow lists only) without one. The store keeps polling afterwards.
 const bootBundleTimeout = 5 * time.Second
 
+// preInstalledBootBound bounds, when containerd launched the daemon
+// (pre-installed), the time from the launch to registering with NRI:
+// containerd gives a plugin it launched plugin_registration_timeout (5 s by
+// default and in the packaged drop-in) from the launch, and stops one that
+// misses it, which leaves the node refusing every container until
+// containerd restarts; at 10,000 images on a slow machine the next start
+// would miss it again. 3 s leaves 2 s for the registration itself.
+const preInstalledBootBound = 3 * time.Second
+
+// processStart is about when the process started (this package's init).
+var processStart = time.Now()
+
+// bootDeadline is when boot stops waiting for the bundle sources and for the
+// image index, and registers: bootBundleTimeout after bootStart, or, when
+// pre-installed, preInstalledBootBound after the process started if that
+// is sooner.
+func bootDeadline(processStart, bootStart time.Time, preInstalled bool) time.Time {
+	d := bootStart.Add(bootBundleTimeout)
+	if p := processStart.Add(preInstalledBootBound); preInstalled && p.Before(d) {
+		return p
+	}
+	return d
+}
+
 // freshnessInterval is how often the bundle in force is dated (stale, expired).
 const freshnessInterval = 30 * time.Second
 
@@ -112,7 +136,7 @@ type daemon struct {
 
 // Run runs the daemon until ctx ends or SIGTERM/SIGINT.
 func Run(ctx context.Context, cfg Config) error {
-	bootStart := time.Now()
+	registerBy := bootDeadline(processStart, time.Now(), plugin.PreInstalled())
 	d := &daemon{cfg: cfg, log: cfg.Log, audit: cfg.Audit, metrics: newMetrics(), rejudge: make(chan string, 1), gc: make(chan struct{}, 1)}
 	witnessverify.SetLogger(d.log) // nri-csigd's certificate verifier process
 	node, err := d.loadNodeConfig()
@@ -204,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		d.bundles.Store(st)
-		d.loadBundle(ctx, st, node)
+		d.loadBundle(ctx, st, node, time.Until(registerBy))
 		d.applyBundleKeys()
 	}
 
@@ -253,7 +277,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.log.Info("nri-csig starting", "version", version.String(), "config", cfg.ConfigPath,
 		"cluster", node.Cluster, "allowlisted_namespaces", len(node.Allowlists), "stop_untrusted", cfg.StopUntrusted,
 		"pre_installed", plugin.PreInstalled(), "nri_socket", cfg.Connection.Socket, "containerd", cfg.ContainerdAddress)
-	d.awaitIndex(ctx, indexed, bootBundleTimeout-time.Since(bootStart))
+	d.awaitIndex(ctx, indexed, time.Until(registerBy))
 	err = d.plugin.Run(ctx, cfg.Connection)
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	if err != nil {
@@ -264,10 +288,10 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// loadBundle brings a bundle store up within bootBundleTimeout: the last
-// good bundle from the state directory, then one read of every source.
-func (d *daemon) loadBundle(ctx context.Context, st *bundlestore.Store, node *nodeconfig.Config) {
-	bctx, cancel := context.WithTimeout(ctx, bootBundleTimeout)
+// loadBundle brings a bundle store up within timeout: the last good bundle
+// from the state directory, then one read of every source.
+func (d *daemon) loadBundle(ctx context.Context, st *bundlestore.Store, node *nodeconfig.Config, timeout time.Duration) {
+	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := st.Load(bctx); err != nil {
 		// Fail closed: until a bundle is in force, only allow-listed images run.
@@ -286,7 +310,7 @@ func (d *daemon) runBundles(ctx context.Context, st *bundlestore.Store, load boo
 	d.mu.Unlock()
 	go func() {
 		if load {
-			d.loadBundle(ctx, st, node)
+			d.loadBundle(ctx, st, node, bootBundleTimeout)
 		}
 		st.Run(ctx)
 	}()
@@ -448,9 +472,9 @@ const gcDelay = 10 * time.Second
 // awaitIndex waits, at most wait, for the first build of the image index
 // before the plugin registers: a decision made before it waits for it, and
 // at 10,000 images the build can outlast the decision's deadline (a refusal
-// for time). Registration stays within the boot bound (bootBundleTimeout from
-// start, which a pre-installed plugin's registration timeout, 5 s by
-// default, also allows); past it the plugin registers and decisions wait.
+// for time). Registration stays within the boot bound (bootDeadline: 5 s from
+// start, 3 s from launch when pre-installed, within containerd's
+// registration timeout); past it the plugin registers and decisions wait.
 func (d *daemon) awaitIndex(ctx context.Context, indexed <-chan struct{}, wait time.Duration) {
 	if wait <= 0 {
 		return
