@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +42,13 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) plugin(name, body string) {
 	f.t.Helper()
 	script := "#!/bin/sh\necho run >> '" + filepath.Join(f.dir, name+".runs") + "'\ncat > '" + filepath.Join(f.dir, name+".req") + "'\n" + body + "\n"
-	if err := os.WriteFile(filepath.Join(f.bin, name), []byte(script), 0o755); err != nil {
+	// Written under syscall.ForkLock: a parallel test forking meanwhile would
+	// inherit the file open for writing until its child execs, and running
+	// this script then fails with "text file busy" (golang/go#22315).
+	syscall.ForkLock.Lock()
+	err := os.WriteFile(filepath.Join(f.bin, name), []byte(script), 0o755)
+	syscall.ForkLock.Unlock()
+	if err != nil {
 		f.t.Fatal(err)
 	}
 }
