@@ -88,10 +88,10 @@ const preInstalledBootBound = 3 * time.Second
 // processStart is about when the process started (this package's init).
 var processStart = time.Now()
 
-// bootDeadline is when boot stops waiting for the bundle sources and for the
-// image index, and registers: bootBundleTimeout after bootStart, or, when
-// pre-installed, preInstalledBootBound after the process started if that
-// is sooner.
+// bootDeadline is when boot stops waiting for the image index (and,
+// pre-installed, for the bundle sources) and registers: bootBundleTimeout
+// after bootStart, or, when pre-installed, preInstalledBootBound after the
+// process started if that is sooner.
 func bootDeadline(processStart, bootStart time.Time, preInstalled bool) time.Time {
 	d := bootStart.Add(bootBundleTimeout)
 	if p := processStart.Add(preInstalledBootBound); preInstalled && p.Before(d) {
@@ -228,7 +228,14 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		d.bundles.Store(st)
-		d.loadBundle(ctx, st, node, time.Until(registerBy))
+		// At most 5 s for the sources, as ever; pre-installed, what is left
+		// until registerBy (a bundle file is read all the same: only
+		// registries are cut short, and polled again in the background).
+		wait := bootBundleTimeout
+		if plugin.PreInstalled() {
+			wait = time.Until(registerBy)
+		}
+		d.loadBundle(ctx, st, node, wait)
 		d.applyBundleKeys()
 	}
 

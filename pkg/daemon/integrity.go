@@ -107,7 +107,7 @@ var defaultRootLearning = rootLearning{first: 50 * time.Millisecond, max: time.S
 // pre-installed mode containerd launches the daemon before its gRPC socket
 // serves, and NRI gives the daemon 5 s to register.
 func (d *daemon) startRootLearner(ctx context.Context, node *nodeconfig.Config) {
-	d.startLearner(ctx, node, askRoot(d.cfg.ContainerdAddress, defaultRootLearning.attempt), defaultRootLearning)
+	d.startLearner(ctx, node, askRoot(d.cfg.ContainerdAddress), defaultRootLearning)
 }
 
 // startLearner is startRootLearner asking with ask, timed by lr (tests).
@@ -184,18 +184,17 @@ func (d *daemon) awaitRoot() {
 }
 
 // askRoot asks containerd at address for its root over a connection of its
-// own: the daemon's shared one backs off for up to 10 s after a refused dial
-// (a socket a crashed containerd left behind), so retrying on it would see
-// containerd only seconds after it serves.
-func askRoot(address string, timeout time.Duration) func(context.Context) (string, error) {
+// own (learnRoot bounds each attempt): the daemon's shared one backs off for
+// up to 10 s after a refused dial (a socket a crashed containerd left
+// behind), so retrying on it would see containerd only seconds after it
+// serves.
+func askRoot(address string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		client, err := ctrdconn.Dial(address, "")
 		if err != nil {
 			return "", err
 		}
 		defer client.Close()
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
 		return containerdRoot(ctx, client)
 	}
 }
