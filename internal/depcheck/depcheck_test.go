@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"pkg/keys":      {},
 	"pkg/signature": {module + "internal/registry/check", "github.com/sigstore/protobuf-specs/", "google.golang.org/protobuf/"},
 	"pkg/verify": {"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
-		module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
+		module + "internal/digestbytes", module + "internal/registry", module + "pkg/keys", module + "pkg/signature"},
 	// Notary Project verification: the only package that imports notation-go.
 	"pkg/notaryverify": {"github.com/notaryproject/notation-go", "github.com/notaryproject/notation-core-go/",
 		"github.com/opencontainers/image-spec/", module + "pkg/policy", module + "pkg/signature", module + "pkg/verify"},
@@ -46,7 +46,8 @@ var allowed = map[string][]string{
 	"pkg/nodeconfig": {"go.yaml.in/yaml/v3", module + "pkg/guard", module + "pkg/policy"},
 	"pkg/imagestore": {"github.com/containerd/containerd/", "github.com/containerd/errdefs", "github.com/containerd/typeurl/",
 		"github.com/google/go-containerregistry/pkg/name", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/",
-		"golang.org/x/sync/errgroup", "google.golang.org/grpc"}, // bounded concurrent reads; containerd's content API (ContentAPI)
+		"golang.org/x/sync/errgroup", "google.golang.org/grpc", // bounded concurrent reads; containerd's content API (ContentAPI)
+		module + "internal/digestbytes"},
 	"pkg/watch": {"github.com/containerd/containerd/api/", "github.com/containerd/containerd/v2/core/", "github.com/containerd/containerd/v2/pkg/namespaces",
 		"github.com/containerd/errdefs", "github.com/containerd/typeurl/", "github.com/opencontainers/runtime-spec/",
 		module + "internal/ctrdconn", module + "pkg/audit", module + "pkg/imagestore", module + "pkg/policy"},

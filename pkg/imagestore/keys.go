@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"strings"
+
+	"github.com/nri-csig/nri-csig/internal/digestbytes"
 )
 
 // key is a digest as a fixed-size value, so that the index keeps 33 bytes
@@ -29,9 +30,9 @@ const (
 // keyOf returns the key of digest text s.
 func keyOf(s string) key {
 	var k key
-	if hex, ok := strings.CutPrefix(s, "sha256:"); ok && len(hex) == 2*sha256.Size && isLowerHex(hex) {
+	if sum, ok := digestbytes.SHA256(s); ok {
 		k[0] = keySHA256
-		decodeHex(k[1:], hex)
+		copy(k[1:], sum[:])
 		return k
 	}
 	k[0] = keyOther
@@ -51,30 +52,6 @@ func (k key) sha256String() string {
 // short is what a table's map is keyed by: 8 bytes of the key, spread
 // uniformly for honest digests.
 func (k key) short() uint64 { return binary.LittleEndian.Uint64(k[1:9]) }
-
-func isLowerHex(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeHex is hex.Decode on a string already checked by isLowerHex,
-// without the copy []byte(s) would allocate on each lookup.
-func decodeHex(dst []byte, s string) {
-	for i := range dst {
-		dst[i] = unhex(s[2*i])<<4 | unhex(s[2*i+1])
-	}
-}
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'a' + 10
-}
 
 // table finds values by key with a map whose slots hold 8 bytes of the key
 // and a pointer (16 bytes, where a whole key and a pointer take 48); each

@@ -3,7 +3,8 @@ package verify
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
+
+	"github.com/nri-csig/nri-csig/internal/digestbytes"
 )
 
 // digestMap is a map keyed by image digest that keeps a sha256 digest
@@ -24,48 +25,12 @@ type digestID struct {
 	isSHA bool
 }
 
+// idOf is digest text d as digestMap keys it.
 func idOf(d string) digestID {
-	h, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || len(h) != 2*sha256.Size {
-		return digestID{other: d}
+	if sum, ok := digestbytes.SHA256(d); ok {
+		return digestID{sha: sum, isSHA: true}
 	}
-	var id digestID
-	for w := range 8 {
-		// A decision looks a digest up: 8 hex digits at a time, as the
-		// bytes of one word (a digit at a time cost more than the map).
-		c := h[8*w : 8*w+8]
-		x := uint64(c[0]) | uint64(c[1])<<8 | uint64(c[2])<<16 | uint64(c[3])<<24 |
-			uint64(c[4])<<32 | uint64(c[5])<<40 | uint64(c[6])<<48 | uint64(c[7])<<56
-		v, ok := unhex8(x)
-		if !ok {
-			return digestID{other: d}
-		}
-		// v's bytes are the digits' values, first digit lowest: t's even
-		// bytes are the pairs', high digit first.
-		t := v<<4 | v>>8
-		id.sha[4*w], id.sha[4*w+1], id.sha[4*w+2], id.sha[4*w+3] = byte(t), byte(t>>16), byte(t>>32), byte(t>>48)
-	}
-	id.isSHA = true
-	return id
-}
-
-// unhex8 decodes the 8 bytes of x, each a lower-case hex digit, into their
-// values (a byte each); ok is false when one is anything else, upper-case
-// digits included (the digest would not print back the same).
-func unhex8(x uint64) (uint64, bool) {
-	const ones, high = 0x0101010101010101, 0x8080808080808080
-	if x&high != 0 {
-		return 0, false
-	}
-	// With each byte below 0x80, adding 0x80-lo sets a byte's high bit
-	// exactly when it is lo or more, without carrying into the next.
-	ge := func(lo uint64) uint64 { return (x + (0x80-lo)*ones) & high }
-	digit := ge('0') &^ ge('9'+1)
-	lower := ge('a') &^ ge('f'+1)
-	if digit|lower != high {
-		return 0, false
-	}
-	return x&(0x0f*ones) + (lower>>7)*9, true
+	return digestID{other: d}
 }
 
 // String is the digest's text.
