@@ -21,7 +21,8 @@ import (
 //   - the node decision with 10,000 exemptions and 10,000 revocations
 //     (pkg/decision BenchmarkDecide10kRules): p50 and p99;
 //   - the plugin's own CPU per container, CreateContainer + validation +
-//     audit record (pkg/plugin BenchmarkContainer), for each audit sink;
+//     audit record (pkg/plugin BenchmarkContainer), for each audit sink,
+//     deciding at once (the common case) and on a bounded goroutine;
 //     the journald one only when a journal socket is there;
 //   - 100 signatures checked against 10 keys (pkg/verify BenchmarkVerify100x10).
 func BenchmarkInProcess(b *testing.B) {
@@ -31,11 +32,11 @@ func BenchmarkInProcess(b *testing.B) {
 	}
 	benches := []bench{
 		{"./pkg/decision/", "^BenchmarkDecide10kRules$", "20000x", nil},
-		{"./pkg/plugin/", "^BenchmarkContainer$/^audit=(json|none)$", "20000x", nil},
+		{"./pkg/plugin/", "^BenchmarkContainer$/^path=(now|goroutine)$/^audit=(json|none)$", "20000x", nil},
 		{"./pkg/verify/", "^BenchmarkVerify100x10$", "20x", nil},
 	}
 	if journal.Enabled() {
-		benches = append(benches, bench{"./pkg/plugin/", "^BenchmarkContainer$/^audit=journald$", "3000x", []string{"NRI_CSIG_BENCH_JOURNALD=1"}})
+		benches = append(benches, bench{"./pkg/plugin/", "^BenchmarkContainer$/^path=now$/^audit=journald$", "3000x", []string{"NRI_CSIG_BENCH_JOURNALD=1"}})
 	}
 	for range b.N {
 		for _, bn := range benches {

@@ -9,12 +9,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/journal"
 
@@ -343,12 +345,127 @@ func sendDatagram(path string, data []byte) error {
 	return err
 }
 
-// JSON writes records as JSON lines through a slog logger, with the journald
-// field names in lower case (decision, namespace, ...), in a fixed order.
-type JSON struct{ Log *slog.Logger }
+// JSON writes records as JSON lines, one Write per record, shaped like the
+// lines of the daemon's log (slog's JSON handler: time, level, msg, the log's
+// own attributes), with "audit":true and the journald field names in lower
+// case (decision, namespace, ...), in a fixed order. It encodes straight into
+// a pooled buffer: through slog, a record cost about as much CPU as the rest
+// of the plugin's work on a container (BenchmarkContainer in pkg/plugin).
+type JSON struct {
+	out  io.Writer
+	head string // the log's own attributes, encoded: `,"component":"nri-csig"`
+}
+
+// NewJSON returns a sink that writes to out, adding attrs (key, value, key,
+// value, ...) to every line after the message, as slog's Logger.With does.
+// out must not interleave concurrent writes: give the log's handler and this
+// sink the same LockedWriter.
+func NewJSON(out io.Writer, attrs ...string) JSON {
+	var head []byte
+	for i := 0; i+1 < len(attrs); i += 2 {
+		head = appendJSONField(head, attrs[i], attrs[i+1])
+	}
+	return JSON{out: out, head: string(head)}
+}
 
 // Write implements Sink.
 func (s JSON) Write(r Record) {
+	bp := jsonBufs.Get().(*[]byte)
+	b := r.appendJSON((*bp)[:0], time.Now(), s.head)
+	_, _ = s.out.Write(b) // like slog: a log that cannot be written has nowhere to say so
+	*bp = b
+	jsonBufs.Put(bp)
+}
+
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendJSON appends the record as one JSON line.
+func (r *Record) appendJSON(b []byte, now time.Time, head string) []byte {
+	level := "INFO"
+	if r.priority() == journal.PriWarning {
+		level = "WARN"
+	}
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"`...)
+	b = append(b, level...)
+	b = append(b, `","msg":"`...)
+	b = appendJSONString(b, r.Event)
+	b = append(b, '"')
+	b = append(b, head...)
+	b = append(b, `,"audit":true`...)
+	for _, fl := range r.table() {
+		if fl.value != "" {
+			b = appendJSONField(b, fl.json, fl.value)
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONField appends `,"key":"value"`.
+func appendJSONField(b []byte, key, value string) []byte {
+	b = append(b, `,"`...)
+	b = appendJSONString(b, key)
+	b = append(b, `":"`...)
+	b = appendJSONString(b, value)
+	return append(b, '"')
+}
+
+// appendJSONString appends s escaped for a JSON string as slog and
+// encoding/json escape it: quotes, backslashes and control characters, U+2028
+// and U+2029; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(b, s[start:]...)
+}
+
+// Log sends records through a slog logger, as the attributes of one log
+// line: for embedding the plugin where only a logger exists. The daemon
+// uses JSON, which writes the same lines for a fraction of the CPU.
+type Log struct{ Log *slog.Logger }
+
+// Write implements Sink.
+func (s Log) Write(r Record) {
 	level := slog.LevelInfo
 	if r.priority() == journal.PriWarning {
 		level = slog.LevelWarn
@@ -365,6 +482,20 @@ func (s JSON) Write(r Record) {
 		}
 	}
 	s.Log.LogAttrs(ctx, level, r.Event, attrs...)
+}
+
+// LockedWriter serializes writes to W, so that the log's handler and the
+// JSON sink, writing to the same file, never interleave their lines.
+type LockedWriter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+// Write implements io.Writer.
+func (w *LockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.W.Write(b)
 }
 
 // Memory keeps records, for tests.
@@ -387,10 +518,9 @@ func (m *Memory) Snapshot() []Record {
 	return append([]Record(nil), m.Records...)
 }
 
-// Open picks the sink: "journald", "json" (to log), or "auto": journald when
-// its socket is there, JSON lines otherwise.
-func Open(kind string, log *slog.Logger) (Sink, error) {
-	js := JSON{Log: log}
+// Open picks the sink: "journald", "json" (js, the log's JSON lines), or
+// "auto": journald when its socket is there, JSON lines otherwise.
+func Open(kind string, js JSON) (Sink, error) {
 	switch kind {
 	case "json":
 		return js, nil

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/nri-csig/nri-csig/pkg/decision"
+	"github.com/nri-csig/nri-csig/pkg/imagestore"
 	"github.com/nri-csig/nri-csig/pkg/nodeconfig"
+	"github.com/nri-csig/nri-csig/pkg/plugin"
 	"github.com/nri-csig/nri-csig/pkg/policy"
 	"github.com/nri-csig/nri-csig/pkg/verify"
 )
@@ -87,6 +89,50 @@ func (d *decider) Decide(ctx context.Context, s policy.Subject) policy.Verdict {
 	}
 	return v
 }
+
+// DecideNow implements plugin.NowDecider: the decision on the caller's
+// goroutine, when it needs nothing it would wait for. That is the common
+// case, an image whose signatures the store holds, deciding in a few
+// microseconds, without the goroutine and the timer that bound Decide. ok
+// is false, and the caller asks Decide, when a covering policy needs
+// signatures not looked up yet, the store is busy, or a policy refuses
+// (Decide may look again, and explains the refusal).
+func (d *decider) DecideNow(s policy.Subject) (policy.Verdict, bool) {
+	pd := d.pure()
+	if pd.WantsSignatures(s) {
+		for _, dg := range s.ImageDigests {
+			if known, ok := d.sigs.KnownNow(dg); !ok || !known {
+				return policy.Verdict{}, false
+			}
+		}
+	}
+	now := &signaturesNow{s: d.sigs}
+	pd.Signatures = now
+	v := pd.Judge(s)
+	if now.busy || refusedByPolicy(v) {
+		return policy.Verdict{}, false
+	}
+	return v, true
+}
+
+// signaturesNow is signatures without waiting: busy records that the store
+// was held and an answer is unknown (the verdict then does not count).
+type signaturesNow struct {
+	s    *verify.Store
+	busy bool
+}
+
+func (a *signaturesNow) Verified(digest string, key *policy.Key) bool {
+	v, ok := a.s.VerifiedNow(digest, key.Fingerprint)
+	a.busy = a.busy || !ok
+	return v
+}
+
+// The plugin decides at once with these when it can (plugin.NowDecider).
+var (
+	_ plugin.NowDecider  = (*decider)(nil)
+	_ plugin.NowResolver = (*imagestore.Index)(nil)
+)
 
 // unreadableHint replaces policy.MissingSignatureHint when no candidate's
 // signatures could be read: the operator should look at the registry, not

@@ -67,3 +67,48 @@ func TestRefusalSaysWhenSignaturesCouldNotBeRead(t *testing.T) {
 		}
 	}
 }
+
+// DecideNow gives Decide's verdict when it needs nothing it would wait for,
+// and declines (the plugin then asks Decide) when a covering policy needs
+// signatures not looked up yet or refuses.
+func TestDecideNowAgreesWithDecide(t *testing.T) {
+	b, err := policy.ParseBundle("bundle.yaml", []byte(bundletest.Fill(t, bundletest.ValidBundle)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, unsigned := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("e", 64)
+	node := nodeconfig.Default()
+	node.Cluster = "c1"
+	node.Allowlists = policy.Allowlists{"default": {listed}}
+	sigs := verify.NewStore(nil, unsignedRegistry{})
+	d := &decider{node: node, bundle: b, sigs: sigs, fetch: newPrefetcher(sigs), now: time.Now}
+	subject := func(ns, digest string) policy.Subject {
+		return policy.Subject{Namespace: ns, Pod: "web", ConfigDigest: "sha256:" + strings.Repeat("c", 64),
+			ImageDigests: []string{digest}, Repositories: map[string][]string{digest: {"registry.example/app"}}}
+	}
+	decide := func(s policy.Subject) policy.Verdict {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return d.Decide(ctx, s)
+	}
+
+	if _, ok := d.DecideNow(subject("default", unsigned)); ok {
+		t.Error("decided at once on signatures never looked up")
+	}
+	if v := decide(subject("default", unsigned)); v.Allowed() {
+		t.Fatalf("unsigned image allowed: %v", v)
+	}
+	if v, ok := d.DecideNow(subject("default", unsigned)); ok {
+		t.Errorf("a refusal by a policy was decided at once (%v): Decide looks again and explains it", v)
+	}
+	for _, s := range []policy.Subject{subject("default", listed), subject("uncovered", unsigned)} {
+		now, ok := d.DecideNow(s)
+		if !ok {
+			t.Errorf("%s %s: not decided at once", s.Namespace, s.ImageDigests[0])
+			continue
+		}
+		if want := decide(s); now.Decision != want.Decision || now.Kind != want.Kind || now.Reason != want.Reason || !now.Allowed() {
+			t.Errorf("%s: DecideNow = %v, Decide = %v", s.Namespace, now, want)
+		}
+	}
+}

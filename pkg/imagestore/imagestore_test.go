@@ -629,3 +629,31 @@ func TestCompact(t *testing.T) {
 		}
 	}
 }
+
+// ResolveNow answers as Resolve does, and declines, rather than wait, before
+// the index is built, while a writer holds it, and for a config not in it.
+func TestResolveNow(t *testing.T) {
+	n := newNode(t)
+	single, singleCfg := n.image("reg.example/single:1", "single")
+	x := New(n, n.provider(), "k8s.io", WithLogger(slog.New(slog.DiscardHandler)))
+	if _, _, ok := x.ResolveNow(singleCfg.Digest.String()); ok {
+		t.Error("answered before the index was built")
+	}
+	if err := x.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want, wantRepos := resolve(t, x, singleCfg)
+	got, repos, ok := x.ResolveNow(singleCfg.Digest.String())
+	if !ok || !reflect.DeepEqual(got, want) || !reflect.DeepEqual(repos, wantRepos) || got[0] != single.Digest.String() {
+		t.Errorf("ResolveNow = %v %v %v, want %v %v", got, repos, ok, want, wantRepos)
+	}
+	if _, _, ok := x.ResolveNow(notPresent(1).Digest.String()); ok {
+		t.Error("answered for a config not in the index (Resolve waits for the image event)")
+	}
+	x.mu.Lock()
+	_, _, ok = x.ResolveNow(singleCfg.Digest.String())
+	x.mu.Unlock()
+	if ok {
+		t.Error("answered while a writer held the index")
+	}
+}

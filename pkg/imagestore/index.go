@@ -849,6 +849,30 @@ func (x *Index) Resolve(ctx context.Context, configDigest string) ([]string, map
 	x.awaitConfig(ctx, configDigest)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	return x.resolve(configDigest)
+}
+
+// ResolveNow is Resolve without waiting, for a decision made on the caller's
+// goroutine (pkg/plugin's fast path): ok is false when Resolve could wait or
+// fail (the index not built yet, a writer holding it, the config not in it
+// yet, no usable manifest), and the caller then asks Resolve.
+func (x *Index) ResolveNow(configDigest string) (digests []string, repos map[string][]string, ok bool) {
+	if !x.built.Load() || !x.mu.TryRLock() {
+		return nil, nil, false
+	}
+	defer x.mu.RUnlock()
+	if ci, _ := x.configs.get(keyOf(configDigest)); ci == nil {
+		return nil, nil, false
+	}
+	digests, repos, err := x.resolve(configDigest)
+	if err != nil || len(digests) == 0 {
+		return nil, nil, false
+	}
+	return digests, repos, true
+}
+
+// resolve is Resolve's look-up; x.mu is held for reading.
+func (x *Index) resolve(configDigest string) ([]string, map[string][]string, error) {
 	var found, bad []string
 	repos := map[string][]string{}
 	ci, _ := x.configs.get(keyOf(configDigest))

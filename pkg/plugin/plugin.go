@@ -37,9 +37,25 @@ type ImageResolver interface {
 	Resolve(ctx context.Context, configDigest string) ([]string, map[string][]string, error)
 }
 
+// NowDecider is a Decider that can often decide at once: DecideNow decides
+// on the caller's goroutine, and must return at once, with ok false when
+// deciding would wait on anything (the plugin then asks Decide, bounded by
+// its deadline). Most containers are decided this way; the goroutine and the
+// timer that bound Decide cost most of the plugin's CPU per container.
+type NowDecider interface {
+	DecideNow(s policy.Subject) (v policy.Verdict, ok bool)
+}
+
+// NowResolver is an ImageResolver that can often resolve at once, on the
+// same terms as NowDecider.
+type NowResolver interface {
+	ResolveNow(configDigest string) (digests []string, repos map[string][]string, ok bool)
+}
+
 // Options tune the plugin.
 type Options struct {
-	// Audit receives one record per decision; nil means JSON lines on the log.
+	// Audit receives one record per decision; nil means lines on the log
+	// (audit.Log).
 	Audit audit.Sink
 	// DecisionTimeout bounds one decision. It is further capped at 3/4 of
 	// NRI's request timeout, so the plugin answers with a refusal before NRI
@@ -112,7 +128,7 @@ func New(d Decider, images ImageResolver, log *slog.Logger, opts Options) *Plugi
 		opts.DecisionTimeout = time.Second
 	}
 	if opts.Audit == nil {
-		opts.Audit = audit.JSON{Log: log}
+		opts.Audit = audit.Log{Log: log}
 	}
 	p := &Plugin{images: images, log: log, opts: opts, containers: map[string]tracked{},
 		background: func(f func()) { go f() }}
@@ -375,10 +391,9 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 }
 
 // decideWithin decides on one container within the plugin's own deadline.
+// Most decisions are made at once (decideNow); the others run on a goroutine
+// of their own, which the plugin stops waiting for at the deadline.
 func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (policy.Verdict, policy.Subject) {
-	ctx, cancel := context.WithTimeout(ctx, p.budget())
-	defer cancel()
-
 	s := policy.Subject{
 		Namespace: pod.GetNamespace(),
 		Pod:       pod.GetName(),
@@ -396,6 +411,12 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 	if v, refused := p.checkIntegrity(pod, ctr, &s); refused {
 		return v, s
 	}
+	if v, s, ok := p.decideNow(s, ctr); ok {
+		return v, s
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, p.budget())
+	defer cancel()
 
 	type result struct {
 		v policy.Verdict
@@ -416,16 +437,45 @@ func (p *Plugin) decideWithin(ctx context.Context, pod *api.PodSandbox, ctr *api
 	return r.v, r.s
 }
 
-func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Container) (policy.Verdict, policy.Subject) {
+// decideNow is the decision without waiting (NowDecider, NowResolver), when
+// the decider and the resolver offer it and both can answer at once.
+func (p *Plugin) decideNow(s policy.Subject, ctr *api.Container) (policy.Verdict, policy.Subject, bool) {
+	d, ok := p.decider.Load().Decider.(NowDecider)
+	r, ok2 := p.images.(NowResolver)
+	if !ok || !ok2 {
+		return policy.Verdict{}, s, false
+	}
+	if v, refused := imageOf(&s, ctr); refused {
+		return v, s, true
+	}
+	digests, repos, ok := r.ResolveNow(s.ConfigDigest)
+	if !ok {
+		return policy.Verdict{}, s, false
+	}
+	s.ImageDigests, s.Repositories = digests, repos
+	v, ok := d.DecideNow(s)
+	return v, s, ok
+}
+
+// imageOf fills in the subject's image from what the runtime reports, or
+// refuses a container whose image the runtime does not report.
+func imageOf(s *policy.Subject, ctr *api.Container) (policy.Verdict, bool) {
 	img := ctr.GetImage()
 	if img == nil || img.GetConfigDigest() == "" {
 		return policy.Verdict{Decision: policy.Deny, Kind: policy.RuleImageIdentity,
-			Reason: "the runtime did not report which image this container runs (NRI Container.image needs containerd >= 2.4)"}, s
+			Reason: "the runtime did not report which image this container runs (NRI Container.image needs containerd >= 2.4)"}, true
 	}
 	if img.GetName() != "" {
 		s.ImageName = img.GetName()
 	}
 	s.ConfigDigest = img.GetConfigDigest()
+	return policy.Verdict{}, false
+}
+
+func (p *Plugin) decide(ctx context.Context, s policy.Subject, ctr *api.Container) (policy.Verdict, policy.Subject) {
+	if v, refused := imageOf(&s, ctr); refused {
+		return v, s
+	}
 	digests, repos, err := p.images.Resolve(ctx, s.ConfigDigest)
 	if err != nil {
 		// An allow-list entry by config digest still decides: it needs no manifest.

@@ -196,3 +196,68 @@ func BenchmarkDecision(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// nowDecider decides at once when now is set, and otherwise only through
+// Decide, which is stuck.
+type nowDecider struct{ now *policy.Verdict }
+
+func (d nowDecider) DecideNow(policy.Subject) (policy.Verdict, bool) {
+	if d.now == nil {
+		return policy.Verdict{}, false
+	}
+	return *d.now, true
+}
+
+func (nowDecider) Decide(ctx context.Context, _ policy.Subject) policy.Verdict {
+	<-ctx.Done() // stuck until the deadline
+	return policy.Verdict{Decision: policy.Allow, Kind: policy.RulePolicy, Reason: "too late"}
+}
+
+// nowImages resolves at once when now is set; Resolve answers at once too.
+type nowImages struct {
+	fakeImages
+	now bool
+}
+
+func (f nowImages) ResolveNow(string) ([]string, map[string][]string, bool) {
+	return f.digests, nil, f.now
+}
+
+// A decision the decider and the resolver can make at once is made without
+// waiting (a stuck Decide is never asked); when either declines, Decide is
+// asked and still bounded by the deadline.
+func TestDecideNowAndItsFallback(t *testing.T) {
+	allow := &policy.Verdict{Decision: policy.Allow, Kind: policy.RuleAllowlist, Reason: "listed", Digest: trustedDigest}
+	images := fakeImages{digests: []string{trustedDigest}}
+	for _, tc := range []struct {
+		name      string
+		d         Decider
+		images    ImageResolver
+		wantAllow bool
+	}{
+		{"both at once", nowDecider{now: allow}, nowImages{images, true}, true},
+		{"decider declines", nowDecider{}, nowImages{images, true}, false},
+		{"resolver declines", nowDecider{now: allow}, nowImages{images, false}, false},
+		{"resolver cannot", nowDecider{now: allow}, images, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, logs := newTestPlugin(tc.d, tc.images, 50*time.Millisecond)
+			err := p.ValidateContainerAdjustment(context.Background(), request("prod", &api.Image{ConfigDigest: configDigest}, nil))
+			if tc.wantAllow {
+				if err != nil || !strings.Contains(logs.String(), `"reason":"listed"`) {
+					t.Fatalf("refused (%v), or not by the verdict made at once:\n%s", err, logs)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "did not finish within") {
+				t.Fatalf("want the deadline's refusal from the stuck Decide, got %v", err)
+			}
+		})
+	}
+	// No image reported: refused at once, whatever the decider would say.
+	p, _ := newTestPlugin(nowDecider{now: allow}, nowImages{images, true}, 50*time.Millisecond)
+	if err := p.ValidateContainerAdjustment(context.Background(), request("prod", &api.Image{}, nil)); err == nil ||
+		!strings.Contains(err.Error(), "did not report which image") {
+		t.Fatalf("a container without an image: %v", err)
+	}
+}

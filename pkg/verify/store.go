@@ -520,6 +520,20 @@ func (s *Store) SetKeys(ks []Key) {
 func (s *Store) Verified(digest, fingerprint string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.verified(digest, fingerprint)
+}
+
+// VerifiedNow is Verified without waiting: ok is false, and the answer
+// unknown, while a writer holds the store (see KnownNow).
+func (s *Store) VerifiedNow(digest, fingerprint string) (verified, ok bool) {
+	if !s.mu.TryRLock() {
+		return false, false
+	}
+	defer s.mu.RUnlock()
+	return s.verified(digest, fingerprint), true
+}
+
+func (s *Store) verified(digest, fingerprint string) bool {
 	e, ok := s.entries.get(digest)
 	// The clock is read only for a verdict that ends (rare): a decision's
 	// lookup costs the digest's decoding (digestMap) and no time.Now.
@@ -545,6 +559,18 @@ func (s *Store) Known(digest string) bool {
 	defer s.mu.RUnlock()
 	_, ok := s.entries.get(digest)
 	return ok
+}
+
+// KnownNow is Known without waiting, for a decision made on the caller's
+// goroutine (pkg/plugin's fast path): ok is false, and the answer unknown,
+// while a writer holds the store (a compaction, a burst of forgetting).
+func (s *Store) KnownNow(digest string) (known, ok bool) {
+	if !s.mu.TryRLock() {
+		return false, false
+	}
+	defer s.mu.RUnlock()
+	_, known = s.entries.get(digest)
+	return known, true
 }
 
 // Status explains what the store knows of digest, for refusal messages.

@@ -646,3 +646,34 @@ func TestStoreKeepsDigestsAsBytes(t *testing.T) {
 	}
 	verdictsKept(t, st, ks, ds, "Compact(nil)")
 }
+
+// KnownNow and VerifiedNow answer as Known and Verified do, and decline,
+// rather than wait, while a writer holds the store.
+func TestStoreAnswersNowWithoutWaiting(t *testing.T) {
+	ss, ks := ecdsaKeys(t, 2)
+	signed, unsigned := testDigest(1), testDigest(2)
+	f := &mapFetcher{ms: map[string][]signature.Manifest{signed: {legacyManifest(t, ss[0], signed)}}}
+	st := NewStore(nil, f)
+	st.SetKeys(ks)
+	prefetchAll(t, st, []string{signed, unsigned})
+	for _, tc := range []struct {
+		digest, key string
+	}{{signed, ks[0].Name}, {signed, ks[1].Name}, {unsigned, ks[0].Name}, {testDigest(3), ks[0].Name}} {
+		known, ok := st.KnownNow(tc.digest)
+		verified, ok2 := st.VerifiedNow(tc.digest, tc.key)
+		if !ok || !ok2 || known != st.Known(tc.digest) || verified != st.Verified(tc.digest, tc.key) {
+			t.Errorf("%s by %s: now known=%v verified=%v (ok %v %v); waiting: %v %v", tc.digest, tc.key,
+				known, verified, ok, ok2, st.Known(tc.digest), st.Verified(tc.digest, tc.key))
+		}
+	}
+	if !st.Verified(signed, ks[0].Name) {
+		t.Fatal("the signed digest is not verified")
+	}
+	st.mu.Lock()
+	_, ok := st.KnownNow(signed)
+	_, ok2 := st.VerifiedNow(signed, ks[0].Name)
+	st.mu.Unlock()
+	if ok || ok2 {
+		t.Error("answered while a writer held the store")
+	}
+}

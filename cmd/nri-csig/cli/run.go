@@ -95,12 +95,12 @@ Node config file (--config):
 }
 
 func runDaemon(cmd *cobra.Command, o runOptions) error {
-	log, closeLog, err := openLog(o.logFile)
+	log, logOut, closeLog, err := openLog(o.logFile)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	sink, err := audit.Open(o.auditSink, log)
+	sink, err := audit.Open(o.auditSink, audit.NewJSON(logOut, "component", logComponent))
 	if err != nil {
 		return err
 	}
@@ -108,8 +108,12 @@ func runDaemon(cmd *cobra.Command, o runOptions) error {
 	return daemon.Run(cmd.Context(), o.cfg)
 }
 
-// openLog returns the daemon's logger: JSON lines, one per event.
-func openLog(path string) (*slog.Logger, func(), error) {
+// logComponent is the "component" of every line of the daemon's log.
+const logComponent = "nri-csig"
+
+// openLog returns the daemon's logger (JSON lines, one per event) and the
+// writer under it, for the audit records' JSON lines.
+func openLog(path string) (*slog.Logger, *audit.LockedWriter, func(), error) {
 	var w io.Writer = os.Stderr
 	closer := func() {}
 	if path == "" && plugin.PreInstalled() {
@@ -119,7 +123,7 @@ func openLog(path string) (*slog.Logger, func(), error) {
 	if path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
-			return nil, nil, fmt.Errorf("opening log file: %w", err)
+			return nil, nil, nil, fmt.Errorf("opening log file: %w", err)
 		}
 		w, closer = f, func() {
 			if err := f.Close(); err != nil {
@@ -127,5 +131,6 @@ func openLog(path string) (*slog.Logger, func(), error) {
 			}
 		}
 	}
-	return slog.New(slog.NewJSONHandler(w, nil)).With("component", "nri-csig"), closer, nil
+	out := &audit.LockedWriter{W: w}
+	return slog.New(slog.NewJSONHandler(out, nil)).With("component", logComponent), out, closer, nil
 }
